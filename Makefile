@@ -1,0 +1,58 @@
+# Every command a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := 3.13.0
+# The project's interpreter: pyenv's 3.13.0 when present, else a python3.13 on PATH.
+PYTHON_BOOTSTRAP := $(shell \
+	p="$$(pyenv root 2>/dev/null)/versions/$(PYTHON_VERSION)/bin/python3.13"; \
+	if [ -x "$$p" ]; then echo "$$p"; else command -v python3.13; fi)
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help install model test test-fast lint format demo bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## create .venv (Python 3.13) with the locked dev dependencies
+
+$(VENV)/.installed: requirements/dev.txt requirements/runtime.txt
+	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python $(PYTHON_VERSION) not found: install it with 'pyenv install $(PYTHON_VERSION)'" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements/dev.txt
+	touch $@
+
+lock: ## re-resolve requirements/*.txt from requirements/*.in
+	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 --python-platform x86_64-manylinux_2_34 runtime.in -o runtime.txt
+	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 dev.in -o dev.txt
+
+model: install ## retrain, export the SavedModel, convert to model/model.tflite, rewrite metadata and the sample CSV
+	$(PY) model/train.py
+
+test: install ## run every test (unit, model, integration, artifact, template)
+	$(PY) -m pytest -q
+
+test-fast: install ## unit tests only
+	$(PY) -m pytest -q tests/unit
+
+lint: install ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+demo: install ## the main job on the embedded defaults (no AWS or Snowflake account needed)
+	$(PY) -m tools.demo
+
+bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
+	$(PY) benchmarks/bench_scoring.py
+
+clean: ## remove build output and caches (keeps .venv)
+	rm -rf .aws-sam .local benchmarks/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""The project's typed errors: what went wrong, and whether a retry can help.
+
+* ``RetriableError``  transient (throttling, network, Snowflake unavailable, lock conflict). The handler
+  re-raises it so Lambda's retries and the on-failure destination apply.
+* ``PermanentError``  the same input will fail the same way. The object is recorded as failed in the
+  ledger with the reason, and the invocation succeeds so Lambda does not retry forever.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class. ``reason`` is a short machine-friendly code, the message is for humans."""
+
+    retriable: bool = False
+    reason: str = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class ConfigurationError(PipelineError):
+    """A missing or invalid environment variable; the message names it."""
+
+    reason = "configuration"
+
+
+class RetriableError(PipelineError):
+    retriable = True
+    reason = "transient"
+
+
+class PermanentError(PipelineError):
+    retriable = False
+    reason = "permanent"
+
+
+# --- input problems: the object cannot be used (permanent) ---
+class UnusableFileError(PermanentError):
+    """The object is not a usable CSV: empty, no header, missing columns, undecodable, too big..."""
+
+    reason = "unusable_file"
+
+
+class ObjectGoneError(PermanentError):
+    """The object (or that version of it) no longer exists."""
+
+    reason = "object_not_found"
+
+
+# --- infrastructure problems ---
+class SourceUnavailableError(RetriableError):
+    """S3 throttled, timed out or dropped the connection."""
+
+    reason = "s3_unavailable"
+
+
+class SecretUnavailableError(RetriableError):
+    """Secrets Manager could not be reached."""
+
+    reason = "secret_unavailable"
+
+
+class SecretInvalidError(PermanentError):
+    """The secret exists but does not hold usable Snowflake credentials."""
+
+    reason = "secret_invalid"
+
+
+class WarehouseUnavailableError(RetriableError):
+    """Snowflake could not be reached, or a statement failed for a transient reason."""
+
+    reason = "snowflake_unavailable"
+
+
+class LoadConflictError(RetriableError):
+    """Another delivery of the same object version is publishing right now; retry to find it loaded."""
+
+    reason = "concurrent_load"
+
+
+class WarehouseRejectedError(PermanentError):
+    """Snowflake refused a statement in a way a retry cannot fix (permissions, bad schema)."""
+
+    reason = "snowflake_rejected"

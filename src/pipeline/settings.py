@@ -1,0 +1,171 @@
+"""Settings: parsed from the environment once, validated, with errors that name the variable."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigurationError
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+
+
+def validate_identifier(value: str, what: str = "identifier") -> str:
+    """Snowflake unquoted identifier: letters, digits, `_`, `$`; never pasted raw into SQL otherwise."""
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid Snowflake identifier ([A-Za-z_][A-Za-z0-9_$]*)")
+    return value.upper()
+
+
+def _csv_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _json_map(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object: {exc.msg}") from exc
+    return value
+
+
+def _bool(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError("must be true or false")
+    return value
+
+
+CsvList = Annotated[list[str], BeforeValidator(_csv_list)]
+JsonMap = Annotated[dict[str, str], BeforeValidator(_json_map)]
+Bool = Annotated[bool, BeforeValidator(_bool)]
+
+
+class LoadMode(StrEnum):
+    APPEND = "append"
+    UPSERT = "upsert"
+
+
+# Environment variable -> field. Every variable the function reads is listed here, in one place.
+ENVIRONMENT: dict[str, str] = {
+    "SNOWFLAKE_SECRET_NAME": "secret_name",
+    "SNOWFLAKE_ACCOUNT": "account",
+    "SNOWFLAKE_DATABASE": "database",
+    "SNOWFLAKE_SCHEMA": "schema_name",
+    "SNOWFLAKE_WAREHOUSE": "warehouse",
+    "SNOWFLAKE_ROLE": "role",
+    "SNOWFLAKE_HOST": "host",
+    "SNOWFLAKE_PORT": "port",
+    "SNOWFLAKE_PROTOCOL": "protocol",
+    "SNOWFLAKE_LOGIN_TIMEOUT": "login_timeout",
+    "TARGET_TABLE": "target_table",
+    "REJECTS_TABLE": "rejects_table",
+    "LEDGER_TABLE": "ledger_table",
+    "LOAD_MODE": "load_mode",
+    "MERGE_KEYS": "merge_keys",
+    "DECISION_THRESHOLD": "decision_threshold",
+    "COLUMN_RENAMES": "column_renames",
+    "DROP_COLUMNS": "drop_columns",
+    "KEEP_EXTRA_COLUMNS": "keep_extra_columns",
+    "CHUNK_ROWS": "chunk_rows",
+    "MAX_OBJECT_BYTES": "max_object_bytes",
+    "MAX_UNCOMPRESSED_BYTES": "max_uncompressed_bytes",
+    "MAX_REJECT_TEXT_CHARS": "max_reject_text_chars",
+    "MODEL_DIR": "model_dir",
+}
+
+
+class Settings(BaseModel):
+    """Everything the function is configured with. Required values have no defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    secret_name: str = Field(min_length=1)
+    account: str | None = None  # may also come from the secret
+    database: str
+    schema_name: str
+    warehouse: str | None = None
+    role: str | None = None
+    host: str | None = None  # only for private-link hosts or a local emulator
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: str = Field(default="https", pattern="^https?$")
+    login_timeout: int = Field(default=30, ge=1, le=600)
+
+    target_table: str = "TUMOUR_SCORES"
+    rejects_table: str = "TUMOUR_SCORE_REJECTS"
+    ledger_table: str = "TUMOUR_SCORE_LOADS"
+    load_mode: LoadMode = LoadMode.APPEND
+    merge_keys: CsvList = Field(default_factory=list)
+    decision_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+    column_renames: JsonMap = Field(default_factory=dict)
+    drop_columns: CsvList = Field(default_factory=list)
+    keep_extra_columns: Bool = True
+
+    chunk_rows: int = Field(default=100_000, ge=1, le=5_000_000)
+    max_object_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_uncompressed_bytes: int = Field(default=8 * 1024**3, ge=1)
+    max_reject_text_chars: int = Field(default=4096, ge=64)
+    model_dir: Path | None = None
+
+    @field_validator("database", "schema_name", "warehouse", "role", "target_table", "rejects_table", "ledger_table")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        return None if value is None else validate_identifier(value)
+
+    @field_validator("merge_keys", "drop_columns")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        return [validate_identifier(v, "column") for v in value]
+
+    @field_validator("column_renames")
+    @classmethod
+    def _renames(cls, value: dict[str, str]) -> dict[str, str]:
+        return {str(k): validate_identifier(v, f"rename target for {k!r}") for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.load_mode is LoadMode.UPSERT and not self.merge_keys:
+            raise ValueError("LOAD_MODE=upsert needs MERGE_KEYS (the columns that identify a row)")
+        tables = {self.target_table, self.rejects_table, self.ledger_table}
+        if len(tables) != 3:
+            raise ValueError("TARGET_TABLE, REJECTS_TABLE and LEDGER_TABLE must be three different tables")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        raw = {field: environ[var] for var, field in ENVIRONMENT.items() if environ.get(var, "") != ""}
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            field_to_var = {field: var for var, field in ENVIRONMENT.items()}
+            problems = []
+            for err in exc.errors():
+                loc = err["loc"][0] if err["loc"] else None
+                var = field_to_var.get(str(loc), "configuration")
+                problems.append(f"{var}: {err['msg']}")
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, parsed once (cached for the container's lifetime)."""
+    return Settings.from_env()

@@ -1,0 +1,180 @@
+"""Batched TFLite scoring.
+
+One interpreter per container (build it at init, reuse it across invocations). A batch of N rows
+is scored by resizing the input tensor to [N, 30] and invoking once; very large batches are cut
+into chunks of ``max_batch_rows`` so the interpreter's arena stays bounded. Never one call a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring.errors import InvalidFeaturesError, ModelLoadError
+from scoring.interpreter import interpreter_class
+from scoring.metadata import ModelMetadata
+
+DEFAULT_MAX_BATCH_ROWS = 65_536
+_NUMPY_DTYPES = {"float32": np.float32, "int32": np.int32}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores for a batch, aligned with its rows."""
+
+    malignant_probability: npt.NDArray[np.float32]
+    classification: npt.NDArray[np.int8]  # 1 malignant, 0 benign
+    label: npt.NDArray[np.object_]  # 'malignant' / 'benign'
+
+    def __len__(self) -> int:
+        return int(self.malignant_probability.shape[0])
+
+
+def default_model_dir() -> Path:
+    """``$MODEL_DIR`` if set, else ``model/`` at the repository root (or next to the packages in the artifact)."""
+    if env := os.environ.get("MODEL_DIR"):
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "model", here.parent.parent / "model"):
+        if (candidate / "metadata.json").is_file():
+            return candidate
+    return here.parent / "model"
+
+
+class Scorer:
+    """Scores float32 feature batches with the project's TFLite model."""
+
+    def __init__(
+        self,
+        model_content: bytes,
+        metadata: ModelMetadata,
+        *,
+        threshold: float | None = None,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        num_threads: int | None = None,
+    ) -> None:
+        digest = hashlib.sha256(model_content).hexdigest()
+        if digest != metadata.tflite_sha256:
+            raise ModelLoadError(
+                f"model file sha256 {digest[:12]}… does not match metadata {metadata.tflite_sha256[:12]}… "
+                f"(model_version {metadata.model_version}): the .tflite and metadata.json are from different builds"
+            )
+        if max_batch_rows < 1:
+            raise ValueError("max_batch_rows must be >= 1")
+        self.metadata = metadata
+        self.threshold = metadata.decision_threshold if threshold is None else float(threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        self.max_batch_rows = max_batch_rows
+        self._labels = np.array([metadata.labels["0"], metadata.labels["1"]], dtype=object)
+        self._lock = threading.Lock()  # an interpreter is not thread-safe
+
+        cls, self.interpreter_package = interpreter_class()
+        try:
+            self._interpreter = cls(model_content=model_content, num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"the TFLite interpreter cannot load the model: {exc}") from exc
+        self._input_index, self._output_indices = self._check_signature()
+        self._allocated_rows = 0
+
+    @classmethod
+    def load(cls, model_dir: Path | None = None, **kwargs: Any) -> Scorer:
+        model_dir = model_dir or default_model_dir()
+        metadata = ModelMetadata.load(model_dir / "metadata.json")
+        try:
+            content = (model_dir / metadata.tflite_file).read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read model file: {exc}") from exc
+        return cls(content, metadata, **kwargs)
+
+    @property
+    def model_version(self) -> str:
+        return self.metadata.model_version
+
+    @property
+    def n_features(self) -> int:
+        return self.metadata.n_features
+
+    def _check_signature(self) -> tuple[int, dict[str, int]]:
+        """Compare the model's signature with the metadata; any difference is a load error."""
+        expected = self.metadata.signature
+        signatures = self._interpreter.get_signature_list()
+        if expected.key not in signatures:
+            raise ModelLoadError(f"model has no signature {expected.key!r} (has {sorted(signatures)})")
+        runner = self._interpreter.get_signature_runner(expected.key)
+        inputs = runner.get_input_details()
+        outputs = runner.get_output_details()
+        if list(inputs) != [expected.input.name]:
+            raise ModelLoadError(f"model inputs {list(inputs)} != expected [{expected.input.name!r}]")
+        spec = inputs[expected.input.name]
+        shape = [None if d == -1 else int(d) for d in spec["shape_signature"]]
+        if shape != expected.input.shape or spec["dtype"] != _NUMPY_DTYPES.get(expected.input.dtype):
+            raise ModelLoadError(
+                f"model input {expected.input.name!r} is {spec['dtype'].__name__}{shape}, "
+                f"expected {expected.input.dtype}{expected.input.shape}"
+            )
+        if set(outputs) != set(expected.outputs):
+            raise ModelLoadError(f"model outputs {sorted(outputs)} != expected {sorted(expected.outputs)}")
+        for name, dtype in expected.outputs.items():
+            if outputs[name]["dtype"] != _NUMPY_DTYPES.get(dtype):
+                raise ModelLoadError(f"model output {name!r} is {outputs[name]['dtype'].__name__}, expected {dtype}")
+        return int(spec["index"]), {name: int(d["index"]) for name, d in outputs.items()}
+
+    def validate(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Return ``features`` as a C-contiguous float32 [N, n_features] array, or raise InvalidFeaturesError."""
+        array = np.asarray(features)
+        if array.ndim != 2:
+            raise InvalidFeaturesError(f"features must be a 2-D [N, {self.n_features}] array, got {array.ndim}-D")
+        if array.shape[1] != self.n_features:
+            raise InvalidFeaturesError(f"features must have {self.n_features} columns, got {array.shape[1]}")
+        if array.shape[0] == 0:
+            raise InvalidFeaturesError("features batch is empty (0 rows)")
+        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+            raise InvalidFeaturesError(f"features must be real numbers, got dtype {array.dtype}")
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        finite = np.isfinite(array)
+        if not finite.all():
+            rows, cols = np.nonzero(~finite)
+            names = self.metadata.feature_names
+            raise InvalidFeaturesError(
+                f"{len(rows)} non-finite value(s) (NaN, inf or out of float32 range) in {len(np.unique(rows))} row(s); "
+                f"first at row {int(rows[0])}, column {names[int(cols[0])]!r}"
+            )
+        return array
+
+    def score(self, features: npt.ArrayLike) -> Scores:
+        """Score a batch: one interpreter invocation per chunk of at most ``max_batch_rows`` rows."""
+        batch = self.validate(features)
+        n = batch.shape[0]
+        probability = np.empty(n, dtype=np.float32)
+        with self._lock:
+            for start in range(0, n, self.max_batch_rows):
+                chunk = batch[start : start + self.max_batch_rows]
+                probability[start : start + chunk.shape[0]] = self._invoke(chunk)
+        classification = (probability >= self.threshold).astype(np.int8)
+        return Scores(probability, classification, self._labels[classification])
+
+    def _invoke(self, chunk: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        rows = chunk.shape[0]
+        if rows != self._allocated_rows:
+            self._interpreter.resize_tensor_input(self._input_index, [rows, self.n_features], strict=True)
+            self._interpreter.allocate_tensors()
+            self._allocated_rows = rows
+        self._interpreter.set_tensor(self._input_index, chunk)
+        self._interpreter.invoke()
+        out: npt.NDArray[np.float32] = self._interpreter.get_tensor(self._output_indices["malignant_probability"])
+        return out.reshape(rows)
+
+    def raw_outputs(self, features: npt.ArrayLike) -> dict[str, np.ndarray]:
+        """Every model output for one batch, as the model computed it (for parity checks and diagnostics)."""
+        batch = self.validate(features)
+        with self._lock:
+            self._invoke(batch)
+            return {name: self._interpreter.get_tensor(i).copy() for name, i in self._output_indices.items()}
