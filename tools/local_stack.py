@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -140,6 +141,7 @@ class LocalStack:
 def _moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -156,6 +158,7 @@ def _fakesnow_server(db_path: Path | None) -> Iterator[int]:
     from fakesnow.instance import FakeSnow
 
     _patch_fakesnow_copy_from_literal()
+    logging.getLogger("fakesnow").setLevel(logging.WARNING)
     if db_path is not None:
         db_path.mkdir(parents=True, exist_ok=True)
         fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))

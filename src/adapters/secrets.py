@@ -1,0 +1,88 @@
+"""Snowflake credentials from AWS Secrets Manager, fetched through Powertools with a cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+
+from pipeline.errors import SecretInvalidError, SecretUnavailableError
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class SnowflakeCredentials:
+    user: str
+    account: str | None = None
+    password: str | None = field(default=None, repr=False)
+    private_key_pem: str | None = field(default=None, repr=False)
+    private_key_passphrase: str | None = field(default=None, repr=False)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for snowflake.connector.connect (a password, or a key-pair as DER bytes)."""
+        kwargs: dict[str, Any] = {"user": self.user}
+        if self.private_key_pem:
+            from cryptography.hazmat.primitives import serialization
+
+            passphrase = self.private_key_passphrase.encode() if self.private_key_passphrase else None
+            try:
+                key = serialization.load_pem_private_key(self.private_key_pem.encode(), password=passphrase)
+            except (ValueError, TypeError) as exc:
+                raise SecretInvalidError("the secret's private_key is not a readable PEM private key") from exc
+            kwargs["private_key"] = key.private_bytes(
+                encoding=serialization.Encoding.DER,
+                format=serialization.PrivateFormat.PKCS8,
+                encryption_algorithm=serialization.NoEncryption(),
+            )
+        else:
+            kwargs["password"] = self.password
+        return kwargs
+
+
+def parse_credentials(raw: Any, secret_name: str) -> SnowflakeCredentials:
+    if not isinstance(raw, dict):
+        raise SecretInvalidError(f"secret {secret_name!r} must be a JSON object")
+    user = raw.get("user") or raw.get("username")
+    if not user:
+        raise SecretInvalidError(f"secret {secret_name!r} has no 'user'")
+    password = raw.get("password")
+    private_key = raw.get("private_key") or raw.get("privateKey")
+    if not password and not private_key:
+        raise SecretInvalidError(f"secret {secret_name!r} needs a 'password' or a 'private_key' (PEM)")
+    return SnowflakeCredentials(
+        user=str(user),
+        account=raw.get("account"),
+        password=password,
+        private_key_pem=private_key,
+        private_key_passphrase=raw.get("private_key_passphrase"),
+    )
+
+
+class SecretsProvider:
+    """Fetches and caches the Snowflake secret; never logs its content."""
+
+    def __init__(self, secret_name: str, *, max_age: int = SECRET_MAX_AGE_SECONDS, boto3_client: Any = None) -> None:
+        self.secret_name = secret_name
+        self._max_age = max_age
+        self._provider = parameters.SecretsProvider(boto3_client=boto3_client) if boto3_client else None
+
+    def credentials(self, *, force_fetch: bool = False) -> SnowflakeCredentials:
+        try:
+            if self._provider is not None:
+                raw = self._provider.get(
+                    self.secret_name, transform="json", max_age=self._max_age, force_fetch=force_fetch
+                )
+            else:
+                raw = parameters.get_secret(
+                    self.secret_name, transform="json", max_age=self._max_age, force_fetch=force_fetch
+                )
+        except TransformParameterError as exc:
+            raise SecretInvalidError(f"secret {self.secret_name!r} is not valid JSON") from exc
+        except GetParameterError as exc:
+            raise SecretUnavailableError(
+                f"cannot read secret {self.secret_name!r} from Secrets Manager: {type(exc.__cause__ or exc).__name__}"
+            ) from exc
+        return parse_credentials(raw, self.secret_name)

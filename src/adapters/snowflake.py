@@ -1,0 +1,420 @@
+"""Snowflake writer: explicit DDL, staging through write_pandas, and an atomic, exactly-once publish.
+
+How exactly-once works (the Snowflake semantics relied on are documented in the README):
+
+1. ``claim``: a MERGE puts a STARTED row for the load key (bucket, key, version) into the ledger unless one
+   exists; if the ledger already says LOADED or FAILED, the delivery is a duplicate and nothing is staged.
+2. ``stage_*``: rows and rejects go to session-scoped TEMPORARY tables through write_pandas (PUT + COPY),
+   chunk by chunk, outside any transaction (write_pandas runs DDL, which would commit an open transaction).
+3. ``publish``: one transaction. ``UPDATE ledger ... WHERE LOAD_KEY = ?`` first, which write-locks the ledger
+   until COMMIT, so concurrent publishers of any load queue behind each other; then the ledger is re-read (a
+   new statement sees everything committed before it began) and, if another delivery has already loaded this
+   version, the transaction rolls back. Otherwise the rows, the rejects and the ledger's LOADED row are
+   written and committed together. A crash anywhere before COMMIT leaves nothing behind but the STARTED row
+   and the temporary tables, which vanish with the session; the retry starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import LoadConflictError, PipelineError, WarehouseRejectedError, WarehouseUnavailableError
+from pipeline.settings import LoadMode, Settings, validate_identifier
+
+LEDGER_COLUMNS: list[tuple[str, str]] = [
+    ("LOAD_KEY", "VARCHAR(64) NOT NULL"),
+    ("SOURCE_BUCKET", "VARCHAR(255) NOT NULL"),
+    ("SOURCE_KEY", "VARCHAR(2048) NOT NULL"),
+    ("SOURCE_VERSION", "VARCHAR(1024) NOT NULL"),
+    ("STATUS", "VARCHAR(16) NOT NULL"),
+    ("LOAD_ID", "VARCHAR(36)"),
+    ("ROWS_LOADED", "NUMBER(19,0)"),
+    ("ROWS_REJECTED", "NUMBER(19,0)"),
+    ("REASON_CODE", "VARCHAR(64)"),
+    ("REASON", "VARCHAR(4096)"),
+    ("MODEL_VERSION", "VARCHAR(128)"),
+    ("LOAD_MODE", "VARCHAR(16)"),
+    ("LOCK_TOKEN", "VARCHAR(36)"),
+    ("STARTED_AT", "TIMESTAMP_TZ"),
+    ("FINISHED_AT", "TIMESTAMP_TZ"),
+]
+REJECT_COLUMNS: list[tuple[str, str]] = [
+    ("LOAD_ID", "VARCHAR(36) NOT NULL"),
+    ("SOURCE_BUCKET", "VARCHAR(255) NOT NULL"),
+    ("SOURCE_KEY", "VARCHAR(2048) NOT NULL"),
+    ("SOURCE_VERSION", "VARCHAR(1024) NOT NULL"),
+    ("SOURCE_LINE", "NUMBER(19,0)"),
+    ("COLUMN_NAME", "VARCHAR(255)"),
+    ("REASON", "VARCHAR(1024) NOT NULL"),
+    ("RAW_TEXT", "VARCHAR"),
+]
+REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
+
+# Snowflake error numbers that a retry can fix: lock wait timeout, statement aborted by a concurrent one,
+# transaction conflicts, warehouse suspended/resuming, session expired.
+_TRANSIENT_ERRNOS = {625, 604, 608, 390114, 390111, 250001, 250003, 251005, 254007}
+
+
+def load_key(bucket: str, key: str, version: str) -> str:
+    """The ledger's identity of one object version."""
+    return hashlib.sha256(f"{bucket}\0{key}\0{version}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadIdentity:
+    bucket: str
+    key: str
+    version: str
+    load_id: str
+
+    @property
+    def load_key(self) -> str:
+        return load_key(self.bucket, self.key, self.version)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    published: bool  # False: another delivery had already loaded this version
+    rows_loaded: int
+    rows_rejected: int
+    load_id: str
+
+
+def classify(exc: BaseException, what: str) -> PipelineError:
+    """A snowflake.connector exception as the project's own typed error."""
+    from snowflake.connector import errors as sf
+
+    errno = getattr(exc, "errno", None)
+    message = f"Snowflake {what} failed: {type(exc).__name__} {errno or ''}".strip()
+    text = str(exc).lower()
+    if "conflict" in text or "lock" in text or "aborted" in text:
+        return LoadConflictError(f"{message} (concurrent transaction)")
+    if isinstance(exc, (sf.OperationalError, sf.InterfaceError, sf.DatabaseError)) and not isinstance(
+        exc, sf.ProgrammingError
+    ):
+        return WarehouseUnavailableError(message)
+    if errno in _TRANSIENT_ERRNOS:
+        return WarehouseUnavailableError(message)
+    if isinstance(exc, sf.ProgrammingError):
+        return WarehouseRejectedError(f"{message}: {str(exc).splitlines()[0][:300]}")
+    if isinstance(exc, (OSError, TimeoutError)):
+        return WarehouseUnavailableError(message)
+    return WarehouseUnavailableError(message)
+
+
+class SnowflakeWarehouse:
+    """Owns one connection per container (reused across invocations) and builds a LoadSession per object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: Callable[[], Any],
+        *,
+        connect: Callable[..., Any] | None = None,
+        write_pandas: Callable[..., Any] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._connect = connect
+        self._write_pandas = write_pandas
+        self._conn: Any = None
+        self._ensured_fixed_tables = False
+
+    def _connection(self) -> Any:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        import snowflake.connector
+
+        connect = self._connect or snowflake.connector.connect
+        s = self._settings
+        creds = self._credentials()
+        account = s.account or creds.account
+        if not account:
+            raise WarehouseRejectedError("no Snowflake account: set SNOWFLAKE_ACCOUNT or 'account' in the secret")
+        kwargs: dict[str, Any] = {
+            "account": account,
+            "database": s.database,
+            "schema": s.schema_name,
+            "login_timeout": s.login_timeout,
+            "network_timeout": s.login_timeout * 4,
+            "client_session_keep_alive": False,
+            "application": "tumour-scoring-lambda",
+            # LOCK_TIMEOUT bounds the wait behind a concurrent publisher (then a retriable error); TIMEZONE
+            # makes LOADED_AT UTC.
+            "session_parameters": {
+                "LOCK_TIMEOUT": 120,
+                "TIMEZONE": "UTC",
+                "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
+                "QUERY_TAG": "tumour-scoring",
+            },
+            **creds.connect_kwargs(),
+        }
+        if s.warehouse:
+            kwargs["warehouse"] = s.warehouse
+        if s.role:
+            kwargs["role"] = s.role
+        if s.host:
+            kwargs["host"] = s.host
+            kwargs["protocol"] = s.protocol
+            if s.port:
+                kwargs["port"] = s.port
+        try:
+            self._conn = connect(**kwargs)
+        except Exception as exc:
+            raise classify(exc, "connect") from exc
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    @contextmanager
+    def session(self, identity: LoadIdentity) -> Iterator[LoadSession]:
+        conn = self._connection()
+        session = LoadSession(conn, self._settings, identity, self._write_pandas)
+        try:
+            if not self._ensured_fixed_tables:
+                session.ensure_fixed_tables()
+                self._ensured_fixed_tables = True
+            yield session
+        except PipelineError:
+            session.cleanup()
+            raise
+        except Exception as exc:
+            # The connection may be in an unknown state: drop it, so the next attempt starts clean.
+            self.close()
+            raise classify(exc, "load") from exc
+        else:
+            session.cleanup()
+
+
+class LoadSession:
+    """The statements of one object's load, on one connection."""
+
+    def __init__(self, conn: Any, settings: Settings, identity: LoadIdentity, write_pandas: Any) -> None:
+        self._conn = conn
+        self._s = settings
+        self.identity = identity
+        self._write_pandas = write_pandas
+        suffix = identity.load_id.replace("-", "")[:16].upper()
+        self.stage_table = validate_identifier(f"STG_{settings.target_table[:200]}_{suffix}")
+        self.stage_rejects = validate_identifier(f"STG_{settings.rejects_table[:200]}_{suffix}")
+        self._staged_tables: set[str] = set()
+        self.rows_staged = 0
+        self.rejects_staged = 0
+
+    # --- statements ---------------------------------------------------------------------------------------
+    def _execute(self, sql: str, params: tuple[Any, ...] | None = None, *, what: str) -> Any:
+        try:
+            cur = self._conn.cursor()
+            cur.execute(sql, params)
+            return cur
+        except PipelineError:
+            raise
+        except Exception as exc:
+            raise classify(exc, what) from exc
+
+    def _fq(self, table: str) -> str:
+        return f"{self._s.database}.{self._s.schema_name}.{table}"
+
+    # --- DDL --------------------------------------------------------------------------------------------
+    def ensure_fixed_tables(self) -> None:
+        self._create(self._s.ledger_table, LEDGER_COLUMNS)
+        self._create(self._s.rejects_table, [*REJECT_COLUMNS, REJECTED_AT])
+
+    def _create(self, table: str, columns: list[tuple[str, str]], *, temporary: bool = False) -> None:
+        cols = ", ".join(f"{validate_identifier(n)} {t}" for n, t in columns)
+        kind = "TEMPORARY TABLE" if temporary else "TABLE"
+        name = table if temporary else self._fq(table)
+        self._execute(f"CREATE {kind} IF NOT EXISTS {name} ({cols})", what=f"create {table}")
+
+    def ensure_target(self, columns: list[tuple[str, str]]) -> None:
+        """Create the target with explicit types if missing; add new (nullable) columns a file brings."""
+        self._create(self._s.target_table, columns)
+        cur = self._execute(
+            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (self._s.schema_name, self._s.target_table),
+            what="describe target",
+        )
+        existing = {str(r[0]).upper() for r in cur.fetchall()}
+        for name, sql_type in columns:
+            if name not in existing:
+                self._execute(
+                    f"ALTER TABLE {self._fq(self._s.target_table)} ADD COLUMN {validate_identifier(name)} {sql_type}",
+                    what="evolve target",
+                )
+
+    # --- ledger -----------------------------------------------------------------------------------------
+    def ledger_status(self) -> tuple[str | None, str | None]:
+        cur = self._execute(
+            f"SELECT STATUS, LOAD_ID FROM {self._fq(self._s.ledger_table)} WHERE LOAD_KEY = %s "
+            "ORDER BY CASE STATUS WHEN 'LOADED' THEN 0 WHEN 'FAILED' THEN 1 ELSE 2 END LIMIT 1",
+            (self.identity.load_key,),
+            what="read ledger",
+        )
+        row = cur.fetchone()
+        return (str(row[0]), str(row[1]) if row[1] is not None else None) if row else (None, None)
+
+    def claim(self, model_version: str) -> tuple[str | None, str | None]:
+        """Record that a load of this version started; return the ledger's status beforehand."""
+        status, load_id = self.ledger_status()
+        if status is None:
+            i = self.identity
+            self._execute(
+                f"MERGE INTO {self._fq(self._s.ledger_table)} AS l USING (SELECT %s AS LOAD_KEY) AS s "
+                "ON l.LOAD_KEY = s.LOAD_KEY WHEN NOT MATCHED THEN INSERT "
+                "(LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, MODEL_VERSION, LOAD_MODE, "
+                "STARTED_AT) VALUES (s.LOAD_KEY, %s, %s, %s, 'STARTED', %s, %s, %s, CURRENT_TIMESTAMP())",
+                (i.load_key, i.bucket, i.key, i.version, i.load_id, model_version, self._s.load_mode.value),
+                what="claim ledger",
+            )
+        return status, load_id
+
+    def record_failure(self, reason_code: str, reason: str, model_version: str) -> None:
+        """A file that cannot be used: ledger FAILED with its reason, nothing else written (one transaction)."""
+        i = self.identity
+        with self._transaction():
+            self._lock_ledger()
+            status, _ = self.ledger_status()
+            if status in {"LOADED", "FAILED"}:
+                return
+            self._execute(
+                f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'FAILED', LOAD_ID = %s, ROWS_LOADED = 0, "
+                "ROWS_REJECTED = 0, REASON_CODE = %s, REASON = %s, MODEL_VERSION = %s, "
+                "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
+                (i.load_id, reason_code[:64], reason[:4096], model_version, i.load_key),
+                what="record failure",
+            )
+
+    # --- staging ----------------------------------------------------------------------------------------
+    def stage_rows(self, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
+        self._stage(self.stage_table, frame, columns)
+        self.rows_staged += len(frame)
+
+    def stage_rejects(self, frame: pd.DataFrame) -> None:
+        self._stage(self.stage_rejects, frame, REJECT_COLUMNS)
+        self.rejects_staged += len(frame)
+
+    def _stage(self, table: str, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
+        if frame.empty:
+            return
+        if table not in self._staged_tables:
+            self._create(table, [(n, t.replace(" NOT NULL", "")) for n, t in columns], temporary=True)
+            self._staged_tables.add(table)
+        write_pandas = self._write_pandas
+        if write_pandas is None:
+            from snowflake.connector.pandas_tools import write_pandas
+        try:
+            ok, _chunks, nrows, _ = write_pandas(
+                self._conn,
+                frame,
+                table_name=table,
+                quote_identifiers=False,  # every name is a validated, upper-case identifier
+                auto_create_table=False,
+                overwrite=False,
+                use_logical_type=True,
+            )
+        except PipelineError:
+            raise
+        except Exception as exc:
+            raise classify(exc, f"staging write to {table}") from exc
+        if not ok or nrows != len(frame):
+            raise WarehouseUnavailableError(f"staging write to {table} loaded {nrows} of {len(frame)} rows")
+
+    # --- publish ----------------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._execute("BEGIN", what="begin")
+        try:
+            yield
+        except BaseException:
+            try:
+                self._conn.rollback()
+            except Exception:  # noqa: S110 - the original error is what matters; the session is dropped anyway
+                pass
+            raise
+        else:
+            try:
+                self._conn.commit()
+            except Exception as exc:
+                raise classify(exc, "commit") from exc
+
+    def _lock_ledger(self) -> None:
+        # Write-locks the ledger until COMMIT/ROLLBACK: concurrent publishers queue here (see module doc).
+        self._execute(
+            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s WHERE LOAD_KEY = %s",
+            (self.identity.load_id, self.identity.load_key),
+            what="lock ledger",
+        )
+
+    def publish(self, columns: list[str], model_version: str) -> PublishResult:
+        """Rows + rejects + ledger LOADED, in one transaction; a duplicate publishes nothing."""
+        i = self.identity
+        target = self._fq(self._s.target_table)
+        with self._transaction():
+            self._lock_ledger()
+            status, load_id = self.ledger_status()
+            if status in {"LOADED", "FAILED"}:
+                self._conn.rollback()
+                return PublishResult(False, 0, 0, load_id or "")
+            if self.rows_staged:
+                self._publish_rows(target, columns)
+            if self.rejects_staged:
+                cols = ", ".join(n for n, _ in REJECT_COLUMNS)
+                self._execute(
+                    f"INSERT INTO {self._fq(self._s.rejects_table)} ({cols}, REJECTED_AT) "
+                    f"SELECT {cols}, CURRENT_TIMESTAMP() FROM {self.stage_rejects}",
+                    what="publish rejects",
+                )
+            self._execute(
+                f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'LOADED', LOAD_ID = %s, ROWS_LOADED = %s, "
+                "ROWS_REJECTED = %s, REASON_CODE = NULL, REASON = NULL, MODEL_VERSION = %s, "
+                "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
+                (i.load_id, self.rows_staged, self.rejects_staged, model_version, i.load_key),
+                what="ledger loaded",
+            )
+        return PublishResult(True, self.rows_staged, self.rejects_staged, i.load_id)
+
+    def _publish_rows(self, target: str, columns: list[str]) -> None:
+        cols = ", ".join(columns)
+        if self._s.load_mode is LoadMode.APPEND:
+            self._execute(
+                f"INSERT INTO {target} ({cols}, LOADED_AT) SELECT {cols}, CURRENT_TIMESTAMP() FROM {self.stage_table}",
+                what="publish rows",
+            )
+            return
+        keys = self._s.merge_keys
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        updates = ", ".join(f"t.{c} = s.{c}" for c in columns if c not in keys)
+        values = ", ".join(f"s.{c}" for c in columns)
+        partition = ", ".join(keys)
+        # The last record of a file wins when it repeats a key (MERGE needs one source row per key).
+        self._execute(
+            f"MERGE INTO {target} AS t USING (SELECT * FROM {self.stage_table} "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) = 1) AS s "
+            f"ON {on} WHEN MATCHED THEN UPDATE SET {updates}, t.LOADED_AT = CURRENT_TIMESTAMP() "
+            f"WHEN NOT MATCHED THEN INSERT ({cols}, LOADED_AT) VALUES ({values}, CURRENT_TIMESTAMP())",
+            what="merge rows",
+        )
+
+    def cleanup(self) -> None:
+        for table in list(self._staged_tables):
+            try:
+                self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+            except Exception:  # noqa: S110 - temporary tables also vanish with the session
+                pass
+            self._staged_tables.discard(table)
+
+
+def new_load_id() -> str:
+    return str(uuid.uuid4())

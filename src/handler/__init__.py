@@ -1,0 +1,1 @@
+"""The Lambda entry point (thin): parse the event, run the pipeline for each object, return a summary."""

@@ -1,0 +1,364 @@
+"""Stream a CSV (plain or gzip) into bounded chunks of text columns with pyarrow's streaming reader.
+
+Where a row is parsed: ``CsvChunks``. Nothing here converts values; every column stays text so that the
+conversion step can give each bad cell its own reason (see features.py).
+
+Handled here: gzip by magic bytes (whatever the name), a gzip bomb (stops at MAX_UNCOMPRESSED_BYTES),
+UTF-8 with or without BOM, UTF-16 with BOM, CRLF, quoted fields with embedded newlines, `,` `;` tab and `|`
+delimiters (from the header line), rows with too few or too many fields (rejected one by one with
+their record number), blank lines (skipped), and files that are not CSV at all (one clear reason).
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipeline.errors import SourceUnavailableError, UnusableFileError
+
+GZIP_MAGIC = b"\x1f\x8b"
+DELIMITERS = (",", ";", "\t", "|")
+HEADER_PEEK_BYTES = 1 << 20
+DEFAULT_BLOCK_SIZE = 16 << 20  # pyarrow needs a block to hold the longest record
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A record pyarrow could not split into the header's number of fields."""
+
+    line: int  # CSV record number, header = 1
+    text: str
+    reason: str
+
+
+@dataclass
+class TextChunk:
+    """A chunk of parsed records: every column as text, plus each record's number (header = 1)."""
+
+    table: pa.Table
+    lines: npt.NDArray[np.int64]
+    invalid: list[InvalidRecord] = field(default_factory=list)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+
+class _LimitedDecompressor(io.RawIOBase):
+    """Streams gzip members out of ``raw``, refusing to produce more than ``limit`` bytes (gzip bomb guard)."""
+
+    def __init__(self, raw: io.RawIOBase, limit: int, read_size: int = 1 << 20) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._read_size = read_size
+        self._decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._eof = False
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending and not self._eof:
+            if self._decomp.unconsumed_tail:
+                data = self._decomp.unconsumed_tail
+            else:
+                data = self._raw.read(self._read_size) or b""
+                if not data:
+                    if not self._decomp.eof:
+                        raise UnusableFileError(
+                            "gzip data is truncated (the stream ended before the end of the compressed data)",
+                            reason="truncated_gzip",
+                        )
+                    self._eof = True
+                    break
+            if self._decomp.eof:  # a further gzip member follows (concatenated gzip)
+                rest = self._decomp.unused_data + data
+                self._decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = rest
+            try:
+                self._pending = self._decomp.decompress(data, len(view))
+            except zlib.error as exc:
+                raise UnusableFileError(f"gzip data is corrupt: {exc}", reason="corrupt_gzip") from exc
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.produced += n
+        if self.produced > self._limit:
+            raise UnusableFileError(
+                f"decompressed size exceeds the limit of {self._limit} bytes (MAX_UNCOMPRESSED_BYTES); "
+                "the file is too large or a compression bomb",
+                reason="decompressed_too_large",
+            )
+        return n
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by the rest of ``raw``: lets us peek at the header without buffering the file."""
+
+    def __init__(self, prefix: bytes, raw: io.RawIOBase) -> None:
+        self._prefix = prefix
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._prefix:
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._raw.readinto(view)
+
+
+def _read_up_to(raw: io.RawIOBase, n: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        data = raw.read(n - got)
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
+def _detect_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8"  # pyarrow skips the UTF-8 BOM itself
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if b"\x00" in head[:4096]:
+        raise UnusableFileError(
+            "the file holds NUL bytes: it is binary, or UTF-16/32 text without a byte-order mark", reason="not_csv"
+        )
+    return "utf-8"
+
+
+def _first_line(text: str) -> str:
+    return text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+
+
+def _detect_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+class CsvChunks:
+    """Iterate a CSV stream as ``TextChunk``s of at most ``chunk_rows`` records.
+
+    ``source`` is the raw (possibly compressed) byte stream. ``required`` are column names that must be in
+    the header. The header is parsed and validated on construction, so a file that cannot be used fails
+    before anything is staged.
+    """
+
+    def __init__(
+        self,
+        source: io.RawIOBase,
+        *,
+        required: list[str],
+        chunk_rows: int,
+        max_uncompressed_bytes: int,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+    ) -> None:
+        self.chunk_rows = chunk_rows
+        magic = _read_up_to(source, 2)
+        stream: io.RawIOBase = _Prefixed(magic, source)
+        self.compressed = magic == GZIP_MAGIC
+        if self.compressed:
+            stream = _LimitedDecompressor(stream, max_uncompressed_bytes)
+        head = _read_up_to(stream, HEADER_PEEK_BYTES)
+        if not head.strip(b"\xef\xbb\xbf\r\n\t ,;"):
+            raise UnusableFileError("the file is empty (no header, no rows)", reason="empty_file")
+        self.encoding = _detect_encoding(head)
+        try:
+            head_text = head.decode(self.encoding, errors="strict") if self.encoding != "utf-8" else head.decode(
+                "utf-8", errors="ignore"
+            )
+        except UnicodeDecodeError as exc:
+            raise UnusableFileError(f"cannot decode the file as {self.encoding}", reason="undecodable") from exc
+        self.delimiter = _detect_delimiter(_first_line(head_text))
+        self._stream = _Prefixed(head, stream)
+        self._invalid: list[InvalidRecord] = []
+        self._reader = self._open(block_size, head_text)
+        self.columns: list[str] = list(self._reader.schema.names)
+        self._validate_header(required)
+        self._next_line = 2
+        self._invalid_seen = 0
+
+    def _open(self, block_size: int, head_text: str) -> Any:
+        # Every column as text: read the header names from the peeked head first, so the real reader can be told.
+        names = self._header_names(head_text)
+        convert = pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        return self._call_arrow(
+            lambda: pacsv.open_csv(
+                self._stream,
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size, encoding=self.encoding),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter,
+                    newlines_in_values=True,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=self._on_invalid_row,
+                ),
+                convert_options=convert,
+            )
+        )
+
+    def _header_names(self, head_text: str) -> list[str]:
+        cut = head_text.rfind("\n")
+        sample = (head_text[: cut + 1] if cut > 0 else head_text).encode("utf-8")
+        try:
+            reader = pacsv.open_csv(
+                io.BytesIO(sample),
+                read_options=pacsv.ReadOptions(block_size=len(sample) + 1),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
+                ),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
+            )
+        except pa.ArrowInvalid as exc:
+            raise UnusableFileError(f"the header cannot be parsed as CSV: {_short(exc)}", reason="not_csv") from exc
+        return [str(n) for n in reader.schema.names]
+
+    def _validate_header(self, required: list[str]) -> None:
+        names = [c.strip() for c in self.columns]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise UnusableFileError(f"duplicate column names in the header: {dupes}", reason="duplicate_columns")
+        if all(_looks_numeric(n) for n in names if n):
+            raise UnusableFileError(
+                "the file has no header: its first line holds numbers, not column names", reason="no_header"
+            )
+        missing = [r for r in required if r not in set(names)]
+        if missing:
+            raise UnusableFileError(
+                f"{len(missing)} required column(s) missing from the header: {missing}", reason="missing_columns"
+            )
+
+    def _on_invalid_row(self, row: Any) -> str:
+        number = int(row.number) if row.number is not None else -1
+        self._invalid.append(
+            InvalidRecord(
+                line=number,
+                text=str(row.text),
+                reason=f"expected {row.expected_columns} fields, got {row.actual_columns}",
+            )
+        )
+        return "skip"
+
+    def _call_arrow(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except (UnusableFileError, SourceUnavailableError):
+            raise
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+            # A typed error raised inside our stream classes may come back wrapped by pyarrow.
+            cause = _typed_cause(exc) or _typed_cause(exc.__context__)
+            if cause is not None:
+                raise cause from exc
+            undecodable = "UTF8" in str(exc) or isinstance(exc, UnicodeDecodeError)
+            raise UnusableFileError(
+                f"cannot decode the file as {self.encoding}: {_short(exc)}"
+                if undecodable
+                else f"the file cannot be parsed as CSV: {_short(exc)}",
+                reason="undecodable" if undecodable else "not_csv",
+            ) from exc
+        except OSError as exc:
+            cause = _typed_cause(exc) or _typed_cause(exc.__context__)
+            if cause is not None:
+                raise cause from exc
+            raise
+
+    def __iter__(self) -> Iterator[TextChunk]:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        while True:
+            batch = self._call_arrow(self._read_next)
+            if batch is not None and batch.num_rows:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+            if pending and (pending_rows >= self.chunk_rows or batch is None):
+                table = pa.Table.from_batches(pending)
+                pending, pending_rows = [], 0
+                for start in range(0, table.num_rows, self.chunk_rows):
+                    yield self._chunk(table.slice(start, self.chunk_rows), final=batch is None)
+            if batch is None:
+                if self._invalid_seen < len(self._invalid):  # invalid records after the last good one
+                    yield TextChunk(table=_empty(self.columns), lines=np.empty(0, np.int64), invalid=self._take())
+                return
+
+    def _read_next(self) -> pa.RecordBatch | None:
+        try:
+            return self._reader.read_next_batch()
+        except StopIteration:
+            return None
+
+    def _take(self) -> list[InvalidRecord]:
+        taken = self._invalid[self._invalid_seen :]
+        self._invalid_seen = len(self._invalid)
+        return taken
+
+    def _chunk(self, table: pa.Table, *, final: bool) -> TextChunk:
+        # Record numbers: valid and invalid records together are numbered 2, 3, ... in file order, and pyarrow
+        # reports each invalid one's number. A block is parsed (and its invalid rows reported) before its batch
+        # is returned, so the valid records take the numbers the invalid ones before them left free.
+        n = table.num_rows
+        invalid_numbers = np.array(sorted(r.line for r in self._invalid), dtype=np.int64)
+        lines = np.empty(n, dtype=np.int64)
+        filled = 0
+        cursor = self._next_line
+        while filled < n:
+            span = np.arange(cursor, cursor + (n - filled) + len(invalid_numbers), dtype=np.int64)
+            free = span[~np.isin(span, invalid_numbers)][: n - filled]
+            lines[filled : filled + len(free)] = free
+            filled += len(free)
+            cursor = int(span[-1]) + 1
+        self._next_line = int(lines[-1]) + 1 if n else self._next_line
+        done = [r for r in self._invalid[self._invalid_seen :] if r.line < self._next_line or final]
+        self._invalid_seen += len(done)
+        return TextChunk(table=table, lines=lines, invalid=done)
+
+
+def _empty(columns: list[str]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in columns})
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text.strip().replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
+def _typed_cause(exc: BaseException | None) -> Exception | None:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (UnusableFileError, SourceUnavailableError)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,140 @@
+"""The output table's shape: scores -> columns (Expression Evaluator, Field Renamer, Field Remover) + lineage.
+
+Where a row's output is built: ``OutputLayout.frame``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from pipeline.errors import ConfigurationError, UnusableFileError
+from pipeline.settings import IDENTIFIER, Settings
+from scoring import ModelMetadata, Scores
+
+FLOAT = "FLOAT"
+TEXT = "VARCHAR"
+# Columns every output row carries, after the features and kept extra columns; with their Snowflake types.
+SCORE_COLUMNS: dict[str, str] = {
+    "CLASSIFICATION": "NUMBER(1,0)",
+    "CONDITION": "VARCHAR(16)",
+    "MALIGNANT_PROBABILITY": FLOAT,
+}
+LINEAGE_COLUMNS: dict[str, str] = {
+    "SOURCE_BUCKET": "VARCHAR(255)",
+    "SOURCE_KEY": "VARCHAR(2048)",
+    "SOURCE_VERSION": "VARCHAR(1024)",
+    "SOURCE_LINE": "NUMBER(19,0)",
+    "MODEL_VERSION": "VARCHAR(128)",
+    "LOAD_ID": "VARCHAR(36)",
+}
+LOADED_AT = ("LOADED_AT", "TIMESTAMP_TZ")  # set by Snowflake at publish time, in the same transaction
+
+
+def default_column_name(name: str) -> str:
+    """`mean radius` -> `MEAN_RADIUS`; a leading digit gets a `_` prefix."""
+    out = re.sub(r"[^A-Z0-9]+", "_", name.strip().upper()).strip("_")
+    if out and out[0].isdigit():
+        out = "_" + out
+    return out
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    source: str | None  # input column name (None for computed ones)
+    name: str  # Snowflake column
+    sql_type: str
+
+
+class OutputLayout:
+    """Which input columns go where, decided once per file from its header and the settings."""
+
+    def __init__(self, header: list[str], metadata: ModelMetadata, settings: Settings) -> None:
+        renames = settings.column_renames
+        drop = set(settings.drop_columns)
+        reserved = set(SCORE_COLUMNS) | set(LINEAGE_COLUMNS) | {LOADED_AT[0]}
+        feature_names = set(metadata.feature_names)
+        columns: list[OutputColumn] = []
+        for feature in metadata.features:
+            columns.append(OutputColumn(feature.name, renames.get(feature.name, feature.column), FLOAT))
+        if settings.keep_extra_columns:
+            for name in header:
+                if name in feature_names or not name.strip():
+                    continue
+                columns.append(OutputColumn(name, renames.get(name, default_column_name(name)), TEXT))
+
+        seen: dict[str, str] = {}
+        for col in columns:
+            if not IDENTIFIER.match(col.name):
+                raise UnusableFileError(
+                    f"column {col.source!r} maps to {col.name!r}, not a valid Snowflake identifier; "
+                    "map it with COLUMN_RENAMES or drop it with DROP_COLUMNS",
+                    reason="bad_column_name",
+                )
+            if col.name in reserved:
+                raise UnusableFileError(
+                    f"input column {col.source!r} would overwrite the output column {col.name}; rename it with "
+                    "COLUMN_RENAMES",
+                    reason="column_conflict",
+                )
+            if col.name in seen:
+                raise UnusableFileError(
+                    f"columns {seen[col.name]!r} and {col.source!r} both map to {col.name}; "
+                    "set COLUMN_RENAMES for one of them",
+                    reason="column_conflict",
+                )
+            seen[col.name] = str(col.source)
+        undroppable = drop & (reserved - {"MALIGNANT_PROBABILITY", "CONDITION", "CLASSIFICATION"})
+        if undroppable:
+            raise ConfigurationError(f"DROP_COLUMNS: lineage columns cannot be dropped: {sorted(undroppable)}")
+        self.data_columns = [c for c in columns if c.name not in drop]
+        self.score_columns = {k: v for k, v in SCORE_COLUMNS.items() if k not in drop}
+        missing_keys = [k for k in settings.merge_keys if k not in self.column_names]
+        if missing_keys:
+            raise UnusableFileError(
+                f"MERGE_KEYS {missing_keys} are not among this file's output columns", reason="missing_merge_keys"
+            )
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.data_columns] + list(self.score_columns) + list(LINEAGE_COLUMNS)
+
+    def ddl_columns(self) -> list[tuple[str, str]]:
+        """(name, type) of the target table, in order; LOADED_AT last."""
+        return (
+            [(c.name, c.sql_type) for c in self.data_columns]
+            + list(self.score_columns.items())
+            + list(LINEAGE_COLUMNS.items())
+            + [LOADED_AT]
+        )
+
+    def frame(
+        self,
+        text: dict[str, npt.NDArray[np.object_]],
+        feature_values: dict[str, npt.NDArray[np.float64]],
+        scores: Scores,
+        lines: npt.NDArray[np.int64],
+        lineage: dict[str, str],
+    ) -> pd.DataFrame:
+        """The rows to stage: features as float64 (the exact value of the text), extras as text."""
+        data: dict[str, object] = {}
+        for col in self.data_columns:
+            assert col.source is not None
+            data[col.name] = feature_values[col.source] if col.sql_type == FLOAT else text[col.source]
+        if "CLASSIFICATION" in self.score_columns:
+            data["CLASSIFICATION"] = scores.classification.astype(np.int8)
+        if "CONDITION" in self.score_columns:
+            data["CONDITION"] = scores.label
+        if "MALIGNANT_PROBABILITY" in self.score_columns:
+            data["MALIGNANT_PROBABILITY"] = scores.malignant_probability.astype(np.float64)
+        n = len(lines)
+        for name in ("SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION"):
+            data[name] = np.full(n, lineage[name], dtype=object)
+        data["SOURCE_LINE"] = lines.astype(np.int64)
+        data["MODEL_VERSION"] = np.full(n, lineage["MODEL_VERSION"], dtype=object)
+        data["LOAD_ID"] = np.full(n, lineage["LOAD_ID"], dtype=object)
+        return pd.DataFrame(data, columns=self.column_names)

@@ -1,0 +1,241 @@
+"""One S3 object through the whole pipeline: read -> convert -> score -> stage -> publish, exactly once.
+
+``Pipeline.process`` is the one place that decides what happens to an object. It never logs a measurement
+value: reasons name the column and line, and raw text goes only to the rejects table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adapters.s3 import ObjectRef, S3Source
+from adapters.snowflake import REJECT_COLUMNS, LoadIdentity, LoadSession, SnowflakeWarehouse, new_load_id
+from pipeline.csv_reader import CsvChunks, TextChunk
+from pipeline.errors import PermanentError, UnusableFileError
+from pipeline.features import convert_features
+from pipeline.output import OutputLayout
+from pipeline.settings import Settings
+from scoring import Scorer
+
+STAGES = ("s3_read", "parse", "convert", "score", "stage", "publish")
+
+
+@dataclass
+class ObjectResult:
+    bucket: str
+    key: str
+    version: str | None
+    status: str  # loaded | duplicate | failed
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_blank: int = 0
+    load_id: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+class _TimedStream(io.RawIOBase):
+    """Attributes the time spent waiting on S3 to the s3_read stage."""
+
+    def __init__(self, raw: io.RawIOBase, timer: _Timer) -> None:
+        self._raw = raw
+        self._timer = timer
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        start = time.perf_counter()
+        try:
+            return self._raw.readinto(buffer) or 0
+        finally:
+            self._timer.seconds["s3_read"] += time.perf_counter() - start
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, scorer: Scorer, source: S3Source, warehouse: SnowflakeWarehouse) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.source = source
+        self.warehouse = warehouse
+
+    def process(self, ref: ObjectRef) -> ObjectResult:
+        """Load one object version. Permanent input problems are recorded and returned; transient ones raise."""
+        timer = _Timer()
+        load_id = new_load_id()
+        opened = None
+        if ref.version is None:  # the event did not say which version: learn it from the GET
+            opened = self._open(ref, timer)
+            if isinstance(opened, ObjectResult):
+                return opened
+            ref = opened.ref
+        assert ref.version is not None
+        identity = LoadIdentity(ref.bucket, ref.key, ref.version, load_id)
+        result = ObjectResult(ref.bucket, ref.key, ref.version, "loaded", load_id=load_id, seconds=timer.seconds)
+        model_version = self.scorer.model_version
+
+        with self.warehouse.session(identity) as session:
+            status, previous_load = session.claim(model_version)
+            if status in {"LOADED", "FAILED"}:
+                result.status, result.load_id = "duplicate", previous_load
+                if opened is not None:
+                    opened.body.close()
+                return result
+            try:
+                if opened is None:
+                    opened = self.source.open(ref, max_bytes=self.settings.max_object_bytes)
+                with opened.body:
+                    columns = self._load(session, opened.ref, _TimedStream(opened.body, timer), timer, result)
+            except PermanentError as exc:
+                session.cleanup()
+                session.record_failure(exc.reason, str(exc), model_version)
+                result.status, result.reason_code, result.reason = "failed", exc.reason, str(exc)
+                result.rows_loaded = result.rows_rejected = 0
+                return result
+            with timer("publish"):
+                published = session.publish(columns, model_version)
+            if not published.published:
+                result.status, result.load_id = "duplicate", published.load_id
+                result.rows_loaded = result.rows_rejected = 0
+        return result
+
+    def _open(self, ref: ObjectRef, timer: _Timer) -> Any:
+        try:
+            with timer("s3_read"):
+                return self.source.open(ref, max_bytes=self.settings.max_object_bytes)
+        except PermanentError as exc:
+            # Without a version we cannot key the ledger on it; the key + "unknown" records the failure once.
+            version = ref.version or "unknown"
+            identity = LoadIdentity(ref.bucket, ref.key, version, new_load_id())
+            with self.warehouse.session(identity) as session:
+                status, previous = session.claim(self.scorer.model_version)
+                if status in {"LOADED", "FAILED"}:
+                    return ObjectResult(ref.bucket, ref.key, version, "duplicate", load_id=previous)
+                session.record_failure(exc.reason, str(exc), self.scorer.model_version)
+            return ObjectResult(
+                ref.bucket, ref.key, version, "failed", load_id=identity.load_id, reason_code=exc.reason,
+                reason=str(exc), seconds=timer.seconds,
+            )
+
+    def _load(
+        self, session: LoadSession, ref: ObjectRef, body: io.RawIOBase, timer: _Timer, result: ObjectResult
+    ) -> list[str]:
+        """Parse, convert, score and stage every chunk; return the staged columns."""
+        s = self.settings
+        features = self.scorer.metadata.feature_names
+        with timer("parse"):
+            chunks = CsvChunks(
+                body, required=features, chunk_rows=s.chunk_rows, max_uncompressed_bytes=s.max_uncompressed_bytes
+            )
+            layout = OutputLayout(chunks.columns, self.scorer.metadata, s)
+        ddl = layout.ddl_columns()
+        with timer("stage"):
+            session.ensure_target(ddl)
+        staged_columns = ddl[:-1]  # LOADED_AT is set at publish
+        lineage = {
+            "SOURCE_BUCKET": ref.bucket,
+            "SOURCE_KEY": ref.key,
+            "SOURCE_VERSION": str(ref.version),
+            "MODEL_VERSION": self.scorer.model_version,
+            "LOAD_ID": session.identity.load_id,
+        }
+        iterator = iter(chunks)
+        while True:
+            with timer("parse"):
+                chunk = next(iterator, None)
+            if chunk is None:
+                break
+            self._load_chunk(session, chunks, layout, chunk, staged_columns, lineage, timer, result)
+        if session.rows_staged == 0 and session.rejects_staged == 0:
+            raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
+        result.rows_loaded, result.rows_rejected = session.rows_staged, session.rejects_staged
+        return layout.column_names
+
+    def _load_chunk(
+        self,
+        session: LoadSession,
+        chunks: CsvChunks,
+        layout: OutputLayout,
+        chunk: TextChunk,
+        staged_columns: list[tuple[str, str]],
+        lineage: dict[str, str],
+        timer: _Timer,
+        result: ObjectResult,
+    ) -> None:
+        names = self.scorer.metadata.feature_names
+        with timer("convert"):
+            converted = convert_features(chunk.table, names, decimal_comma=chunks.delimiter != ",")
+            ok = converted.ok
+            result.rows_blank += int(converted.blank.sum())
+        frame = None
+        if ok.any():
+            batch = converted.model_input()
+            with timer("score"):
+                scores = self.scorer.score(batch)
+            with timer("convert"):
+                text = {
+                    c.source: chunk.table.column(c.source).to_numpy(zero_copy_only=False)[ok]
+                    for c in layout.data_columns
+                    if c.source is not None and c.sql_type != "FLOAT"
+                }
+                values = {name: converted.values[ok, j] for j, name in enumerate(names)}
+                frame = layout.frame(text, values, scores, chunk.lines[ok], lineage)
+        rejects = self._rejects(chunks, chunk, converted.problems, lineage)
+        with timer("stage"):
+            if frame is not None:
+                session.stage_rows(frame, staged_columns)
+            if rejects is not None:
+                session.stage_rejects(rejects)
+
+    def _rejects(
+        self, chunks: CsvChunks, chunk: TextChunk, problems: list[Any], lineage: dict[str, str]
+    ) -> pd.DataFrame | None:
+        limit = self.settings.max_reject_text_chars
+        rows: list[tuple[Any, ...]] = []
+        for invalid in chunk.invalid:
+            rows.append((invalid.line, None, invalid.reason, invalid.text[:limit]))
+        for problem in problems:
+            raw = _record_text([chunk.table.column(c)[problem.index].as_py() for c in chunks.columns], chunks.delimiter)
+            rows.append((int(chunk.lines[problem.index]), problem.column, problem.reason, raw[:limit]))
+        if not rows:
+            return None
+        frame = pd.DataFrame(rows, columns=["SOURCE_LINE", "COLUMN_NAME", "REASON", "RAW_TEXT"])
+        frame.insert(0, "SOURCE_VERSION", lineage["SOURCE_VERSION"])
+        frame.insert(0, "SOURCE_KEY", lineage["SOURCE_KEY"])
+        frame.insert(0, "SOURCE_BUCKET", lineage["SOURCE_BUCKET"])
+        frame.insert(0, "LOAD_ID", lineage["LOAD_ID"])
+        frame["SOURCE_LINE"] = frame["SOURCE_LINE"].astype(np.int64)
+        return frame[[n for n, _ in REJECT_COLUMNS]]
+
+
+def _record_text(fields: list[Any], delimiter: str) -> str:
+    """A record's fields written back as one CSV line (the raw text pyarrow parsed them from)."""
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(["" if f is None else f for f in fields])
+    return out.getvalue()
