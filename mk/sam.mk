@@ -1,0 +1,63 @@
+# SAM targets: build, local invoke, validate, deploy. Included from the Makefile (`include mk/sam.mk`);
+# also usable on its own: `make -f Makefile -f mk/sam.mk build`.
+#
+#   make build                      sam build (no Docker): .aws-sam/build/ScoringFunction + the built template
+#   make invoke EVENT=events/x.json the built artifact on one event, against the local moto + fakesnow stack
+#   make validate                   sam validate --lint, and cfn-lint on the SAM-translated template
+#   make deploy                     sam deploy (samconfig.toml); first time: make deploy-guided
+#   make artifact-report            size, largest glibc symbol version, init time with and without bytecode
+
+PY ?= .venv/bin/python
+VENV ?= .venv
+SAM_VENV ?= build-cache/venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_FUNCTION := ScoringFunction
+ARTIFACT := .aws-sam/build/$(SAM_FUNCTION)
+RUNTIME_PROVIDED := .aws-sam/runtime-provided
+EVENT ?= events/s3-put.json
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+# What goes into the artifact: rebuild when any of it changes.
+ARTIFACT_INPUTS := template.yaml requirements/runtime.txt model/model.tflite model/metadata.json \
+	build/build_artifact.py build/Makefile \
+	$(shell find src -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
+
+.PHONY: build build-no-sam sam-cli runtime-provided invoke validate deploy deploy-guided artifact-report
+
+$(SAM_VENV)/.installed: build/requirements-sam.txt | $(VENV)/.installed
+	test -x $(SAM_VENV)/bin/python || $(PYTHON_BOOTSTRAP) -m venv $(SAM_VENV) || $(PY) -m venv --without-pip $(SAM_VENV)
+	$(VENV)/bin/uv pip sync --quiet --python $(SAM_VENV)/bin/python build/requirements-sam.txt
+	touch $@
+
+sam-cli: $(SAM_VENV)/.installed ## install the pinned SAM CLI into its own venv (build-cache/venv-sam)
+
+build: .aws-sam/build/.stamp-$(SAM_FUNCTION) ## sam build without Docker (BuildMethod: makefile -> build/build_artifact.py)
+
+.aws-sam/build/.stamp-$(SAM_FUNCTION): $(ARTIFACT_INPUTS) | $(VENV)/.installed $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) build --template-file template.yaml
+	touch $@
+
+build-no-sam: $(VENV)/.installed ## the same artifact without SAM CLI (no built template for sam deploy)
+	$(PY) build/build_artifact.py --out $(ARTIFACT)
+
+runtime-provided: $(RUNTIME_PROVIDED)/.installed ## boto3 & co. as the Lambda runtime provides them (for invoke)
+
+$(RUNTIME_PROVIDED)/.installed: requirements/runtime.txt build/build_artifact.py | $(VENV)/.installed
+	$(PY) build/build_artifact.py --runtime-provided $(RUNTIME_PROVIDED)
+	touch $@
+
+invoke: build runtime-provided ## run the built artifact on EVENT=events/<file> (stand-in for sam local invoke)
+	$(PY) -m tools.invoke $(EVENT) --env-vars events/env.json
+
+validate: $(VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-lint on the translated template
+	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml
+	$(PY) -m tools.artifact_checks translated-template > .aws-sam/translated.json
+	$(VENV)/bin/cfn-lint .aws-sam/translated.json
+
+deploy-guided: build ## first deployment: asks for the parameters and saves them in samconfig.toml
+	$(SAM_ENV) $(SAM) deploy --guided
+
+deploy: build ## deploy with the saved settings (samconfig.toml)
+	$(SAM_ENV) $(SAM) deploy
+
+artifact-report: build runtime-provided ## artifact size, glibc needs, init time with and without bytecode
+	$(PY) -m tools.artifact_checks report
