@@ -24,7 +24,12 @@ def s3_put_event(bucket: str, key: str, etag: str, size: int, version_id: str | 
     """An S3 ObjectCreated:Put notification, as S3 sends it (the key URL-encoded with `+` for spaces)."""
     from urllib.parse import quote_plus
 
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag, "sequencer": "0A1B2C3D4E5F678901"}
+    obj: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "eTag": etag,
+        "sequencer": "0A1B2C3D4E5F678901",
+    }
     if version_id:
         obj["versionId"] = version_id
     return {
@@ -85,9 +90,21 @@ def main() -> int:
         event = upload(stack, args.key, args.csv.read_bytes())
         summary = invoke_in_process(stack, event)
         print("Load summary:")
-        print(json.dumps({k: v for k, v in summary.items() if k != "objects"} | {"objects": [
-            {k: o.get(k) for k in ("key", "version", "status", "rows_loaded", "rows_rejected", "load_id", "reason")}
-            for o in summary["objects"]]}, indent=2))
+        print(
+            json.dumps(
+                {k: v for k, v in summary.items() if k != "objects"}
+                | {
+                    "objects": [
+                        {
+                            k: o.get(k)
+                            for k in ("key", "version", "status", "rows_loaded", "rows_rejected", "load_id", "reason")
+                        }
+                        for o in summary["objects"]
+                    ]
+                },
+                indent=2,
+            )
+        )
         conn = stack.snowflake_connect()
         cur = conn.cursor()
         print("\nRows in TUMOUR_SCORES by CONDITION:")
@@ -110,7 +127,7 @@ def main() -> int:
             print("  ", r)
         conn.close()
     print(f"\nThe emulated Snowflake is kept in {args.db_path}/{DATABASE}.db (schema {SCHEMA}). Query it with:")
-    print(f"  {sys.executable} -m tools.query \"SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY 1\"")
+    print(f'  {sys.executable} -m tools.query "SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY 1"')
     return 0 if summary["rows_loaded"] else 1
 
 

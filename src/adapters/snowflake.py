@@ -16,6 +16,7 @@ How exactly-once works (the Snowflake semantics relied on are documented in the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -208,7 +209,7 @@ class LoadSession:
         self._write_pandas = write_pandas
         suffix = identity.load_id.replace("-", "")[:16].upper()
         self.stage_table = validate_identifier(f"STG_{settings.target_table[:200]}_{suffix}")
-        self.stage_rejects = validate_identifier(f"STG_{settings.rejects_table[:200]}_{suffix}")
+        self.stage_rejects_table = validate_identifier(f"STG_{settings.rejects_table[:200]}_{suffix}")
         self._staged_tables: set[str] = set()
         self.rows_staged = 0
         self.rejects_staged = 0
@@ -302,7 +303,7 @@ class LoadSession:
         self.rows_staged += len(frame)
 
     def stage_rejects(self, frame: pd.DataFrame) -> None:
-        self._stage(self.stage_rejects, frame, REJECT_COLUMNS)
+        self._stage(self.stage_rejects_table, frame, REJECT_COLUMNS)
         self.rejects_staged += len(frame)
 
     def _stage(self, table: str, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
@@ -338,10 +339,8 @@ class LoadSession:
         try:
             yield
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # the original error is what matters
                 self._conn.rollback()
-            except Exception:  # noqa: S110 - the original error is what matters; the session is dropped anyway
-                pass
             raise
         else:
             try:
@@ -373,7 +372,7 @@ class LoadSession:
                 cols = ", ".join(n for n, _ in REJECT_COLUMNS)
                 self._execute(
                     f"INSERT INTO {self._fq(self._s.rejects_table)} ({cols}, REJECTED_AT) "
-                    f"SELECT {cols}, CURRENT_TIMESTAMP() FROM {self.stage_rejects}",
+                    f"SELECT {cols}, CURRENT_TIMESTAMP() FROM {self.stage_rejects_table}",
                     what="publish rejects",
                 )
             self._execute(
@@ -393,26 +392,27 @@ class LoadSession:
                 what="publish rows",
             )
             return
+        # Upsert: MERGE semantics (matched keys take the new row, new keys are inserted) written as DELETE of the
+        # matched keys + INSERT, inside the publish transaction. Every column is rewritten either way; this form
+        # also runs on fakesnow, which cannot MERGE inside an explicit transaction. When a file repeats a key,
+        # its last record wins.
         keys = self._s.merge_keys
-        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        updates = ", ".join(f"t.{c} = s.{c}" for c in columns if c not in keys)
-        values = ", ".join(f"s.{c}" for c in columns)
         partition = ", ".join(keys)
-        # The last record of a file wins when it repeats a key (MERGE needs one source row per key).
+        latest = (
+            f"SELECT {cols} FROM {self.stage_table} "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) = 1"
+        )
+        match = " AND ".join(f"{target}.{k} = s.{k}" for k in keys)
+        self._execute(f"DELETE FROM {target} USING {self.stage_table} AS s WHERE {match}", what="upsert delete")
         self._execute(
-            f"MERGE INTO {target} AS t USING (SELECT * FROM {self.stage_table} "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) = 1) AS s "
-            f"ON {on} WHEN MATCHED THEN UPDATE SET {updates}, t.LOADED_AT = CURRENT_TIMESTAMP() "
-            f"WHEN NOT MATCHED THEN INSERT ({cols}, LOADED_AT) VALUES ({values}, CURRENT_TIMESTAMP())",
-            what="merge rows",
+            f"INSERT INTO {target} ({cols}, LOADED_AT) SELECT {cols}, CURRENT_TIMESTAMP() FROM ({latest})",
+            what="upsert insert",
         )
 
     def cleanup(self) -> None:
         for table in list(self._staged_tables):
-            try:
+            with contextlib.suppress(Exception):  # temporary tables also vanish with the session
                 self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table}")
-            except Exception:  # noqa: S110 - temporary tables also vanish with the session
-                pass
             self._staged_tables.discard(table)
 
 

@@ -78,8 +78,14 @@ def handle(event: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
             )
             metrics.add_metric(name="ObjectsErrored", unit=MetricUnit.Count, value=1)
             results.append(
-                {"bucket": ref.bucket, "key": ref.key, "version": ref.version, "status": "error",
-                 "reason_code": exc.reason, "reason": str(exc)}
+                {
+                    "bucket": ref.bucket,
+                    "key": ref.key,
+                    "version": ref.version,
+                    "status": "error",
+                    "reason_code": exc.reason,
+                    "reason": str(exc),
+                }
             )
             if item.message_id:
                 failed_messages.append(item.message_id)

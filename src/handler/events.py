@@ -103,9 +103,9 @@ def _eventbridge(event: dict[str, Any]) -> ParsedEvent:
     parsed = ParsedEvent("eventbridge")
     bridge = S3EventBridgeNotificationEvent(event)
     if bridge.detail_type != "Object Created":
-        parsed.skipped.append(f"{bridge.detail_type} s3://{bridge.detail.bucket.name}/{bridge.detail.get_object.key}")
+        parsed.skipped.append(f"{bridge.detail_type} s3://{bridge.detail.bucket.name}/{bridge.detail.object.key}")
         return parsed
-    obj = bridge.detail.get_object
+    obj = bridge.detail.object
     parsed.objects.append(
         EventObject(
             ObjectRef(

@@ -186,8 +186,10 @@ class CsvChunks:
             raise UnusableFileError("the file is empty (no header, no rows)", reason="empty_file")
         self.encoding = _detect_encoding(head)
         try:
-            head_text = head.decode(self.encoding, errors="strict") if self.encoding != "utf-8" else head.decode(
-                "utf-8", errors="ignore"
+            head_text = (
+                head.decode(self.encoding, errors="strict")
+                if self.encoding != "utf-8"
+                else head.decode("utf-8", errors="ignore")
             )
         except UnicodeDecodeError as exc:
             raise UnusableFileError(f"cannot decode the file as {self.encoding}", reason="undecodable") from exc

@@ -40,9 +40,7 @@ class ConvertedFeatures:
         return np.ascontiguousarray(self.values[self.ok], dtype=np.float32)
 
 
-def convert_features(
-    table: pa.Table, features: list[str], *, decimal_comma: bool = False
-) -> ConvertedFeatures:
+def convert_features(table: pa.Table, features: list[str], *, decimal_comma: bool = False) -> ConvertedFeatures:
     n = table.num_rows
     values = np.empty((n, len(features)), dtype=np.float64)
     first_problem: dict[int, RowProblem] = {}

@@ -139,8 +139,14 @@ class Pipeline:
                     return ObjectResult(ref.bucket, ref.key, version, "duplicate", load_id=previous)
                 session.record_failure(exc.reason, str(exc), self.scorer.model_version)
             return ObjectResult(
-                ref.bucket, ref.key, version, "failed", load_id=identity.load_id, reason_code=exc.reason,
-                reason=str(exc), seconds=timer.seconds,
+                ref.bucket,
+                ref.key,
+                version,
+                "failed",
+                load_id=identity.load_id,
+                reason_code=exc.reason,
+                reason=str(exc),
+                seconds=timer.seconds,
             )
 
     def _load(

@@ -1,0 +1,113 @@
+"""Shared fixtures: the local stack (moto server + fakesnow server) and a way to invoke the handler."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CSV = ROOT / "data" / "breast_cancer.csv"
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "tumour-scoring-test"
+    memory_limit_in_mb: int = 2048
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:tumour-scoring-test"
+    aws_request_id: str = "test-request"
+
+
+@pytest.fixture(scope="session")
+def sample_bytes() -> bytes:
+    return SAMPLE_CSV.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Any]:
+    from tools.local_stack import local_stack
+
+    with local_stack(None) as running:
+        yield running
+
+
+@dataclass
+class Harness:
+    """One test's view of the stack: its own tables, an uploader, the handler and a query helper."""
+
+    stack: Any
+    env: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def bucket(self) -> str:
+        return str(self.stack.bucket)
+
+    def put(self, key: str, body: bytes, *, gz: bool = False) -> dict[str, Any]:
+        from tools.demo import upload
+
+        return upload(self.stack, key, gzip.compress(body) if gz else body, self.bucket)
+
+    def invoke(self, event: dict[str, Any], **env: str) -> dict[str, Any]:
+        from handler import app
+        from pipeline.settings import get_settings
+
+        for name, value in {**self.env, **env}.items():
+            self.monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        app.build_pipeline.cache_clear()
+        return app.lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        conn = self.stack.snowflake_connect()
+        try:
+            return list(conn.cursor().execute(sql.format(**self.tables)).fetchall())
+        finally:
+            conn.close()
+
+    @property
+    def tables(self) -> dict[str, str]:
+        return {
+            "target": self.env["TARGET_TABLE"],
+            "rejects": self.env["REJECTS_TABLE"],
+            "ledger": self.env["LEDGER_TABLE"],
+        }
+
+    def count(self, table: str = "target", where: str = "TRUE") -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {{{table}}} WHERE {where}")[0][0])
+
+
+@pytest.fixture
+def harness(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    """Given a running local stack and tables of this test's own (so tests never see each other's rows)."""
+    suffix = uuid.uuid4().hex[:8].upper()
+    env = stack.function_env() | {
+        "TARGET_TABLE": f"SCORES_{suffix}",
+        "REJECTS_TABLE": f"REJECTS_{suffix}",
+        "LEDGER_TABLE": f"LOADS_{suffix}",
+    }
+    return Harness(stack, env, monkeypatch)
+
+
+@pytest.fixture
+def make_csv(sample_bytes: bytes) -> Callable[..., bytes]:
+    """Build CSV bytes from the sample: the header and the first ``rows`` data lines, optionally edited."""
+
+    def build(rows: int = 569, edit: Callable[[list[str]], list[str]] | None = None) -> bytes:
+        lines = sample_bytes.decode().splitlines()
+        body = lines[: rows + 1]
+        if edit is not None:
+            body = edit(body)
+        return ("\n".join(body) + "\n").encode()
+
+    return build
