@@ -73,6 +73,10 @@ def error_payload(exc):
     return {"errorMessage": str(exc), "errorType": type(exc).__name__, "requestId": request_id,
             "stackTrace": traceback.format_tb(exc.__traceback__)}
 
+def module_files():
+    # every loaded module and the file it came from (None for built-in and frozen modules)
+    return {name: getattr(module, "__file__", None) for name, module in sorted(sys.modules.items())}
+
 def max_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -110,13 +114,13 @@ try:
     duration = (time.perf_counter() - start) * 1000
     json.dumps(response)  # Lambda serialises the response; unserialisable is an error there too
     emit(phase="invoke", init_ms=init_ms, duration_ms=duration, response=response, max_rss_mb=max_rss_mb(),
-         init_modules=init_modules, modules=sorted(sys.modules) if init_modules else None)
+         init_modules=init_modules, modules=module_files() if init_modules else None)
 except BaseException as exc:
     signal.setitimer(signal.ITIMER_REAL, 0)
     duration = (time.perf_counter() - start) * 1000
     traceback.print_exc()
     emit(phase="invoke", init_ms=init_ms, duration_ms=duration, error=error_payload(exc), max_rss_mb=max_rss_mb(),
-         init_modules=init_modules, modules=sorted(sys.modules) if init_modules else None)
+         init_modules=init_modules, modules=module_files() if init_modules else None)
     sys.exit(1)
 finally:
     print(f"END RequestId: {request_id}", file=sys.stderr, flush=True)

@@ -1,0 +1,67 @@
+"""Linters on the template: `sam validate --lint`, and cfn-lint on the SAM-translated template.
+
+cfn-lint 1.54+ no longer expands SAM itself, so linting template.yaml directly misses what the translation
+creates (the role, the permissions, the bucket's notification: a circular dependency, a bad !Ref).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.artifact.conftest import make_command
+from tools.sam_template import FUNCTION_ID, ROOT, TEMPLATE
+
+SAM = ROOT / "build-cache" / "venv-sam" / "bin" / "sam"
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+
+
+def cfn_lint(template: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    out = tmp_path / "translated.json"
+    out.write_text(json.dumps(template), encoding="utf-8")
+    return subprocess.run([str(CFN_LINT), str(out)], capture_output=True, text=True, check=False, cwd=ROOT)
+
+
+def test_cfn_lint_passes_on_the_translated_template(translated: dict[str, Any], tmp_path: Path) -> None:
+    # Given the CloudFormation template SAM would deploy
+    # When cfn-lint checks it
+    proc = cfn_lint(translated, tmp_path)
+    # Then it finds nothing (errors, warnings or informational)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cfn_lint_on_the_translation_catches_the_classic_circular_dependency(
+    translated: dict[str, Any], tmp_path: Path
+) -> None:
+    # Given the translated template with the classic mistake: the function referring to its trigger bucket
+    broken = copy.deepcopy(translated)
+    variables = broken["Resources"][FUNCTION_ID]["Properties"]["Environment"]["Variables"]
+    variables["INPUT_BUCKET"] = {"Ref": "InputBucket"}
+    # When cfn-lint checks it
+    proc = cfn_lint(broken, tmp_path)
+    # Then it reports the cycle (so the check above would catch one)
+    assert proc.returncode != 0
+    assert "E3004" in proc.stdout, proc.stdout
+
+
+def test_sam_validate_lint_passes() -> None:
+    # Given the pinned SAM CLI (its own venv, installed by `make sam-cli`; build/requirements-sam.txt)
+    subprocess.run(make_command("sam-cli"), cwd=ROOT, check=True, capture_output=True)
+    assert SAM.exists()
+    # When `sam validate --lint` checks template.yaml
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    proc = subprocess.run(
+        [str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+    # Then it is valid
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,230 @@
+"""Security and wiring properties of the deployed (translated) template."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline.settings import ENVIRONMENT
+from tools.sam_template import FUNCTION_ID, ROOT
+
+ROLE = f"{FUNCTION_ID}Role"
+S3_WRITE = re.compile(r"^s3:(\*|Put.*|Delete.*|Restore.*|Replicate.*|Abort.*|Create.*|.*\*.*)$")
+
+
+def statements(translated: dict[str, Any], role: str = ROLE) -> Iterator[dict[str, Any]]:
+    for policy in translated["Resources"][role]["Properties"].get("Policies", []):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def sub_text(value: Any) -> str:
+    """The text of a resource ARN: a literal, or the template string of a Fn::Sub."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    return repr(value)
+
+
+def test_function_is_python313_x86_64_with_tracing_and_a_retained_log_group(translated: dict[str, Any]) -> None:
+    props = translated["Resources"][FUNCTION_ID]["Properties"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["x86_64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["Handler"] == "handler.app.lambda_handler"
+    log_group = translated["Resources"]["ScoringFunctionLogGroup"]
+    assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    assert props["LoggingConfig"]["LogGroup"] == {"Ref": "ScoringFunctionLogGroup"}
+
+
+@pytest.mark.parametrize("service", ["s3", "secretsmanager"])
+def test_no_wildcard_actions_or_resources_for_s3_or_secrets_manager(translated: dict[str, Any], service: str) -> None:
+    # Given every Allow statement of the function's role that touches the service
+    relevant = [
+        s
+        for s in statements(translated)
+        if s.get("Effect") == "Allow" and any(a.startswith(f"{service}:") for a in as_list(s["Action"]))
+    ]
+    assert relevant, f"no {service} permissions at all?"
+    for statement in relevant:
+        # Then no action is a wildcard
+        assert not any(a in {"*", f"{service}:*"} for a in as_list(statement["Action"])), statement
+        # And every resource names the bucket (prefix) or the secret, never "*"
+        for resource in as_list(statement["Resource"]):
+            text = sub_text(resource)
+            assert text != "*", statement
+            if service == "s3":
+                assert text.startswith(
+                    "arn:${AWS::Partition}:s3:::${InputBucketBaseName}-${AWS::AccountId}-${AWS::Region}"
+                ), text
+                assert "*" not in text.split(":::", 1)[1].split("/", 1)[0], f"wildcard in the bucket name: {text}"
+            else:
+                prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                assert text == prefix + "${SnowflakeSecretName}-??????", text
+    if service == "secretsmanager":
+        actions = {a for s in relevant for a in as_list(s["Action"])}
+        assert actions == {"secretsmanager:GetSecretValue"}
+
+
+def test_s3_reads_are_limited_to_the_input_prefix(translated: dict[str, Any]) -> None:
+    for statement in statements(translated):
+        actions = as_list(statement["Action"])
+        if "s3:GetObject" in actions:
+            assert set(actions) <= {"s3:GetObject", "s3:GetObjectVersion"}
+            assert sub_text(statement["Resource"]).endswith("/${InputPrefix}*")
+        if "s3:ListBucket" in actions:
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${InputPrefix}*"}}}
+
+
+def test_no_self_trigger_the_function_cannot_write_to_s3(translated: dict[str, Any]) -> None:
+    # Given every permission of the function's role (inline policies; managed ones are logs and X-Ray only)
+    writes = [
+        a
+        for s in statements(translated)
+        if s.get("Effect") == "Allow"
+        for a in as_list(s["Action"])
+        if S3_WRITE.match(a)
+    ]
+    # Then nothing it does can create an object, so nothing can trigger it again
+    assert writes == []
+    managed = translated["Resources"][ROLE]["Properties"]["ManagedPolicyArns"]
+    assert sorted(managed) == [
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    ]
+
+
+def test_bucket_notifications_are_object_created_under_the_prefix_for_csv_and_csv_gz(
+    translated: dict[str, Any],
+) -> None:
+    configs = translated["Resources"]["InputBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    suffixes = set()
+    for config in configs:
+        assert config["Event"] == "s3:ObjectCreated:*"
+        assert config["Function"] == {"Fn::GetAtt": [FUNCTION_ID, "Arn"]}
+        rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
+        assert rules["prefix"] == {"Ref": "InputPrefix"}
+        suffixes.add(rules["suffix"])
+    assert suffixes == {".csv", ".csv.gz"}
+
+
+def test_bucket_policy_denies_requests_without_tls(translated: dict[str, Any]) -> None:
+    policy = translated["Resources"]["InputBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "InputBucket"}
+    deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert len(deny) == 1
+    statement = deny[0]
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "s3:*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [{"Fn::GetAtt": ["InputBucket", "Arn"]}, {"Fn::Sub": "${InputBucket.Arn}/*"}]
+
+
+def test_bucket_is_encrypted_and_not_public(translated: dict[str, Any]) -> None:
+    props = translated["Resources"]["InputBucket"]["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+
+
+def test_async_failures_go_to_an_sqs_queue_with_an_alarm_on_its_depth(translated: dict[str, Any]) -> None:
+    # Given the function's asynchronous invoke configuration
+    config = next(
+        r["Properties"] for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    )
+    # Then retries and event age are bounded
+    assert 0 <= config["MaximumRetryAttempts"] <= 2
+    assert 60 <= config["MaximumEventAgeInSeconds"] <= 6 * 3600
+    # And failures land in an SQS queue of this stack
+    destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+    queue_id = destination["Fn::GetAtt"][0]
+    assert translated["Resources"][queue_id]["Type"] == "AWS::SQS::Queue"
+    # That the function may send to
+    assert any(
+        s["Action"] == "sqs:SendMessage" and s["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        for s in statements(translated)
+    )
+    # And an alarm watches the queue's depth
+    alarms = [
+        r["Properties"]
+        for r in translated["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["Namespace"] == "AWS/SQS"
+        and {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}} in r["Properties"]["Dimensions"]
+    ]
+    assert alarms
+    assert alarms[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                yield value
+            elif key == "Fn::GetAtt":
+                yield (value[0] if isinstance(value, list) else value.split(".", 1)[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                yield from (m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+                if not isinstance(value, str):
+                    yield from _references(value[1])
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
+
+
+def test_no_circular_dependency(translated: dict[str, Any]) -> None:
+    # Given the dependency graph of the translated template (Ref, GetAtt, Sub, DependsOn)
+    resources = translated["Resources"]
+    graph = {
+        name: {r for r in _references(body.get("Properties", {})) if r in resources}
+        | set(as_list(body.get("DependsOn", [])))
+        for name, body in resources.items()
+    }
+    # Then it is acyclic (the classic bucket -> notification -> permission -> function -> policy -> bucket loop)
+    visiting, done = set(), set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in done:
+            return
+        assert node not in visiting, " -> ".join([*path, node])
+        visiting.add(node)
+        for dep in graph[node]:
+            visit(dep, [*path, node])
+        visiting.discard(node)
+        done.add(node)
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_function_environment_matches_the_settings_contract(template: dict[str, Any]) -> None:
+    env = template["Resources"][FUNCTION_ID]["Properties"]["Environment"]["Variables"]
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    # Every variable the template sets is one the function reads
+    assert set(env) - powertools <= set(ENVIRONMENT)
+    # And the required ones are set, from parameters
+    for required in ("SNOWFLAKE_SECRET_NAME", "SNOWFLAKE_DATABASE", "SNOWFLAKE_SCHEMA"):
+        assert isinstance(env[required], dict)
+        assert "Ref" in env[required]
+    assert powertools <= set(env)
+    # Local-only wiring never reaches the deployed function
+    assert not {"SNOWFLAKE_HOST", "SNOWFLAKE_PORT", "SNOWFLAKE_PROTOCOL", "AWS_ENDPOINT_URL"} & set(env)
+
+
+def test_the_makefile_build_target_matches_the_function(template: dict[str, Any]) -> None:
+    function = template["Resources"][FUNCTION_ID]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    makefile = ROOT / function["Metadata"]["ContextPath"] / "Makefile"
+    assert f"build-{FUNCTION_ID}:" in makefile.read_text(encoding="utf-8")
