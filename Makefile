@@ -14,6 +14,8 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: help install model test test-fast lint format demo bench clean
 
+include mk/sam.mk
+
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
