@@ -58,8 +58,8 @@ def convert_features(table: pa.Table, features: list[str], *, decimal_comma: boo
             continue
         empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
         non_finite = pc.match_substring_regex(text, NON_FINITE).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(bad & ~blank):
-            i = int(i)
+        for flat in np.flatnonzero(bad & ~blank):
+            i = int(flat)
             if i in first_problem:
                 continue
             if empty[i]:

@@ -154,7 +154,7 @@ class Settings(BaseModel):
         environ = os.environ if environ is None else environ
         raw = {field: environ[var] for var, field in ENVIRONMENT.items() if environ.get(var, "") != ""}
         try:
-            return cls(**raw)
+            return cls.model_validate(raw)
         except ValidationError as exc:
             field_to_var = {field: var for var, field in ENVIRONMENT.items()}
             problems = []
