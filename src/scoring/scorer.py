@@ -129,16 +129,22 @@ class Scorer:
 
     def validate(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Return ``features`` as a C-contiguous float32 [N, n_features] array, or raise InvalidFeaturesError."""
-        array = np.asarray(features)
+        try:
+            array = np.asarray(features)
+        except ValueError as exc:  # ragged rows
+            raise InvalidFeaturesError(
+                f"features must be a rectangular [N, {self.n_features}] array: rows have different numbers of columns"
+            ) from exc
         if array.ndim != 2:
             raise InvalidFeaturesError(f"features must be a 2-D [N, {self.n_features}] array, got {array.ndim}-D")
         if array.shape[1] != self.n_features:
             raise InvalidFeaturesError(f"features must have {self.n_features} columns, got {array.shape[1]}")
         if array.shape[0] == 0:
             raise InvalidFeaturesError("features batch is empty (0 rows)")
-        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        if array.dtype.kind not in "fiu":  # refuses bool, complex, timedelta, datetime, str, object
             raise InvalidFeaturesError(f"features must be real numbers, got dtype {array.dtype}")
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported just below
+            array = np.ascontiguousarray(array, dtype=np.float32)
         finite = np.isfinite(array)
         if not finite.all():
             rows, cols = np.nonzero(~finite)

@@ -214,20 +214,12 @@ BAD_INPUTS: list[Any] = [
         ["real numbers", "timedelta64"],
         [],
         id="timedelta64",
-        marks=pytest.mark.xfail(
-            strict=True, reason="bug: np.issubdtype(timedelta64, np.number) is True, so durations are scored"
-        ),
     ),
     pytest.param(
         [[SENTINEL] * 30, [SENTINEL] * 29],
         ["columns"],
         [],
         id="ragged-rows",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=ValueError,
-            reason="bug: np.asarray's ValueError escapes instead of InvalidFeaturesError",
-        ),
     ),
 ]
 
