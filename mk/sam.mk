@@ -33,7 +33,7 @@ sam-cli: $(SAM_VENV)/.installed ## install the pinned SAM CLI into its own venv 
 build: .aws-sam/build/.stamp-$(SAM_FUNCTION) ## sam build without Docker (BuildMethod: makefile -> build/build_artifact.py)
 
 .aws-sam/build/.stamp-$(SAM_FUNCTION): $(ARTIFACT_INPUTS) | $(VENV)/.installed $(SAM_VENV)/.installed
-	$(SAM_ENV) $(SAM) build --template-file template.yaml
+	$(SAM_ENV) $(SAM) build --template-file template.yaml >&2
 	touch $@
 
 build-no-sam: $(VENV)/.installed ## the same artifact without SAM CLI (no built template for sam deploy)
