@@ -50,7 +50,7 @@ invoke: build runtime-provided ## run the built artifact on EVENT=events/<file> 
 
 validate: $(VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-lint on the translated template
 	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml
-	$(PY) -m tools.artifact_checks translated-template > .aws-sam/translated.json
+	mkdir -p .aws-sam && $(PY) -m tools.artifact_checks translated-template > .aws-sam/translated.json
 	$(VENV)/bin/cfn-lint .aws-sam/translated.json
 
 deploy-guided: build ## first deployment: asks for the parameters and saves them in samconfig.toml
