@@ -26,6 +26,11 @@ from typing import Any
 
 import pandas as pd
 
+# Imported when the module is (at Lambda init, through build_pipeline), not on the first event: the connector
+# and its pandas tools take about a second to import, which would otherwise land on the first invocation.
+import snowflake.connector
+from snowflake.connector.pandas_tools import write_pandas as _connector_write_pandas
+
 from pipeline.errors import LoadConflictError, PipelineError, WarehouseRejectedError, WarehouseUnavailableError
 from pipeline.settings import LoadMode, Settings, validate_identifier
 
@@ -60,6 +65,10 @@ REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
 
 # Snowflake error numbers that a retry can fix: lock wait timeout, statement aborted by a concurrent one,
 # transaction conflicts, warehouse suspended/resuming, session expired.
+# write_pandas options for the staging writes (shared with benchmarks/bench_e2e.py's I/O floor).
+# Parquet with snappy: the connector's default (gzip) spends most of a chunk's staging time compressing.
+WRITE_PANDAS_OPTIONS: dict[str, Any] = {"compression": "snappy"}
+
 _TRANSIENT_ERRNOS = {625, 604, 608, 390114, 390111, 250001, 250003, 251005, 254007}
 
 
@@ -131,8 +140,6 @@ class SnowflakeWarehouse:
     def _connection(self) -> Any:
         if self._conn is not None and not self._conn.is_closed():
             return self._conn
-        import snowflake.connector
-
         connect = self._connect or snowflake.connector.connect
         s = self._settings
         creds = self._credentials()
@@ -312,9 +319,7 @@ class LoadSession:
         if table not in self._staged_tables:
             self._create(table, [(n, t.replace(" NOT NULL", "")) for n, t in columns], temporary=True)
             self._staged_tables.add(table)
-        write_pandas = self._write_pandas
-        if write_pandas is None:
-            from snowflake.connector.pandas_tools import write_pandas
+        write_pandas = self._write_pandas or _connector_write_pandas
         try:
             ok, _chunks, nrows, _ = write_pandas(
                 self._conn,
@@ -324,6 +329,7 @@ class LoadSession:
                 auto_create_table=False,
                 overwrite=False,
                 use_logical_type=True,
+                **WRITE_PANDAS_OPTIONS,
             )
         except PipelineError:
             raise

@@ -6,6 +6,7 @@ value: reasons name the column and line, and raw text goes only to the rejects t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
@@ -84,6 +85,31 @@ class Pipeline:
         self.scorer = scorer
         self.source = source
         self.warehouse = warehouse
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run one synthetic row through convert, score, output and Parquet at init, not on the first event.
+
+        The first call of a pyarrow compute function, the first DataFrame -> Parquet write and the scorer's
+        first invocation each cost up to a second once per process; paying that here moves it into Lambda's
+        init phase. Nothing is read or written outside this process, and a failure here is ignored: the real
+        event will raise it properly.
+        """
+        with contextlib.suppress(Exception):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            names = self.scorer.metadata.feature_names
+            table = pa.table({n: pa.array(["1"], pa.string()) for n in names})
+            converted = convert_features(table, names)
+            scores = self.scorer.score(converted.model_input())
+            frame = pd.DataFrame({n: converted.values[:, j] for j, n in enumerate(names)})
+            frame["CONDITION"] = scores.label
+            pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy")
+            lineage = dict.fromkeys(("SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION", "MODEL_VERSION", "LOAD_ID"), "")
+            values = {n: converted.values[:, j] for j, n in enumerate(names)}
+            layout = OutputLayout(names, self.scorer.metadata, self.settings)
+            layout.frame({}, values, scores, np.array([2], np.int64), lineage)
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         """Load one object version. Permanent input problems are recorded and returned; transient ones raise."""
