@@ -21,7 +21,7 @@ from scoring.errors import InvalidFeaturesError, ModelLoadError
 from scoring.interpreter import interpreter_class
 from scoring.metadata import ModelMetadata
 
-DEFAULT_MAX_BATCH_ROWS = 65_536
+DEFAULT_MAX_BATCH_ROWS = 16_384  # fastest in benchmarks/bench_scoring.py sweep; 2.2 MB of tensors
 _NUMPY_DTYPES = {"float32": np.float32, "int32": np.int32}
 
 

@@ -73,10 +73,10 @@ def _edit_metadata(model_dir: Path, edit: Callable[[dict[str, Any]], None]) -> N
         (569, 100, [100] * 5 + [69]),
         (569, 568, [568, 1]),
         (569, 569, [569]),
-        (569, None, [569]),  # the default (65,536)
+        (569, None, [569]),  # the default (16,384)
         (14, 7, [7, 7]),
         (1, 7, [1]),
-        (100_000, None, [65_536, 34_464]),
+        (100_000, None, [16_384] * 6 + [1_696]),
     ],
 )
 def test_one_invoke_per_chunk(
