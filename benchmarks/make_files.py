@@ -121,12 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for rows in args.rows:
         t0 = time.perf_counter()
-        plain = ensure_file(
-            rows, out_dir=args.out_dir, force=args.force, seed=args.seed, jitter=args.jitter, bad_rate=args.bad_rate
-        )
+        options = {"seed": args.seed, "jitter": args.jitter, "bad_rate": args.bad_rate}
+        plain = ensure_file(rows, out_dir=args.out_dir, force=args.force, **options)
         made = [plain]
         if args.gzip:
-            made.append(ensure_file(rows, gz=True, out_dir=args.out_dir))
+            made.append(ensure_file(rows, gz=True, out_dir=args.out_dir, **options))
         for p in made:
             print(f"{p}  {p.stat().st_size / 1e6:.1f} MB  ({time.perf_counter() - t0:.1f} s)")
     return 0

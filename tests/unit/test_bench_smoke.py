@@ -1,0 +1,87 @@
+"""Smoke runs of the issue-6 benchmark scripts: each --quick run exits 0, prints its verdicts, writes its JSON.
+
+The figures themselves are not checked (a smoke run is too small to mean anything); the full runs are in
+docs/performance.md. The cold-start script's artifact part needs the built artifact: without one it reports
+SKIPPED with the reason and only its first/second-invocation part runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCH = REPO_ROOT / "benchmarks"
+
+
+def _run(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])}
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_make_files_writes_plain_and_gzip(tmp_path: Path) -> None:
+    _run(str(BENCH / "make_files.py"), "--rows", "1000", "--gzip", "--out-dir", str(tmp_path), "--bad-rate", "0.01")
+    plain = tmp_path / "rows-1000-bad0.01.csv"
+    lines = plain.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1001
+    assert lines[0].startswith("sample_id,mean radius,")
+    ids = [line.split(",", 1)[0] for line in lines[1:]]
+    assert len(set(ids)) == 1000
+    assert (tmp_path / "rows-1000-bad0.01.csv.gz").stat().st_size < plain.stat().st_size
+
+
+def test_bench_e2e_quick(tmp_path: Path) -> None:
+    out = tmp_path / "e2e.json"
+    proc = _run(str(BENCH / "bench_e2e.py"), "--quick", "--files-dir", str(tmp_path), "--out", str(out))
+    for text in ("speedup vs naive", "time vs floor", "pipeline stages", "extrapolated"):
+        assert text in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["pipeline_stages_median_s"]) == {"s3_read", "parse", "convert", "score", "stage", "publish"}
+    assert all(v > 0 for v in report["rows_per_s"].values())
+    assert set(report["goals"]) == {"vs_naive_ge_10x", "vs_floor_le_1_3x"}
+
+
+def test_bench_e2e_memory_quick(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    proc = _run(
+        str(BENCH / "bench_e2e.py"),
+        "--quick",
+        "--memory",
+        "2000",
+        "4000",
+        "--files-dir",
+        str(tmp_path),
+        "--out",
+        str(out),
+    )
+    assert "peak RSS ratio" in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert len(report["results"]) == 4  # 2 sizes x plain/gzip
+    assert all(r["peak_rss_mb"] > 0 for r in report["results"])
+
+
+def test_cold_start_quick(tmp_path: Path) -> None:
+    out = tmp_path / "cold.json"
+    from tools.artifact_checks import ARTIFACT
+
+    sys.path.insert(0, str(BENCH.parent))
+    from benchmarks.cold_start import artifact_problem
+
+    problem = artifact_problem(ARTIFACT)
+    args = ["--quick", "--out", str(out)] + (["--skip-artifact"] if problem else [])
+    proc = _run(str(BENCH / "cold_start.py"), *args, timeout=300)
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["invocations"]["median_second_ms"] > 0
+    if problem:
+        pytest.skip(f"init-time part not run: {problem}")
+    assert "ratio" in proc.stdout
+    assert report["init"]["median_ms_with_bytecode"] > 0
