@@ -4,15 +4,18 @@ Where a row is parsed: ``CsvChunks``. Nothing here converts values; every column
 conversion step can give each bad cell its own reason (see features.py).
 
 Handled here: gzip by magic bytes (whatever the name), a gzip bomb (stops at MAX_UNCOMPRESSED_BYTES),
-UTF-8 with or without BOM, UTF-16 with BOM, CRLF, quoted fields with embedded newlines, `,` `;` tab and `|`
-delimiters (from the header line), rows with too few or too many fields (rejected one by one with
-their record number), blank lines (skipped), and files that are not CSV at all (one clear reason).
+UTF-8 with or without BOM, UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not start as UTF-8),
+CRLF, quoted fields with embedded newlines, `,` `;` tab and `|` delimiters (from the header line), header
+names with surrounding spaces, rows with too few or too many fields (rejected one by one with their record
+number), blank lines (skipped), records longer than the parser's block and files that are not CSV at all (one
+clear reason each). A reason never quotes the file's data: pyarrow's messages are cut before the row text.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,7 +139,7 @@ def _read_up_to(raw: io.RawIOBase, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _detect_encoding(head: bytes) -> str:
+def _detect_encoding(head: bytes, *, whole_file: bool) -> str:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8"  # pyarrow skips the UTF-8 BOM itself
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -145,7 +148,25 @@ def _detect_encoding(head: bytes) -> str:
         raise UnusableFileError(
             "the file holds NUL bytes: it is binary, or UTF-16/32 text without a byte-order mark", reason="not_csv"
         )
-    return "utf-8"
+    # Not UTF-8 at the start: an 8-bit export (Excel on Windows writes Windows-1252). Latin-1 decodes any byte.
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            _decode_head(head, encoding, whole_file=whole_file)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "latin-1"
+
+
+def _decode_head(head: bytes, encoding: str, *, whole_file: bool) -> str:
+    """Decode the peeked start of the file; a character cut by the peek's end is left for later."""
+    return codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=whole_file)
+
+
+def _line_break(encoding: str, head: bytes) -> bytes:
+    if encoding == "utf-16":
+        return b"\n\x00" if head.startswith(codecs.BOM_UTF16_LE) else b"\x00\n"
+    return b"\n"
 
 
 def _first_line(text: str) -> str:
@@ -184,20 +205,21 @@ class CsvChunks:
         head = _read_up_to(stream, HEADER_PEEK_BYTES)
         if not head.strip(b"\xef\xbb\xbf\r\n\t ,;"):
             raise UnusableFileError("the file is empty (no header, no rows)", reason="empty_file")
-        self.encoding = _detect_encoding(head)
+        whole_file = len(head) < HEADER_PEEK_BYTES
+        self.encoding = _detect_encoding(head, whole_file=whole_file)
         try:
-            head_text = (
-                head.decode(self.encoding, errors="strict")
-                if self.encoding != "utf-8"
-                else head.decode("utf-8", errors="ignore")
-            )
+            head_text = _decode_head(head, self.encoding, whole_file=whole_file)
         except UnicodeDecodeError as exc:
             raise UnusableFileError(f"cannot decode the file as {self.encoding}", reason="undecodable") from exc
         self.delimiter = _detect_delimiter(_first_line(head_text))
+        if whole_file and "\n" not in head_text and "\r" not in head_text:
+            head += _line_break(self.encoding, head)  # pyarrow cannot read a lone header without its line break
         self._stream = _Prefixed(head, stream)
         self._invalid: list[InvalidRecord] = []
+        self._block_size = block_size
         self._reader = self._open(block_size, head_text)
-        self.columns: list[str] = list(self._reader.schema.names)
+        # Names as the header spells them, less surrounding spaces (' mean radius ' is 'mean radius').
+        self.columns: list[str] = [str(n).strip() for n in self._reader.schema.names]
         self._validate_header(required)
         self._next_line = 2
         self._invalid_seen = 0
@@ -226,7 +248,7 @@ class CsvChunks:
 
     def _header_names(self, head_text: str) -> list[str]:
         cut = head_text.rfind("\n")
-        sample = (head_text[: cut + 1] if cut > 0 else head_text).encode("utf-8")
+        sample = (head_text[: cut + 1] if cut > 0 else head_text + "\n").encode("utf-8")
         try:
             reader = pacsv.open_csv(
                 io.BytesIO(sample),
@@ -241,14 +263,17 @@ class CsvChunks:
         return [str(n) for n in reader.schema.names]
 
     def _validate_header(self, required: list[str]) -> None:
-        names = [c.strip() for c in self.columns]
-        if len(set(names)) != len(names):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            raise UnusableFileError(f"duplicate column names in the header: {dupes}", reason="duplicate_columns")
-        if all(_looks_numeric(n) for n in names if n):
+        names = self.columns
+        # First, so that a data row taken for a header never has its values quoted in a reason.
+        filled = [n for n in names if n]
+        numeric = sum(_looks_numeric(n) for n in filled)
+        if numeric * 2 >= len(filled) and not set(required) & set(names):
             raise UnusableFileError(
                 "the file has no header: its first line holds numbers, not column names", reason="no_header"
             )
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise UnusableFileError(f"duplicate column names in the header: {dupes}", reason="duplicate_columns")
         missing = [r for r in required if r not in set(names)]
         if missing:
             raise UnusableFileError(
@@ -276,6 +301,12 @@ class CsvChunks:
             cause = _typed_cause(exc) or _typed_cause(exc.__context__)
             if cause is not None:
                 raise cause from exc
+            if "straddl" in str(exc):
+                raise UnusableFileError(
+                    f"a record is longer than the parser's block of {self._block_size} bytes; split the file or "
+                    "shorten the record",
+                    reason="record_too_large",
+                ) from exc
             undecodable = "UTF8" in str(exc) or isinstance(exc, UnicodeDecodeError)
             raise UnusableFileError(
                 f"cannot decode the file as {self.encoding}: {_short(exc)}"
@@ -319,6 +350,7 @@ class CsvChunks:
         return taken
 
     def _chunk(self, table: pa.Table, *, final: bool) -> TextChunk:
+        table = table.rename_columns(self.columns)
         # Record numbers: valid and invalid records together are numbered 2, 3, ... in file order, and pyarrow
         # reports each invalid one's number. A block is parsed (and its invalid rows reported) before its batch
         # is returned, so the valid records take the numbers the invalid ones before them left free.
@@ -361,6 +393,11 @@ def _typed_cause(exc: BaseException | None) -> Exception | None:
     return None
 
 
+# pyarrow quotes the offending row after "Expected N columns, got M: "; a reason must never carry data.
+_ROW_TEXT = re.compile(r"(Expected \d+ columns, got \d+)\s*:.*", re.DOTALL)
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = _ROW_TEXT.sub(r"\1", str(exc))
+    text = text.splitlines()[0] if text else type(exc).__name__
     return text[:200]

@@ -1,0 +1,127 @@
+"""Corpus inputs that are binary, re-encoded or too big to commit: built at test time from the small files.
+
+Each generator takes the corpus ``files`` folder and returns the object's bytes. The manifest names them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+MiB = 1 << 20
+
+Generator = Callable[[Path], bytes]
+GENERATORS: dict[str, Generator] = {}
+
+
+def generator(fn: Generator) -> Generator:
+    GENERATORS[fn.__name__] = fn
+    return fn
+
+
+def _good(files: Path) -> str:
+    return (files / "good.csv").read_text(encoding="utf-8")
+
+
+def _with_notes(files: Path, notes: list[str]) -> str:
+    lines = _good(files).splitlines()
+    return "\n".join([lines[0] + ",notes"] + [f"{r},{n}" for r, n in zip(lines[1:], notes, strict=False)]) + "\n"
+
+
+@generator
+def utf16_le_bom(files: Path) -> bytes:
+    return _good(files).encode("utf-16")  # Python writes the BOM, little-endian
+
+
+@generator
+def utf16_be_bom(files: Path) -> bytes:
+    return b"\xfe\xff" + _good(files).encode("utf-16-be")
+
+
+@generator
+def utf16_without_bom(files: Path) -> bytes:
+    return _good(files).encode("utf-16-le")
+
+
+@generator
+def latin1_extra_column(files: Path) -> bytes:
+    return _with_notes(files, ["Cardiología", "São Paulo", "Zürich", "naïve", "façade"]).encode("latin-1")
+
+
+@generator
+def cp1252_extra_column(files: Path) -> bytes:
+    return _with_notes(files, ["“quoted”", "price €5", "en–dash", "ok", "…"]).encode("cp1252")
+
+
+@generator
+def gzip_data_named_csv(files: Path) -> bytes:
+    return gzip.compress(_good(files).encode())
+
+
+@generator
+def truncated_csv_gz(files: Path) -> bytes:
+    data = gzip.compress(_good(files).encode() * 20)
+    return data[: len(data) // 2]
+
+
+@generator
+def corrupt_gzip(files: Path) -> bytes:
+    data = bytearray(gzip.compress(_good(files).encode()))
+    data[20:60] = bytes(range(40))  # garbage inside the deflate stream
+    return bytes(data)
+
+
+@generator
+def gzip_bomb(files: Path) -> bytes:
+    """~2 MiB of gzip that expands to 4 GiB: the CSV header, then one endless line of spaces.
+
+    Built as concatenated gzip members (valid gzip; every reader must handle them), so it takes a moment.
+    """
+    header = _good(files).splitlines()[0] + "\n"
+    spaces = zlib.compressobj(9, zlib.DEFLATED, 31)
+    member = spaces.compress(b" " * (64 * MiB)) + spaces.flush()
+    return gzip.compress(header.encode()) + member * 64
+
+
+@generator
+def binary_garbage(files: Path) -> bytes:
+    return random.Random(5).randbytes(64 * 1024)
+
+
+@generator
+def binary_garbage_without_nul(files: Path) -> bytes:
+    rng = random.Random(7)
+    return bytes(rng.choice(range(1, 256)) for _ in range(16 * 1024))
+
+
+@generator
+def png_image(files: Path) -> bytes:
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + random.Random(3).randbytes(2048)
+
+
+@generator
+def ten_mb_line_in_extra_column(files: Path) -> bytes:
+    return _with_notes(files, ["n" * (10 * MiB), "short", "", "x", "y"]).encode()
+
+
+@generator
+def ten_mb_line_without_delimiters(files: Path) -> bytes:
+    lines = _good(files).splitlines()
+    return ("\n".join([lines[0], lines[1], "z" * (10 * MiB), *lines[2:]]) + "\n").encode()
+
+
+@generator
+def twenty_mb_line_in_extra_column(files: Path) -> bytes:
+    return _with_notes(files, ["short", "n" * (20 * MiB), "", "x", "y"]).encode()
+
+
+def max_length_key(prefix: str = "incoming/", suffix: str = ".csv") -> str:
+    """An S3 key of exactly 1024 bytes of UTF-8 (S3's maximum), made of 2-byte characters."""
+    budget = 1024 - len(prefix.encode()) - len(suffix.encode())
+    body = "é" * (budget // 2) + "x" * (budget % 2)
+    key = prefix + body + suffix
+    assert len(key.encode()) == 1024
+    return key
