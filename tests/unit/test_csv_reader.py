@@ -67,9 +67,8 @@ def test_chunks_are_bounded_and_record_numbers_skip_invalid_records() -> None:
         (b"a,b,a\n1,2,3\n", "duplicate_columns"),
         (b"\x00\x01\x02binary\x00", "not_csv"),
         (gzip.compress(TEXT.encode())[:-12], "truncated_gzip"),
-        (b"id,a,b\n1,\xe9,2\n", "undecodable"),
     ],
-    ids=["empty", "blank-lines", "no-header", "missing", "duplicate", "binary", "truncated-gzip", "latin1"],
+    ids=["empty", "blank-lines", "no-header", "missing", "duplicate", "binary", "truncated-gzip"],
 )
 def test_unusable_files_fail_with_a_specific_reason(data: bytes, reason: str) -> None:
     with pytest.raises(UnusableFileError) as err:
@@ -85,3 +84,11 @@ def test_a_gzip_bomb_stops_at_the_limit() -> None:
     with pytest.raises(UnusableFileError, match="MAX_UNCOMPRESSED_BYTES") as err:
         read(bomb, limit=1_000_000)
     assert err.value.reason == "decompressed_too_large"
+
+
+def test_a_latin1_export_is_read_as_windows_1252() -> None:
+    # Given a file that is not UTF-8 (an 'é' written as the single byte 0xE9)
+    reader, rows, _, _ = read(b"id,a,b\n1,\xe9,2\n")
+    # Then it is decoded with the Windows-1252 fallback rather than refused
+    assert reader.encoding == "cp1252"
+    assert rows == [{"id": "1", "a": "\u00e9", "b": "2"}]
