@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +15,33 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from pipeline.errors import SecretInvalidError, SecretUnavailableError
 
 SECRET_MAX_AGE_SECONDS = 300
+
+
+class _WhileFetchingSecret(logging.Filter):
+    """Drops botocore's DEBUG records made while this thread fetches the secret.
+
+    botocore.parsers logs every response body at DEBUG, and GetSecretValue's body is the secret itself; anyone
+    turning DEBUG on (AWS_LAMBDA_LOG_LEVEL, a debugging session) would otherwise put the password in the logs.
+    """
+
+    _state = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self._state, "active", False)
+
+    @classmethod
+    @contextlib.contextmanager
+    def active(cls) -> Iterator[None]:
+        cls._state.active = True
+        try:
+            yield
+        finally:
+            cls._state.active = False
+
+
+_QUIET = _WhileFetchingSecret()
+for _name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.retryhandler"):
+    logging.getLogger(_name).addFilter(_QUIET)
 
 
 @dataclass(frozen=True)
@@ -71,14 +102,8 @@ class SecretsProvider:
 
     def credentials(self, *, force_fetch: bool = False) -> SnowflakeCredentials:
         try:
-            if self._provider is not None:
-                raw = self._provider.get(
-                    self.secret_name, transform="json", max_age=self._max_age, force_fetch=force_fetch
-                )
-            else:
-                raw = parameters.get_secret(
-                    self.secret_name, transform="json", max_age=self._max_age, force_fetch=force_fetch
-                )
+            with _WhileFetchingSecret.active():
+                raw = self._fetch(force_fetch)
         except TransformParameterError as exc:
             raise SecretInvalidError(f"secret {self.secret_name!r} is not valid JSON") from exc
         except GetParameterError as exc:
@@ -86,3 +111,10 @@ class SecretsProvider:
                 f"cannot read secret {self.secret_name!r} from Secrets Manager: {type(exc.__cause__ or exc).__name__}"
             ) from exc
         return parse_credentials(raw, self.secret_name)
+
+    def _fetch(self, force_fetch: bool) -> Any:
+        if self._provider is not None:
+            return self._provider.get(
+                self.secret_name, transform="json", max_age=self._max_age, force_fetch=force_fetch
+            )
+        return parameters.get_secret(self.secret_name, transform="json", max_age=self._max_age, force_fetch=force_fetch)
