@@ -488,6 +488,36 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def plot(memory_json: Path, out: Path) -> None:
+    """Throughput and peak RSS of the function's process against file size (from memory mode's JSON)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = json.loads(memory_json.read_text(encoding="utf-8"))["results"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=80)
+    for gz, style in ((False, "o-"), (True, "s--")):
+        sel = sorted((r for r in results if r["gzip"] == gz), key=lambda r: r["rows"])
+        if not sel:
+            continue
+        label = "gzip" if gz else "plain"
+        rows = [r["rows"] for r in sel]
+        ax1.plot(rows, [r["rows_per_s"] / 1000 for r in sel], style, label=label)
+        ax2.plot(rows, [r["peak_rss_mb"] for r in sel], style, label=label)
+    for ax, title in ((ax1, "throughput (k rows/s)"), (ax2, "peak RSS of the function (MB)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("rows in the file")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -499,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gzip", action="store_true", help="memory mode: plain files only")
     parser.add_argument("--files-dir", type=Path, default=OUT_DIR / "files")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="plot memory.json (--out names it) to PNG and exit")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -506,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         return serve()
     if args.child:
         return child(args.child)
+    if args.plot:
+        plot(args.out or OUT_DIR / "memory.json", args.plot)
+        return 0
     if args.quick:
         args.rows = min(args.rows, 20_000)
         args.repeats, args.naive_sample = 1, 2_000
