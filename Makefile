@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install model test test-fast lint format demo bench clean
+.PHONY: help install model test test-fast lint format demo bench backfill clean
 
 include mk/sam.mk
 
@@ -55,6 +55,9 @@ demo: install ## the main job on the embedded defaults (no AWS or Snowflake acco
 
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
+
+backfill: install ## score the objects under S3=s3://bucket/prefix (WORKERS=4); make backfill LOCAL=1 for a demo
+	$(PY) -m tools.backfill $(if $(LOCAL),--local,$(S3)) --workers $(or $(WORKERS),4)
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .local benchmarks/out .pytest_cache .mypy_cache .ruff_cache

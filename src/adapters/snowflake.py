@@ -352,6 +352,10 @@ class LoadSession:
             try:
                 self._conn.commit()
             except Exception as exc:
+                # Never leave the transaction open on a connection that is reused: the retry would read its
+                # own uncommitted ledger row and skip a load that never committed.
+                with contextlib.suppress(Exception):
+                    self._conn.rollback()
                 raise classify(exc, "commit") from exc
 
     def _lock_ledger(self) -> None:

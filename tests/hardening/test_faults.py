@@ -271,7 +271,6 @@ RETRIABLE = [
         "commit-fails",
         lambda mp, t: commit_fails(mp),
         WarehouseUnavailableError,
-        xfail=COMMIT_LEAVES_TRANSACTION_OPEN,
     ),
     Fault("process-killed-mid-staging", lambda mp, t: crash_while_staging(mp), BaseException),
 ]
