@@ -113,8 +113,8 @@ CONCURRENT_CLAIMS_DUPLICATE_THE_LEDGER = (
     "bug in src/adapters/snowflake.py LoadSession.claim/publish: two deliveries that claim at the same moment "
     "both insert a STARTED row (read-then-MERGE is not atomic), and publish's UPDATE ... WHERE LOAD_KEY marks "
     "both LOADED: the rows load once, but the ledger holds two LOADED rows for one object version (its "
-    "ROWS_LOADED sums double). Fix: in publish, replace the key's ledger rows with one (DELETE + INSERT in the "
-    "same transaction); see docs/failure-modes.md"
+    "ROWS_LOADED sums double). Fix: in publish, after _lock_ledger(), DELETE the key's rows whose LOAD_ID is "
+    "not the key's MIN(LOAD_ID); see docs/exactly-once.md"
 )
 
 

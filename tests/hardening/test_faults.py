@@ -197,15 +197,8 @@ class Fault:
     name: str
     inject: Callable[[pytest.MonkeyPatch, dict[str, str]], Once]
     raises: type[BaseException]
-    xfail: str | None = None
+    xfail: str | None = None  # a known bug: the test is a strict xfail until it is fixed
 
-
-COMMIT_LEAVES_TRANSACTION_OPEN = (
-    "bug in src/adapters/snowflake.py LoadSession._transaction: when COMMIT fails the transaction is left open "
-    "on the reused connection, so the retry's claim reads its own uncommitted LOADED row and reports 'duplicate' "
-    "while nothing was ever committed (rows lost). Fix: roll back (suppressing errors) before raising the "
-    "commit error; see docs/failure-modes.md"
-)
 
 RETRIABLE = [
     Fault(
