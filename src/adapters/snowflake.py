@@ -296,6 +296,7 @@ class LoadSession:
             status, _ = self.ledger_status()
             if status in {"LOADED", "FAILED"}:
                 return
+            self._keep_one_ledger_row()
             self._execute(
                 f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'FAILED', LOAD_ID = %s, ROWS_LOADED = 0, "
                 "ROWS_REJECTED = 0, REASON_CODE = %s, REASON = %s, MODEL_VERSION = %s, "
@@ -366,6 +367,19 @@ class LoadSession:
             what="lock ledger",
         )
 
+    def _keep_one_ledger_row(self) -> None:
+        # Two claims that overlap can both insert a STARTED row (standard tables enforce no unique key). Under the
+        # ledger lock, and only once no row says LOADED or FAILED, keep one of them so the final UPDATE leaves
+        # exactly one ledger row per object version.
+        ledger = self._fq(self._s.ledger_table)
+        key = self.identity.load_key
+        self._execute(
+            f"DELETE FROM {ledger} WHERE LOAD_KEY = %s AND LOAD_ID <> "
+            f"(SELECT MIN(LOAD_ID) FROM {ledger} WHERE LOAD_KEY = %s)",
+            (key, key),
+            what="ledger dedupe",
+        )
+
     def publish(self, columns: list[str], model_version: str) -> PublishResult:
         """Rows + rejects + ledger LOADED, in one transaction; a duplicate publishes nothing."""
         i = self.identity
@@ -376,6 +390,7 @@ class LoadSession:
             if status in {"LOADED", "FAILED"}:
                 self._conn.rollback()
                 return PublishResult(False, 0, 0, load_id or "")
+            self._keep_one_ledger_row()
             if self.rows_staged:
                 self._publish_rows(target, columns)
             if self.rejects_staged:

@@ -109,15 +109,6 @@ def _meet_at(monkeypatch: pytest.MonkeyPatch, method: str, parties: int) -> None
     monkeypatch.setattr(adapter.LoadSession, method, wait_then_run)
 
 
-CONCURRENT_CLAIMS_DUPLICATE_THE_LEDGER = (
-    "bug in src/adapters/snowflake.py LoadSession.claim/publish: two deliveries that claim at the same moment "
-    "both insert a STARTED row when their MERGEs overlap (no unique key is enforced), and publish's "
-    "UPDATE ... WHERE LOAD_KEY marks both LOADED: the rows load once, but the ledger holds two LOADED rows for "
-    "one object version (its ROWS_LOADED sums double). Fix: in publish, after _lock_ledger(), DELETE the key's "
-    "rows whose LOAD_ID is not the key's MIN(LOAD_ID); see docs/exactly-once.md"
-)
-
-
 @pytest.mark.parametrize("meet_at", [None, "publish"], ids=["free-race", "same-publish"])
 def test_the_same_event_twice_at_once_loads_once(
     harness: Any,
@@ -149,9 +140,8 @@ def test_the_same_event_twice_at_once_loads_once(
     assert warehouse.count("target") == ROWS
     assert warehouse.query("SELECT COUNT(DISTINCT SOURCE_LINE), COUNT(DISTINCT LOAD_ID) FROM {target}") == [(ROWS, 1)]
     [(winner,)] = warehouse.query("SELECT DISTINCT LOAD_ID FROM {target}")
-    # and the ledger records one load (one distinct LOADED entry; that it is also one *row* is the strict
-    # xfail test_two_claims_that_both_inserted_leave_one_ledger_row, as the race only sometimes hits it)
-    assert warehouse.query("SELECT DISTINCT STATUS, LOAD_ID, ROWS_LOADED, ROWS_REJECTED FROM {ledger}") == [
+    # and the ledger holds exactly one row for the load
+    assert warehouse.query("SELECT STATUS, LOAD_ID, ROWS_LOADED, ROWS_REJECTED FROM {ledger}") == [
         ("LOADED", winner, ROWS, 0)
     ]
     # and a late third delivery is a duplicate too
@@ -160,7 +150,6 @@ def test_the_same_event_twice_at_once_loads_once(
         pipeline.warehouse.close()
 
 
-@pytest.mark.xfail(strict=True, reason=CONCURRENT_CLAIMS_DUPLICATE_THE_LEDGER)
 def test_two_claims_that_both_inserted_leave_one_ledger_row(
     harness: Any, warehouse: Warehouse, make_csv: Callable[..., bytes]
 ) -> None:
