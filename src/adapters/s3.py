@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import ObjectGoneError, SourceUnavailableError, UnusableFileError
 
+READ_CHUNK_BYTES = 1 << 20
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 _CHANGED = {"PreconditionFailed", "412"}
 
@@ -54,20 +55,29 @@ class _GuardedBody(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` (short only at the end of the object) from reads of at most READ_CHUNK_BYTES.
+
+        pyarrow treats each read as a block, so the buffer is filled whole (a record may be up to a block long);
+        urllib3 is only ever asked for 1 MiB at a time, which keeps peak memory flat on large plain files.
+        """
         view = memoryview(buffer).cast("B")
-        try:
-            data = self._body.read(len(view))
-        except (BotoCoreError, ClientError, OSError, ValueError) as exc:
-            # urllib3's ProtocolError / IncompleteRead / ReadTimeout land here: the connection dropped mid-stream.
-            self.error = SourceUnavailableError(
-                f"S3 stream for s3://{self._ref.bucket}/{self._ref.key} broke after {self.bytes_read} bytes: "
-                f"{type(exc).__name__}"
-            )
-            raise self.error from exc
-        n = len(data)
-        view[:n] = data
-        self.bytes_read += n
-        return n
+        filled = 0
+        while filled < len(view):
+            try:
+                data = self._body.read(min(len(view) - filled, READ_CHUNK_BYTES))
+            except (BotoCoreError, ClientError, OSError, ValueError) as exc:
+                # urllib3's ProtocolError / IncompleteRead / ReadTimeout land here: the connection dropped.
+                self.error = SourceUnavailableError(
+                    f"S3 stream for s3://{self._ref.bucket}/{self._ref.key} broke after {self.bytes_read} bytes: "
+                    f"{type(exc).__name__}"
+                )
+                raise self.error from exc
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self.bytes_read += len(data)
+        return filled
 
     def close(self) -> None:
         try:

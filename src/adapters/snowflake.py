@@ -392,7 +392,7 @@ class LoadSession:
                 return PublishResult(False, 0, 0, load_id or "")
             self._keep_one_ledger_row()
             if self.rows_staged:
-                self._publish_rows(target, columns)
+                self._publish_rows(target, columns, model_version)
             if self.rejects_staged:
                 cols = ", ".join(n for n, _ in REJECT_COLUMNS)
                 self._execute(
@@ -409,11 +409,17 @@ class LoadSession:
             )
         return PublishResult(True, self.rows_staged, self.rejects_staged, i.load_id)
 
-    def _publish_rows(self, target: str, columns: list[str]) -> None:
+    def _publish_rows(self, target: str, columns: list[str], model_version: str) -> None:
+        """Staged rows -> target. Lineage that is one value per load is bound here rather than staged per row."""
+        i = self.identity
         cols = ", ".join(columns)
+        into = f"{cols}, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, MODEL_VERSION, LOAD_ID, LOADED_AT"
+        constants = "%s, %s, %s, %s, %s, CURRENT_TIMESTAMP()"
+        params = (i.bucket, i.key, i.version, model_version, i.load_id)
         if self._s.load_mode is LoadMode.APPEND:
             self._execute(
-                f"INSERT INTO {target} ({cols}, LOADED_AT) SELECT {cols}, CURRENT_TIMESTAMP() FROM {self.stage_table}",
+                f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM {self.stage_table}",
+                params,
                 what="publish rows",
             )
             return
@@ -430,7 +436,8 @@ class LoadSession:
         match = " AND ".join(f"{target}.{k} = s.{k}" for k in keys)
         self._execute(f"DELETE FROM {target} USING {self.stage_table} AS s WHERE {match}", what="upsert delete")
         self._execute(
-            f"INSERT INTO {target} ({cols}, LOADED_AT) SELECT {cols}, CURRENT_TIMESTAMP() FROM ({latest})",
+            f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM ({latest})",
+            params,
             what="upsert insert",
         )
 

@@ -44,9 +44,26 @@ def convert_features(table: pa.Table, features: list[str], *, decimal_comma: boo
     n = table.num_rows
     values = np.empty((n, len(features)), dtype=np.float64)
     first_problem: dict[int, RowProblem] = {}
-    blank = _blank_rows(table)
+    slow: list[int] = []
 
+    # Fast path: a clean column (the usual case) casts straight to float64. Arrow's cast accepts what NUMBER
+    # accepts plus nan/inf spellings, which the range check catches; anything else goes the careful way.
     for j, name in enumerate(features):
+        column = table.column(name)
+        if not decimal_comma:
+            try:
+                parsed = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                parsed = None
+            if parsed is not None and bool((np.abs(parsed) <= FLOAT32_MAX).all()):
+                values[:, j] = parsed
+                continue
+        slow.append(j)
+
+    # Blank rows (every field empty) can only exist when some feature column needed the careful path.
+    blank = _blank_rows(table) if slow else np.zeros(n, dtype=bool)
+    for j in slow:
+        name = features[j]
         text = pc.utf8_trim_whitespace(table.column(name))
         if decimal_comma:
             text = pc.replace_substring(text, ",", ".")
@@ -60,7 +77,7 @@ def convert_features(table: pa.Table, features: list[str], *, decimal_comma: boo
         non_finite = pc.match_substring_regex(text, NON_FINITE).to_numpy(zero_copy_only=False)
         for flat in np.flatnonzero(bad & ~blank):
             i = int(flat)
-            if i in first_problem:
+            if i in first_problem:  # slow columns go in feature order: the first bad column is reported
                 continue
             if empty[i]:
                 reason = f"missing value in column {name!r}"

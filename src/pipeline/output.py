@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -92,16 +93,26 @@ class OutputLayout:
         if undroppable:
             raise ConfigurationError(f"DROP_COLUMNS: lineage columns cannot be dropped: {sorted(undroppable)}")
         self.data_columns = [c for c in columns if c.name not in drop]
+        self._labels = [metadata.labels["0"], metadata.labels["1"]]
         self.score_columns = {k: v for k, v in SCORE_COLUMNS.items() if k not in drop}
-        missing_keys = [k for k in settings.merge_keys if k not in self.column_names]
+        missing_keys = [k for k in settings.merge_keys if k not in self.staged_column_names]
         if missing_keys:
             raise UnusableFileError(
-                f"MERGE_KEYS {missing_keys} are not among this file's output columns", reason="missing_merge_keys"
+                f"MERGE_KEYS {missing_keys} are not among this file's data or score columns",
+                reason="missing_merge_keys",
             )
 
     @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.data_columns] + list(self.score_columns) + list(LINEAGE_COLUMNS)
+    def staged_column_names(self) -> list[str]:
+        """What is staged per row. The other lineage columns are one value per load, added at publish."""
+        return [name for name, _ in self.staged_ddl()]
+
+    def staged_ddl(self) -> list[tuple[str, str]]:
+        return (
+            [(c.name, c.sql_type) for c in self.data_columns]
+            + list(self.score_columns.items())
+            + [("SOURCE_LINE", LINEAGE_COLUMNS["SOURCE_LINE"])]
+        )
 
     def ddl_columns(self) -> list[tuple[str, str]]:
         """(name, type) of the target table, in order; LOADED_AT last."""
@@ -114,11 +125,10 @@ class OutputLayout:
 
     def frame(
         self,
-        text: dict[str, npt.NDArray[np.object_]],
+        text: dict[str, Any],  # input text columns, Arrow-backed (no Python string objects)
         feature_values: dict[str, npt.NDArray[np.float64]],
         scores: Scores,
         lines: npt.NDArray[np.int64],
-        lineage: dict[str, str],
     ) -> pd.DataFrame:
         """The rows to stage: features as float64 (the exact value of the text), extras as text."""
         data: dict[str, object] = {}
@@ -128,13 +138,8 @@ class OutputLayout:
         if "CLASSIFICATION" in self.score_columns:
             data["CLASSIFICATION"] = scores.classification.astype(np.int8)
         if "CONDITION" in self.score_columns:
-            data["CONDITION"] = scores.label
+            data["CONDITION"] = pd.Categorical.from_codes(scores.classification, categories=pd.Index(self._labels))  # type: ignore[arg-type]  # stubs want Sequence[int]; an int array is accepted
         if "MALIGNANT_PROBABILITY" in self.score_columns:
             data["MALIGNANT_PROBABILITY"] = scores.malignant_probability.astype(np.float64)
-        n = len(lines)
-        for name in ("SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION"):
-            data[name] = np.full(n, lineage[name], dtype=object)
         data["SOURCE_LINE"] = lines.astype(np.int64)
-        data["MODEL_VERSION"] = np.full(n, lineage["MODEL_VERSION"], dtype=object)
-        data["LOAD_ID"] = np.full(n, lineage["LOAD_ID"], dtype=object)
-        return pd.DataFrame(data, columns=self.column_names)
+        return pd.DataFrame(data, columns=self.staged_column_names)

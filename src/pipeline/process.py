@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from adapters.s3 import ObjectRef, S3Source
 from adapters.snowflake import REJECT_COLUMNS, LoadIdentity, LoadSession, SnowflakeWarehouse, new_load_id
@@ -106,10 +107,9 @@ class Pipeline:
             frame = pd.DataFrame({n: converted.values[:, j] for j, n in enumerate(names)})
             frame["CONDITION"] = scores.label
             pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy")
-            lineage = dict.fromkeys(("SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION", "MODEL_VERSION", "LOAD_ID"), "")
             values = {n: converted.values[:, j] for j, n in enumerate(names)}
             layout = OutputLayout(names, self.scorer.metadata, self.settings)
-            layout.frame({}, values, scores, np.array([2], np.int64), lineage)
+            layout.frame({}, values, scores, np.array([2], np.int64))
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         """Load one object version. Permanent input problems are recorded and returned; transient ones raise."""
@@ -186,10 +186,9 @@ class Pipeline:
                 body, required=features, chunk_rows=s.chunk_rows, max_uncompressed_bytes=s.max_uncompressed_bytes
             )
             layout = OutputLayout(chunks.columns, self.scorer.metadata, s)
-        ddl = layout.ddl_columns()
         with timer("stage"):
-            session.ensure_target(ddl)
-        staged_columns = ddl[:-1]  # LOADED_AT is set at publish
+            session.ensure_target(layout.ddl_columns())
+        staged_columns = layout.staged_ddl()
         lineage = {
             "SOURCE_BUCKET": ref.bucket,
             "SOURCE_KEY": ref.key,
@@ -207,7 +206,7 @@ class Pipeline:
         if session.rows_staged == 0 and session.rejects_staged == 0:
             raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
         result.rows_loaded, result.rows_rejected = session.rows_staged, session.rejects_staged
-        return layout.column_names
+        return layout.staged_column_names
 
     def _load_chunk(
         self,
@@ -231,13 +230,14 @@ class Pipeline:
             with timer("score"):
                 scores = self.scorer.score(batch)
             with timer("convert"):
+                keep = pa.array(ok)
                 text = {
-                    c.source: chunk.table.column(c.source).to_numpy(zero_copy_only=False)[ok]
+                    c.source: pd.arrays.ArrowExtensionArray(chunk.table.column(c.source).filter(keep))
                     for c in layout.data_columns
                     if c.source is not None and c.sql_type != "FLOAT"
                 }
                 values = {name: converted.values[ok, j] for j, name in enumerate(names)}
-                frame = layout.frame(text, values, scores, chunk.lines[ok], lineage)
+                frame = layout.frame(text, values, scores, chunk.lines[ok])
         rejects = self._rejects(chunks, chunk, converted.problems, lineage)
         with timer("stage"):
             if frame is not None:

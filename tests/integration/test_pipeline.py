@@ -237,8 +237,8 @@ def test_a_snowflake_failure_mid_publish_leaves_no_rows_and_the_retry_completes(
     # Given Snowflake failing right after the rows were inserted, before the ledger and the commit
     original = adapter.LoadSession._publish_rows
 
-    def insert_then_fail(self: Any, target: str, columns: list[str]) -> None:
-        original(self, target, columns)
+    def insert_then_fail(self: Any, target: str, columns: list[str], model_version: str) -> None:
+        original(self, target, columns, model_version)
         raise WarehouseUnavailableError("injected: connection lost mid-publish")
 
     monkeypatch.setattr(adapter.LoadSession, "_publish_rows", insert_then_fail)
