@@ -11,6 +11,7 @@ import csv
 import io
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -78,6 +79,54 @@ class _TimedStream(io.RawIOBase):
             return self._raw.readinto(buffer) or 0
         finally:
             self._timer.seconds["s3_read"] += time.perf_counter() - start
+
+
+class _BackgroundStager:
+    """Stages chunk k on one worker thread while the caller parses, converts and scores chunk k+1.
+
+    At most one write is in flight (memory stays at about two chunks). Writes keep their order on the one
+    connection, which only this thread uses meanwhile. A failed write is re-raised in the caller at the next
+    submit or at the end; on the way out everything in flight is waited for, so nothing writes after the
+    caller has moved on (to a rollback, cleanup or the publish).
+    """
+
+    def __init__(self, session: LoadSession, staged_columns: list[tuple[str, str]], timer: _Timer) -> None:
+        self._session = session
+        self._columns = staged_columns
+        self._timer = timer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> _BackgroundStager:
+        return self
+
+    def submit(self, frame: pd.DataFrame | None, rejects: pd.DataFrame | None) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self._write, frame, rejects)
+
+    def _write(self, frame: pd.DataFrame | None, rejects: pd.DataFrame | None) -> None:
+        with self._timer("stage"):
+            if frame is not None:
+                self._session.stage_rows(frame, self._columns)
+            if rejects is not None:
+                self._session.stage_rejects(rejects)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self._wait()
+            elif self._pending is not None:
+                # The caller's error is the one that matters; the in-flight write only has to be finished.
+                with contextlib.suppress(BaseException):
+                    self._pending.result()
+                self._pending = None
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 class Pipeline:
@@ -197,28 +246,28 @@ class Pipeline:
             "LOAD_ID": session.identity.load_id,
         }
         iterator = iter(chunks)
-        while True:
-            with timer("parse"):
-                chunk = next(iterator, None)
-            if chunk is None:
-                break
-            self._load_chunk(session, chunks, layout, chunk, staged_columns, lineage, timer, result)
+        with _BackgroundStager(session, staged_columns, timer) as stager:
+            while True:
+                with timer("parse"):
+                    chunk = next(iterator, None)
+                if chunk is None:
+                    break
+                stager.submit(*self._prepare_chunk(chunks, layout, chunk, lineage, timer, result))
         if session.rows_staged == 0 and session.rejects_staged == 0:
             raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
         result.rows_loaded, result.rows_rejected = session.rows_staged, session.rejects_staged
         return layout.staged_column_names
 
-    def _load_chunk(
+    def _prepare_chunk(
         self,
-        session: LoadSession,
         chunks: CsvChunks,
         layout: OutputLayout,
         chunk: TextChunk,
-        staged_columns: list[tuple[str, str]],
         lineage: dict[str, str],
         timer: _Timer,
         result: ObjectResult,
-    ) -> None:
+    ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        """Convert and score one chunk: the rows to stage and the rejects to stage (either may be None)."""
         names = self.scorer.metadata.feature_names
         with timer("convert"):
             converted = convert_features(chunk.table, names, decimal_comma=chunks.delimiter != ",")
@@ -238,12 +287,7 @@ class Pipeline:
                 }
                 values = {name: converted.values[ok, j] for j, name in enumerate(names)}
                 frame = layout.frame(text, values, scores, chunk.lines[ok])
-        rejects = self._rejects(chunks, chunk, converted.problems, lineage)
-        with timer("stage"):
-            if frame is not None:
-                session.stage_rows(frame, staged_columns)
-            if rejects is not None:
-                session.stage_rejects(rejects)
+        return frame, self._rejects(chunks, chunk, converted.problems, lineage)
 
     def _rejects(
         self, chunks: CsvChunks, chunk: TextChunk, problems: list[Any], lineage: dict[str, str]
