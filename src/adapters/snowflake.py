@@ -441,6 +441,11 @@ class LoadSession:
             what="upsert insert",
         )
 
+    def discard_staged(self) -> None:
+        """Forget everything staged so far (the object is about to be read again from the start)."""
+        self.cleanup()
+        self.rows_staged = self.rejects_staged = 0
+
     def cleanup(self) -> None:
         for table in list(self._staged_tables):
             with contextlib.suppress(Exception):  # temporary tables also vanish with the session

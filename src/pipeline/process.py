@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from adapters.s3 import ObjectRef, S3Source
+from adapters.s3 import ObjectRef, OpenedObject, S3Source
 from adapters.snowflake import REJECT_COLUMNS, LoadIdentity, LoadSession, SnowflakeWarehouse, new_load_id
-from pipeline.csv_reader import CsvChunks, TextChunk
+from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
 from pipeline.errors import PermanentError, UnusableFileError
 from pipeline.features import convert_features
 from pipeline.output import OutputLayout
@@ -185,8 +185,7 @@ class Pipeline:
             try:
                 if opened is None:
                     opened = self.source.open(ref, max_bytes=self.settings.max_object_bytes)
-                with opened.body:
-                    columns = self._load(session, opened.ref, _TimedStream(opened.body, timer), timer, result)
+                columns = self._load_object(session, opened, timer, result)
             except PermanentError as exc:
                 session.cleanup()
                 session.record_failure(exc.reason, str(exc), model_version)
@@ -224,15 +223,44 @@ class Pipeline:
                 seconds=timer.seconds,
             )
 
+    def _load_object(
+        self, session: LoadSession, opened: OpenedObject, timer: _Timer, result: ObjectResult
+    ) -> list[str]:
+        """Read with small parser blocks (flat memory); a file with a longer record is read once more, from S3."""
+        try:
+            with opened.body:
+                return self._load(session, opened.ref, _TimedStream(opened.body, timer), timer, result)
+        except UnusableFileError as exc:
+            if exc.reason != "record_too_large":
+                raise
+        session.discard_staged()
+        result.rows_blank = 0
+        again = self.source.open(opened.ref, max_bytes=self.settings.max_object_bytes)  # the same version
+        with again.body:
+            return self._load(
+                session, again.ref, _TimedStream(again.body, timer), timer, result, block_size=LARGE_BLOCK_SIZE
+            )
+
     def _load(
-        self, session: LoadSession, ref: ObjectRef, body: io.RawIOBase, timer: _Timer, result: ObjectResult
+        self,
+        session: LoadSession,
+        ref: ObjectRef,
+        body: io.RawIOBase,
+        timer: _Timer,
+        result: ObjectResult,
+        *,
+        block_size: int = DEFAULT_BLOCK_SIZE,
     ) -> list[str]:
         """Parse, convert, score and stage every chunk; return the staged columns."""
         s = self.settings
         features = self.scorer.metadata.feature_names
         with timer("parse"):
             chunks = CsvChunks(
-                body, required=features, chunk_rows=s.chunk_rows, max_uncompressed_bytes=s.max_uncompressed_bytes
+                body,
+                required=features,
+                chunk_rows=s.chunk_rows,
+                max_uncompressed_bytes=s.max_uncompressed_bytes,
+                block_size=block_size,
             )
             layout = OutputLayout(chunks.columns, self.scorer.metadata, s)
         with timer("stage"):
