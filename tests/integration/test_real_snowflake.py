@@ -40,8 +40,9 @@ pytestmark = [
         not HAVE_CREDENTIALS,
         reason=(
             "needs a real Snowflake account: set SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and SNOWFLAKE_PASSWORD (or "
-            "SNOWFLAKE_PRIVATE_KEY / SNOWFLAKE_PRIVATE_KEY_PATH) to run it. fakesnow replaces write_pandas and "
-            "resolves concurrent writes differently, so only this test checks PUT/COPY, quoting and locking for real"
+            "SNOWFLAKE_PRIVATE_KEY / SNOWFLAKE_PRIVATE_KEY_PATH) to run it. fakesnow (DuckDB) accepts SQL that "
+            "Snowflake rejects and resolves concurrent writes differently, so only this test checks PUT/COPY, "
+            "quoting and locking against Snowflake itself"
         ),
     ),
 ]
