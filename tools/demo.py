@@ -128,7 +128,11 @@ def main() -> int:
         conn.close()
     print(f"\nThe emulated Snowflake is kept in {args.db_path}/{DATABASE}.db (schema {SCHEMA}). Query it with:")
     print(f'  {sys.executable} -m tools.query "SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY 1"')
-    return 0 if summary["rows_loaded"] else 1
+    statuses = [o["status"] for o in summary["objects"]]
+    if statuses == ["duplicate"]:
+        print("\n(This object version was already loaded by an earlier `make demo`: the re-delivery was")
+        print(" recognised as a duplicate and loaded nothing. `rm -rf .local` starts afresh.)")
+    return 0 if statuses and all(s in {"loaded", "duplicate"} for s in statuses) else 1
 
 
 if __name__ == "__main__":
