@@ -207,7 +207,7 @@ def child(spec_text: str) -> int:
 
 
 def child_pipeline(event: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    from dataclasses import dataclass
+    from tools.local_stack import LambdaContext
 
     t0 = time.perf_counter()
     from handler import app  # init: settings, model, clients (build_pipeline at import)
@@ -215,18 +215,11 @@ def child_pipeline(event: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     init_s = time.perf_counter() - t0
     rss_after_init = _peak_rss_mb()
 
-    @dataclass
-    class Context:
-        function_name: str = "bench"
-        memory_limit_in_mb: int = 2048
-        invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:bench"
-        aws_request_id: str = "bench"
-
     # A warm container: the connection is open, as the floor's is before its clock starts. The first event's
     # extra cost (login) is measured by cold_start.py.
     app.build_pipeline().warehouse._connection()
     t0 = time.perf_counter()
-    summary = app.lambda_handler(event, Context())  # type: ignore[arg-type]
+    summary = app.lambda_handler(event, LambdaContext(function_name="bench", aws_request_id="bench"))  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     obj = summary["objects"][0]
     if obj["status"] != "loaded":

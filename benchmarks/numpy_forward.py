@@ -41,12 +41,15 @@ class NumpyForward:
         with np.load(path) as npz:
             return cls({k: npz[k] for k in npz.files})
 
-    def __call__(self, x: F32) -> F32:
-        """Malignancy probability for a float32 [N, 30] batch, shape [N]."""
+    def _normalised(self, x: F32) -> F32:
         h = x - self.mean
         h *= self.inv_std
+        return h
+
+    def __call__(self, x: F32) -> F32:
+        """Malignancy probability for a float32 [N, 30] batch, shape [N]."""
         (k1, k2, k3), (b1, b2, b3) = self.kernels, self.biases
-        h = h @ k1
+        h = self._normalised(x) @ k1
         h += b1
         np.maximum(h, 0.0, out=h)
         h = h @ k2
@@ -79,22 +82,8 @@ class FoldedNumpyForward(NumpyForward):
         self.kernels[0] = (inv_std[:, None] * k1).astype(np.float32)
         self.biases[0] = (self.biases[0].astype(np.float64) - (mean * inv_std) @ k1).astype(np.float32)
 
-    def __call__(self, x: F32) -> F32:
-        (k1, k2, k3), (b1, b2, b3) = self.kernels, self.biases
-        h = x @ k1
-        h += b1
-        np.maximum(h, 0.0, out=h)
-        h = h @ k2
-        h += b2
-        np.maximum(h, 0.0, out=h)
-        z = h @ k3
-        z += b3
-        np.negative(z, out=z)
-        with np.errstate(over="ignore"):
-            np.exp(z, out=z)
-        z += 1.0
-        np.reciprocal(z, out=z)
-        return z.reshape(-1).astype(np.float32, copy=False)
+    def _normalised(self, x: F32) -> F32:
+        return x  # the normalisation is inside the first layer's weights
 
 
 def chunked(forward: NumpyForward, x: F32, rows: int) -> F32:

@@ -12,20 +12,14 @@ from typing import Any
 
 import pytest
 
+from tools.local_stack import LambdaContext
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "data" / "breast_cancer.csv"
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "tumour-scoring-test"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:tumour-scoring-test"
-    aws_request_id: str = "test-request"
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +60,7 @@ class Harness:
             self.monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         app.build_pipeline.cache_clear()
-        return app.lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
+        return app.lambda_handler(event, LambdaContext(aws_request_id="test-request"))  # type: ignore[arg-type]
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         conn = self.stack.snowflake_connect()

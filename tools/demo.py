@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tools.local_stack import BUCKET, DATABASE, SCHEMA, LocalStack, local_stack
+from tools.local_stack import BUCKET, DATABASE, SCHEMA, LambdaContext, LocalStack, local_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "breast_cancer.csv"
@@ -60,22 +60,13 @@ def upload(stack: LocalStack, key: str, body: bytes, bucket: str = BUCKET) -> di
 def invoke_in_process(stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
     """Run the handler in this process with the function's environment pointed at the stack."""
     os.environ.update(stack.function_env())
-    from dataclasses import dataclass
-
     from handler import app
-
-    @dataclass
-    class Context:
-        function_name: str = "tumour-scoring-local"
-        memory_limit_in_mb: int = 2048
-        invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:tumour-scoring-local"
-        aws_request_id: str = "local-demo"
 
     app.build_pipeline.cache_clear()
     from pipeline.settings import get_settings
 
     get_settings.cache_clear()
-    return app.lambda_handler(event, Context())  # type: ignore[arg-type]
+    return app.lambda_handler(event, LambdaContext(aws_request_id="local-demo"))  # type: ignore[arg-type]
 
 
 def main() -> int:

@@ -61,6 +61,16 @@ def _patch_fakesnow_copy_from_literal() -> None:
 
 
 @dataclass
+class LambdaContext:
+    """The parts of Lambda's context object the handler (and Powertools) read, for in-process local runs."""
+
+    function_name: str = "tumour-scoring-local"
+    memory_limit_in_mb: int = 2048
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:tumour-scoring-local"
+    aws_request_id: str = "local-request"
+
+
+@dataclass
 class LocalStack:
     """Endpoints of a running stack, and the environment that points the function at it."""
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from scoring import ModelLoadError, ModelMetadata
+from tests.unit.metadata_edits import set_field
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO_ROOT / "model"
@@ -72,17 +73,6 @@ def test_held_out_metrics_are_recorded(committed: ModelMetadata) -> None:
     assert len(committed.held_out_indices) == held_out.model_extra["split"]["n_test"]  # type: ignore[index]
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def edit(meta: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node = meta
-        for key in parents:
-            node = node[key]
-        node[last] = value
-
-    return edit
-
-
 def _delete(key: str) -> Callable[[dict[str, Any]], None]:
     return lambda meta: meta.pop(key)
 
@@ -90,21 +80,23 @@ def _delete(key: str) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        pytest.param(_set("labels", {"0": "benign"}), "labels must map exactly", id="labels-missing-class"),
+        pytest.param(set_field("labels", {"0": "benign"}), "labels must map exactly", id="labels-missing-class"),
         pytest.param(
-            _set("labels", {"0": "benign", "1": "malignant", "2": "unknown"}), "labels must map exactly", id="3-labels"
+            set_field("labels", {"0": "benign", "1": "malignant", "2": "unknown"}),
+            "labels must map exactly",
+            id="3-labels",
         ),
-        pytest.param(_set("tflite_sha256", "ABC"), "tflite_sha256", id="sha256-not-hex"),
-        pytest.param(_set("tflite_sha256", "A" * 64), "tflite_sha256", id="sha256-upper-case"),
-        pytest.param(_set("decision_threshold", 0.0), "decision_threshold", id="threshold-0"),
-        pytest.param(_set("decision_threshold", 1.0), "decision_threshold", id="threshold-1"),
-        pytest.param(_set("features", []), "features", id="no-features"),
+        pytest.param(set_field("tflite_sha256", "ABC"), "tflite_sha256", id="sha256-not-hex"),
+        pytest.param(set_field("tflite_sha256", "A" * 64), "tflite_sha256", id="sha256-upper-case"),
+        pytest.param(set_field("decision_threshold", 0.0), "decision_threshold", id="threshold-0"),
+        pytest.param(set_field("decision_threshold", 1.0), "decision_threshold", id="threshold-1"),
+        pytest.param(set_field("features", []), "features", id="no-features"),
         pytest.param(
-            _set("features", [{"name": "mean radius", "column": "mean radius"}]), "column", id="column-not-safe"
+            set_field("features", [{"name": "mean radius", "column": "mean radius"}]), "column", id="column-not-safe"
         ),
-        pytest.param(_set("signature.input.shape", [None, 29]), "does not match its 30 features", id="shape-29"),
-        pytest.param(_set("signature.input.shape", [1, 30]), "does not match its 30 features", id="fixed-batch"),
-        pytest.param(_set("model_version", ""), "model_version", id="empty-version"),
+        pytest.param(set_field("signature.input.shape", [None, 29]), "does not match its 30 features", id="shape-29"),
+        pytest.param(set_field("signature.input.shape", [1, 30]), "does not match its 30 features", id="fixed-batch"),
+        pytest.param(set_field("model_version", ""), "model_version", id="empty-version"),
         pytest.param(_delete("model_version"), "model_version", id="no-version"),
         pytest.param(_delete("signature"), "signature", id="no-signature"),
         pytest.param(_delete("held_out"), "held_out", id="no-held-out"),

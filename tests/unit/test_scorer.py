@@ -18,6 +18,7 @@ import pytest
 
 from scoring import InvalidFeaturesError, ModelLoadError, Scorer
 from scoring.interpreter import interpreter_class
+from tests.unit.metadata_edits import set_field
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO_ROOT / "model"
@@ -303,17 +304,6 @@ def test_valid_inputs_become_float32_c_contiguous(convert: Callable[[Any], Any],
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def edit(meta: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node = meta
-        for key in parents:
-            node = node[key]
-        node[last] = value
-
-    return edit
-
-
 def _resize_features(n: int) -> Callable[[dict[str, Any]], None]:
     """Metadata describing an n-feature model (features list and input shape agree with each other)."""
 
@@ -328,24 +318,24 @@ def _resize_features(n: int) -> Callable[[dict[str, Any]], None]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        pytest.param(_set("signature.key", "serve"), "no signature 'serve'", id="signature-key"),
-        pytest.param(_set("signature.input.name", "x"), "model inputs ['features']", id="input-name"),
-        pytest.param(_set("signature.input.dtype", "int32"), "expected int32", id="input-dtype-int32"),
-        pytest.param(_set("signature.input.dtype", "float64"), "expected float64", id="input-dtype-unknown"),
-        pytest.param(_set("signature.input.shape", [1, 30]), "input shape [1, 30]", id="input-fixed-batch"),
-        pytest.param(_set("signature.input.shape", [None, 31]), "30 features", id="shape-vs-feature-list"),
+        pytest.param(set_field("signature.key", "serve"), "no signature 'serve'", id="signature-key"),
+        pytest.param(set_field("signature.input.name", "x"), "model inputs ['features']", id="input-name"),
+        pytest.param(set_field("signature.input.dtype", "int32"), "expected int32", id="input-dtype-int32"),
+        pytest.param(set_field("signature.input.dtype", "float64"), "expected float64", id="input-dtype-unknown"),
+        pytest.param(set_field("signature.input.shape", [1, 30]), "input shape [1, 30]", id="input-fixed-batch"),
+        pytest.param(set_field("signature.input.shape", [None, 31]), "30 features", id="shape-vs-feature-list"),
         pytest.param(_resize_features(31), "expected float32[None, 31]", id="31-features"),
         pytest.param(_resize_features(29), "expected float32[None, 29]", id="29-features"),
         pytest.param(
-            _set("signature.outputs", {"probability": "float32", "classification": "int32"}),
+            set_field("signature.outputs", {"probability": "float32", "classification": "int32"}),
             "model outputs",
             id="output-renamed",
         ),
         pytest.param(
-            _set("signature.outputs", {"malignant_probability": "float32"}), "model outputs", id="output-missing"
+            set_field("signature.outputs", {"malignant_probability": "float32"}), "model outputs", id="output-missing"
         ),
         pytest.param(
-            _set(
+            set_field(
                 "signature.outputs",
                 {"malignant_probability": "float32", "classification": "int32", "condition": "string"},
             ),
@@ -353,11 +343,11 @@ def _resize_features(n: int) -> Callable[[dict[str, Any]], None]:
             id="output-extra",
         ),
         pytest.param(
-            _set("signature.outputs.classification", "float32"), "'classification' is int32", id="output-dtype"
+            set_field("signature.outputs.classification", "float32"), "'classification' is int32", id="output-dtype"
         ),
-        pytest.param(_set("tflite_sha256", "0" * 64), "sha256", id="sha256-in-metadata"),
-        pytest.param(_set("tflite_file", "missing.tflite"), "cannot read model file", id="tflite-file-name"),
-        pytest.param(_set("labels", {"0": "benign"}), "labels", id="labels"),
+        pytest.param(set_field("tflite_sha256", "0" * 64), "sha256", id="sha256-in-metadata"),
+        pytest.param(set_field("tflite_file", "missing.tflite"), "cannot read model file", id="tflite-file-name"),
+        pytest.param(set_field("labels", {"0": "benign"}), "labels", id="labels"),
     ],
 )
 def test_metadata_that_does_not_match_the_model_is_a_load_error(
@@ -405,7 +395,7 @@ def test_a_file_that_is_not_a_model_is_a_load_error(model_copy: Path) -> None:
 
     garbage = b"this is not a TFLite flatbuffer" * 10
     (model_copy / "model.tflite").write_bytes(garbage)
-    _edit_metadata(model_copy, _set("tflite_sha256", hashlib.sha256(garbage).hexdigest()))
+    _edit_metadata(model_copy, set_field("tflite_sha256", hashlib.sha256(garbage).hexdigest()))
 
     with pytest.raises(ModelLoadError, match="cannot load the model"):
         Scorer.load(model_copy)
