@@ -333,11 +333,18 @@ class CsvChunks:
             if batch is not None and batch.num_rows:
                 pending.append(batch)
                 pending_rows += batch.num_rows
-            if pending and (pending_rows >= self.chunk_rows or batch is None):
+            final = batch is None
+            if pending and (pending_rows >= self.chunk_rows or final):
+                # Whole chunks of exactly chunk_rows; the rows left over wait for the next blocks (only the last
+                # chunk of the file is short). Each chunk costs the warehouse one staging write, so a small
+                # remainder chunk after every full one would nearly double the writes.
                 table = pa.Table.from_batches(pending)
-                pending, pending_rows = [], 0
-                for start in range(0, table.num_rows, self.chunk_rows):
-                    yield self._chunk(table.slice(start, self.chunk_rows), final=batch is None)
+                whole = table.num_rows if final else table.num_rows - table.num_rows % self.chunk_rows
+                rest = table.slice(whole)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+                for start in range(0, whole, self.chunk_rows):
+                    last = start + self.chunk_rows >= whole
+                    yield self._chunk(table.slice(start, min(self.chunk_rows, whole - start)), final=final and last)
             if batch is None:
                 if self._invalid_seen < len(self._invalid):  # invalid records after the last good one
                     yield TextChunk(table=_empty(self.columns), lines=np.empty(0, np.int64), invalid=self._take())

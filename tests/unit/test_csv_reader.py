@@ -57,6 +57,21 @@ def test_chunks_are_bounded_and_record_numbers_skip_invalid_records() -> None:
     assert len(rows) == 8
 
 
+def test_every_chunk_but_the_last_is_exactly_chunk_rows_whatever_the_parser_blocks() -> None:
+    # Given 1,000 records read in parser blocks of a few dozen records, which do not divide the chunk size
+    text = "id,a,b\n" + "".join(f"{i},{i}.5,{i}\n" for i in range(1000))
+    reader = CsvChunks(
+        io.BytesIO(text.encode()), required=["a", "b"], chunk_rows=128, max_uncompressed_bytes=10**9, block_size=1024
+    )
+    # When it is chunked
+    chunks = list(reader)
+    # Then chunks are whole (a short remainder chunk after each full one would cost a staging write each),
+    # only the last is short, and no record is lost or repeated
+    assert [c.table.num_rows for c in chunks] == [128] * 7 + [104]
+    assert [int(n) for c in chunks for n in c.lines] == list(range(2, 1002))
+    assert [r["id"] for c in chunks for r in c.table.to_pylist()] == [str(i) for i in range(1000)]
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
