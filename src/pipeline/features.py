@@ -8,6 +8,7 @@ never put in the reason (it goes only to the rejects table's raw text).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -30,19 +31,32 @@ class RowProblem:
 class ConvertedFeatures:
     """``values`` holds every row (NaN where a cell failed); ``ok`` marks the rows that can be scored."""
 
-    values: npt.NDArray[np.float64]  # [n, n_features], exact parse of the text (what is stored)
+    # [n, n_features], exact parse of the text (what is stored). Column-major: each feature is one contiguous
+    # column, so filling it and handing it to pandas (whose float block is [n_features, n]) copy nothing.
+    values: npt.NDArray[np.float64]
     ok: npt.NDArray[np.bool_]
     blank: npt.NDArray[np.bool_]  # rows whose every field is empty: skipped, not rejected
     problems: list[RowProblem]
 
+    @property
+    def all_ok(self) -> bool:
+        return bool(self.ok.all())
+
+    @cached_property
+    def good_values(self) -> npt.NDArray[np.float64]:
+        """The scoreable rows' values, [n_ok, n_features], still column-major (no copy when every row is good)."""
+        if self.all_ok:
+            return self.values
+        return np.compress(self.ok, self.values.T, axis=1).T
+
     def model_input(self) -> npt.NDArray[np.float32]:
-        """The scoreable rows as the model's float32 [n_ok, n_features] batch."""
-        return np.ascontiguousarray(self.values[self.ok], dtype=np.float32)
+        """The scoreable rows as the model's float32 [n_ok, n_features] batch (row-major, as the model reads it)."""
+        return np.ascontiguousarray(self.good_values, dtype=np.float32)
 
 
 def convert_features(table: pa.Table, features: list[str], *, decimal_comma: bool = False) -> ConvertedFeatures:
     n = table.num_rows
-    values = np.empty((n, len(features)), dtype=np.float64)
+    values = np.empty((n, len(features)), dtype=np.float64, order="F")
     first_problem: dict[int, RowProblem] = {}
     slow: list[int] = []
 

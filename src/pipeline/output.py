@@ -92,7 +92,9 @@ class OutputLayout:
         undroppable = drop & (reserved - {"MALIGNANT_PROBABILITY", "CONDITION", "CLASSIFICATION"})
         if undroppable:
             raise ConfigurationError(f"DROP_COLUMNS: lineage columns cannot be dropped: {sorted(undroppable)}")
+        # Features first (in the model's order), then kept extra text columns: frame() relies on it.
         self.data_columns = [c for c in columns if c.name not in drop]
+        self._feature_order = list(metadata.feature_names)
         self._labels = [metadata.labels["0"], metadata.labels["1"]]
         self.score_columns = {k: v for k, v in SCORE_COLUMNS.items() if k not in drop}
         missing_keys = [k for k in settings.merge_keys if k not in self.staged_column_names]
@@ -126,20 +128,29 @@ class OutputLayout:
     def frame(
         self,
         text: dict[str, Any],  # input text columns, Arrow-backed (no Python string objects)
-        feature_values: dict[str, npt.NDArray[np.float64]],
+        feature_values: npt.NDArray[np.float64],  # [n, n_features] in the model's feature order, column-major
         scores: Scores,
         lines: npt.NDArray[np.int64],
     ) -> pd.DataFrame:
-        """The rows to stage: features as float64 (the exact value of the text), extras as text."""
-        data: dict[str, object] = {}
-        for col in self.data_columns:
-            assert col.source is not None
-            data[col.name] = feature_values[col.source] if col.sql_type == FLOAT else text[col.source]
+        """The rows to stage: features as float64 (the exact value of the text), extras as text.
+
+        The kept features become the frame's one float block as they are (a column-major array is exactly
+        pandas' block layout), so building the frame copies no feature value.
+        """
+        features = [c for c in self.data_columns if c.sql_type == FLOAT]
+        block = feature_values
+        if [c.source for c in features] != self._feature_order:  # some features dropped: keep the others
+            block = np.asfortranarray(feature_values[:, [self._feature_order.index(str(c.source)) for c in features]])
+        frame = pd.DataFrame(block, columns=[c.name for c in features], copy=False)
+        for col in self.data_columns[len(features) :]:
+            frame[col.name] = text[str(col.source)]
         if "CLASSIFICATION" in self.score_columns:
-            data["CLASSIFICATION"] = scores.classification.astype(np.int8)
+            frame["CLASSIFICATION"] = scores.classification.astype(np.int8)
         if "CONDITION" in self.score_columns:
-            data["CONDITION"] = pd.Categorical.from_codes(scores.classification, categories=pd.Index(self._labels))  # type: ignore[arg-type]  # stubs want Sequence[int]; an int array is accepted
+            frame["CONDITION"] = pd.Categorical.from_codes(scores.classification, categories=pd.Index(self._labels))  # type: ignore[arg-type]  # stubs want Sequence[int]; an int array is accepted
         if "MALIGNANT_PROBABILITY" in self.score_columns:
-            data["MALIGNANT_PROBABILITY"] = scores.malignant_probability.astype(np.float64)
-        data["SOURCE_LINE"] = lines.astype(np.int64)
-        return pd.DataFrame(data, columns=self.staged_column_names)
+            frame["MALIGNANT_PROBABILITY"] = scores.malignant_probability.astype(np.float64)
+        frame["SOURCE_LINE"] = lines.astype(np.int64)
+        if list(frame.columns) != self.staged_column_names:  # the order staged_ddl() promises
+            raise AssertionError(f"staged frame columns out of order: {list(frame.columns)}")
+        return frame

@@ -53,3 +53,17 @@ def test_blank_rows_are_skipped_not_rejected() -> None:
     assert out.ok.tolist() == [False, True]
     assert out.problems == []
     assert out.model_input().shape == (1, 2)
+
+
+def test_good_values_keep_only_the_scoreable_rows_in_order() -> None:
+    # Given a chunk whose middle row has a bad cell
+    out = convert_features(table([("1", "2"), ("x", "4"), ("5", "6")]), FEATURES)
+    # When the good rows are taken
+    good = out.good_values
+    # Then they are the first and last rows, column-major (what the output frame takes without copying),
+    # and the model gets the same rows as row-major float32
+    assert good.tolist() == [[1.0, 2.0], [5.0, 6.0]]
+    assert good.flags["F_CONTIGUOUS"]
+    batch = out.model_input()
+    assert batch.flags["C_CONTIGUOUS"] and batch.dtype.name == "float32"
+    assert batch.tolist() == [[1.0, 2.0], [5.0, 6.0]]
