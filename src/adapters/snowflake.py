@@ -65,9 +65,12 @@ REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
 
 # Snowflake error numbers that a retry can fix: lock wait timeout, statement aborted by a concurrent one,
 # transaction conflicts, warehouse suspended/resuming, session expired.
-# write_pandas options for the staging writes (shared with benchmarks/bench_e2e.py's I/O floor).
-# Parquet with snappy: the connector's default (gzip) spends most of a chunk's staging time compressing.
-WRITE_PANDAS_OPTIONS: dict[str, Any] = {"compression": "snappy"}
+# write_pandas options for the staging writes (shared with benchmarks/bench_e2e.py's I/O floor). write_pandas
+# passes the ones it does not know to DataFrame.to_parquet, i.e. pyarrow's parquet writer. The files are
+# read once, by COPY, and deleted: snappy instead of the connector's default gzip (gzip spent most of a chunk's
+# staging time compressing); no dictionary encoding (measurements are nearly all distinct, so pyarrow built a
+# dictionary per column and threw it away: ~35 % of the write) and no column statistics (COPY reads every row).
+WRITE_PANDAS_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": False, "write_statistics": False}
 
 _TRANSIENT_ERRNOS = {625, 604, 608, 390114, 390111, 250001, 250003, 251005, 254007}
 
