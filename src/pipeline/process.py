@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
+import mimetypes
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +23,14 @@ import pandas as pd
 import pyarrow as pa
 
 from adapters.s3 import ObjectRef, OpenedObject, S3Source
-from adapters.snowflake import REJECT_COLUMNS, LoadIdentity, LoadSession, SnowflakeWarehouse, new_load_id
+from adapters.snowflake import (
+    REJECT_COLUMNS,
+    WRITE_PANDAS_OPTIONS,
+    LoadIdentity,
+    LoadSession,
+    SnowflakeWarehouse,
+    new_load_id,
+)
 from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
 from pipeline.errors import PermanentError, UnusableFileError
 from pipeline.features import convert_features
@@ -153,26 +162,29 @@ class Pipeline:
             table = pa.table({n: pa.array(["1"], pa.string()) for n in names})
             converted = convert_features(table, names)
             scores = self.scorer.score(converted.model_input())
-            frame = pd.DataFrame({n: converted.values[:, j] for j, n in enumerate(names)})
-            frame["CONDITION"] = scores.label
-            pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy")
-            values = {n: converted.values[:, j] for j, n in enumerate(names)}
             layout = OutputLayout(names, self.scorer.metadata, self.settings)
-            layout.frame({}, values, scores, np.array([2], np.int64))
+            frame = layout.frame({}, converted.good_values, scores, np.array([2], np.int64))
+            parquet_options = {k: v for k, v in WRITE_PANDAS_OPTIONS.items() if k != "compression"}
+            pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy", **parquet_options)
+            mimetypes.init()  # write_pandas' PUT guesses the file's type: the first guess reads the system tables
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         """Load one object version. Permanent input problems are recorded and returned; transient ones raise."""
         timer = _Timer()
-        load_id = new_load_id()
-        opened = None
+        opened: OpenedObject | None = None
+        unopenable: PermanentError | None = None
         if ref.version is None:  # the event did not say which version: learn it from the GET
-            opened = self._open(ref, timer)
-            if isinstance(opened, ObjectResult):
-                return opened
-            ref = opened.ref
+            try:
+                opened = self._open(ref, timer)
+                ref = opened.ref
+            except PermanentError as exc:
+                # Without a version the ledger cannot key on it: the key + "unknown" records the failure once.
+                ref, unopenable = dataclasses.replace(ref, version_id="unknown"), exc
         assert ref.version is not None
-        identity = LoadIdentity(ref.bucket, ref.key, ref.version, load_id)
-        result = ObjectResult(ref.bucket, ref.key, ref.version, "loaded", load_id=load_id, seconds=timer.seconds)
+        identity = LoadIdentity(ref.bucket, ref.key, ref.version, new_load_id())
+        result = ObjectResult(
+            ref.bucket, ref.key, ref.version, "loaded", load_id=identity.load_id, seconds=timer.seconds
+        )
         model_version = self.scorer.model_version
 
         with self.warehouse.session(identity) as session:
@@ -183,9 +195,9 @@ class Pipeline:
                     opened.body.close()
                 return result
             try:
-                if opened is None:
-                    opened = self.source.open(ref, max_bytes=self.settings.max_object_bytes)
-                columns = self._load_object(session, opened, timer, result)
+                if unopenable is not None:
+                    raise unopenable
+                columns = self._load_object(session, opened or self._open(ref, timer), timer, result)
             except PermanentError as exc:
                 session.cleanup()
                 session.record_failure(exc.reason, str(exc), model_version)
@@ -199,29 +211,9 @@ class Pipeline:
                 result.rows_loaded = result.rows_rejected = 0
         return result
 
-    def _open(self, ref: ObjectRef, timer: _Timer) -> Any:
-        try:
-            with timer("s3_read"):
-                return self.source.open(ref, max_bytes=self.settings.max_object_bytes)
-        except PermanentError as exc:
-            # Without a version we cannot key the ledger on it; the key + "unknown" records the failure once.
-            version = ref.version or "unknown"
-            identity = LoadIdentity(ref.bucket, ref.key, version, new_load_id())
-            with self.warehouse.session(identity) as session:
-                status, previous = session.claim(self.scorer.model_version)
-                if status in {"LOADED", "FAILED"}:
-                    return ObjectResult(ref.bucket, ref.key, version, "duplicate", load_id=previous)
-                session.record_failure(exc.reason, str(exc), self.scorer.model_version)
-            return ObjectResult(
-                ref.bucket,
-                ref.key,
-                version,
-                "failed",
-                load_id=identity.load_id,
-                reason_code=exc.reason,
-                reason=str(exc),
-                seconds=timer.seconds,
-            )
+    def _open(self, ref: ObjectRef, timer: _Timer) -> OpenedObject:
+        with timer("s3_read"):
+            return self.source.open(ref, max_bytes=self.settings.max_object_bytes)
 
     def _load_object(
         self, session: LoadSession, opened: OpenedObject, timer: _Timer, result: ObjectResult
@@ -307,14 +299,16 @@ class Pipeline:
             with timer("score"):
                 scores = self.scorer.score(batch)
             with timer("convert"):
-                keep = pa.array(ok)
+                keep = None if converted.all_ok else pa.array(ok)
                 text = {
-                    c.source: pd.arrays.ArrowExtensionArray(chunk.table.column(c.source).filter(keep))
+                    c.source: pd.arrays.ArrowExtensionArray(
+                        chunk.table.column(c.source) if keep is None else chunk.table.column(c.source).filter(keep)
+                    )
                     for c in layout.data_columns
                     if c.source is not None and c.sql_type != "FLOAT"
                 }
-                values = {name: converted.values[ok, j] for j, name in enumerate(names)}
-                frame = layout.frame(text, values, scores, chunk.lines[ok])
+                lines = chunk.lines if keep is None else chunk.lines[ok]
+                frame = layout.frame(text, converted.good_values, scores, lines)
         return frame, self._rejects(chunks, chunk, converted.problems, lineage)
 
     def _rejects(
