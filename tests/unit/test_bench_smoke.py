@@ -42,12 +42,13 @@ def test_make_files_writes_plain_and_gzip(tmp_path: Path) -> None:
 def test_bench_e2e_quick(tmp_path: Path) -> None:
     out = tmp_path / "e2e.json"
     proc = _run(str(BENCH / "bench_e2e.py"), "--quick", "--files-dir", str(tmp_path), "--out", str(out))
-    for text in ("speedup vs naive", "time vs floor", "pipeline stages", "extrapolated"):
+    for text in ("CPUs:", "speedup vs naive", "time vs floor", "pipeline stages", "extrapolated", "CPU (median s)"):
         assert text in proc.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
     assert set(report["pipeline_stages_median_s"]) == {"s3_read", "parse", "convert", "score", "stage", "publish"}
     assert all(v > 0 for v in report["rows_per_s"].values())
     assert set(report["goals"]) == {"vs_naive_ge_10x", "vs_floor_le_1_3x"}
+    assert all(report["cpu_median_s"][k]["function_cpu_s"] > 0 for k in ("pipeline", "floor"))
 
 
 def test_bench_e2e_memory_quick(tmp_path: Path) -> None:
