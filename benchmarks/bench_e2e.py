@@ -371,7 +371,7 @@ def child_floor(event: dict[str, Any], options: dict[str, Any]) -> dict[str, Any
     from pipeline.csv_reader import DEFAULT_BLOCK_SIZE
     from pipeline.settings import Settings
 
-    chunk_rows = Settings.model_fields["chunk_rows"].default
+    chunk_rows = int(os.environ.get("CHUNK_ROWS") or Settings.model_fields["chunk_rows"].default)  # the pipeline's
     bucket, key = _ref(event)
     s3, conn = _s3_client(), _connect()
     table = os.environ["TARGET_TABLE"]
@@ -611,8 +611,11 @@ def plot(memory_json: Path, out: Path) -> None:
         rows = [r["rows"] for r in sel]
         ax1.plot(rows, [r["rows_per_s"] / 1000 for r in sel], style, label=label)
         ax2.plot(rows, [r["peak_rss_mb"] for r in sel], style, label=label)
+    sizes = sorted({r["rows"] for r in results})
     for ax, title in ((ax1, "throughput (k rows/s)"), (ax2, "peak RSS of the function (MB)")):
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k" for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("rows in the file")
         ax.set_title(title, fontsize=10)
         ax.set_ylim(bottom=0)

@@ -119,7 +119,7 @@ class Settings(BaseModel):
     drop_columns: CsvList = Field(default_factory=list)
     keep_extra_columns: Bool = True
 
-    chunk_rows: int = Field(default=100_000, ge=1, le=5_000_000)
+    chunk_rows: int = Field(default=200_000, ge=1, le=5_000_000)
     max_object_bytes: int = Field(default=2 * 1024**3, ge=1)
     max_uncompressed_bytes: int = Field(default=8 * 1024**3, ge=1)
     max_reject_text_chars: int = Field(default=4096, ge=64)
