@@ -35,7 +35,7 @@ from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks,
 from pipeline.errors import PermanentError, UnusableFileError
 from pipeline.features import convert_features
 from pipeline.output import OutputLayout
-from pipeline.settings import Settings
+from pipeline.settings import LoadMode, Settings
 from scoring import Scorer
 
 STAGES = ("s3_read", "parse", "convert", "score", "stage", "publish")
@@ -147,26 +147,9 @@ class Pipeline:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Run one synthetic row through convert, score, output and Parquet at init, not on the first event.
-
-        The first call of a pyarrow compute function, the first DataFrame -> Parquet write and the scorer's
-        first invocation each cost up to a second once per process; paying that here moves it into Lambda's
-        init phase. Nothing is read or written outside this process, and a failure here is ignored: the real
-        event will raise it properly.
-        """
+        # A failure here is ignored: the real event will raise it properly.
         with contextlib.suppress(Exception):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            names = self.scorer.metadata.feature_names
-            table = pa.table({n: pa.array(["1"], pa.string()) for n in names})
-            converted = convert_features(table, names)
-            scores = self.scorer.score(converted.model_input())
-            layout = OutputLayout(names, self.scorer.metadata, self.settings)
-            frame = layout.frame({}, converted.good_values, scores, np.array([2], np.int64))
-            parquet_options = {k: v for k, v in WRITE_PANDAS_OPTIONS.items() if k != "compression"}
-            pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy", **parquet_options)
-            mimetypes.init()  # write_pandas' PUT guesses the file's type: the first guess reads the system tables
+            warm_up(self.scorer, self.settings)
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         """Load one object version. Permanent input problems are recorded and returned; transient ones raise."""
@@ -337,3 +320,27 @@ def _record_text(fields: list[Any], delimiter: str) -> str:
     out = io.StringIO()
     csv.writer(out, delimiter=delimiter, lineterminator="").writerow(["" if f is None else f for f in fields])
     return out.getvalue()
+
+
+def warm_up(scorer: Scorer, settings: Settings) -> None:
+    """Run one synthetic row through convert, score, output and Parquet at init, not on the first event.
+
+    The first call of a pyarrow compute function, the first DataFrame -> Parquet write and the scorer's first
+    invocation each cost up to a second once per process, and the first write_pandas PUT reads the system's
+    MIME tables; paying that here moves it into Lambda's init phase. Nothing is read or written outside this
+    process. The synthetic file's header has only the features, so the layout is built as for an append (upsert
+    keys such as SAMPLE_ID are not in it).
+    """
+    import pyarrow.parquet as pq
+
+    mimetypes.init()
+    names = scorer.metadata.feature_names
+    table = pa.table({n: pa.array(["1"], pa.string()) for n in names})
+    converted = convert_features(table, names)
+    scores = scorer.score(converted.model_input())
+    layout = OutputLayout(
+        names, scorer.metadata, settings.model_copy(update={"load_mode": LoadMode.APPEND, "merge_keys": []})
+    )
+    frame = layout.frame({}, converted.good_values, scores, np.array([2], np.int64))
+    parquet_options = {k: v for k, v in WRITE_PANDAS_OPTIONS.items() if k != "compression"}
+    pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy", **parquet_options)
