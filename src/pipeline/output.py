@@ -94,7 +94,11 @@ class OutputLayout:
             raise ConfigurationError(f"DROP_COLUMNS: lineage columns cannot be dropped: {sorted(undroppable)}")
         # Features first (in the model's order), then kept extra text columns: frame() relies on it.
         self.data_columns = [c for c in columns if c.name not in drop]
-        self._feature_order = list(metadata.feature_names)
+        self._features = [c for c in self.data_columns if c.sql_type == FLOAT]
+        # Which columns of the model's feature array are kept; None when all are, in order (no copy needed).
+        order = metadata.feature_names
+        kept = [order.index(str(c.source)) for c in self._features]
+        self._kept_features: list[int] | None = None if kept == list(range(len(order))) else kept
         self._labels = [metadata.labels["0"], metadata.labels["1"]]
         self.score_columns = {k: v for k, v in SCORE_COLUMNS.items() if k not in drop}
         missing_keys = [k for k in settings.merge_keys if k not in self.staged_column_names]
@@ -137,12 +141,11 @@ class OutputLayout:
         The kept features become the frame's one float block as they are (a column-major array is exactly
         pandas' block layout), so building the frame copies no feature value.
         """
-        features = [c for c in self.data_columns if c.sql_type == FLOAT]
         block = feature_values
-        if [c.source for c in features] != self._feature_order:  # some features dropped: keep the others
-            block = np.asfortranarray(feature_values[:, [self._feature_order.index(str(c.source)) for c in features]])
-        frame = pd.DataFrame(block, columns=[c.name for c in features], copy=False)
-        for col in self.data_columns[len(features) :]:
+        if self._kept_features is not None:  # some features dropped: keep the others
+            block = np.asfortranarray(feature_values[:, self._kept_features])
+        frame = pd.DataFrame(block, columns=[c.name for c in self._features], copy=False)
+        for col in self.data_columns[len(self._features) :]:
             frame[col.name] = text[str(col.source)]
         if "CLASSIFICATION" in self.score_columns:
             frame["CLASSIFICATION"] = scores.classification.astype(np.int8)

@@ -342,5 +342,4 @@ def warm_up(scorer: Scorer, settings: Settings) -> None:
         names, scorer.metadata, settings.model_copy(update={"load_mode": LoadMode.APPEND, "merge_keys": []})
     )
     frame = layout.frame({}, converted.good_values, scores, np.array([2], np.int64))
-    parquet_options = {k: v for k, v in WRITE_PANDAS_OPTIONS.items() if k != "compression"}
-    pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), compression="snappy", **parquet_options)
+    pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), **WRITE_PANDAS_OPTIONS)  # the staging writes' options
