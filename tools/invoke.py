@@ -154,10 +154,7 @@ def patch_event(event: dict[str, Any], upload: Any) -> dict[str, Any]:
         if event.get("detail-type") == "Object Created":
             detail = event["detail"]
             head = upload(detail["bucket"]["name"], unquote_plus(detail["object"]["key"]))
-            detail["object"].update({"etag": head["etag"], "size": head["size"]})
-            detail["object"].pop("version-id", None)
-            if head["version"]:
-                detail["object"]["version-id"] = head["version"]
+            _write_head(detail["object"], head, etag_key="etag", version_key="version-id")
         return event
     for record in event.get("Records") or []:
         if record.get("eventSource") == "aws:sqs":
@@ -178,10 +175,15 @@ def _patch_s3_records(event: dict[str, Any], upload: Any) -> None:
             continue
         s3 = record["s3"]
         head = upload(s3["bucket"]["name"], unquote_plus(s3["object"]["key"]))
-        s3["object"].update({"eTag": head["etag"], "size": head["size"]})
-        s3["object"].pop("versionId", None)
-        if head["version"]:
-            s3["object"]["versionId"] = head["version"]
+        _write_head(s3["object"], head, etag_key="eTag", version_key="versionId")
+
+
+def _write_head(obj: dict[str, Any], head: dict[str, Any], *, etag_key: str, version_key: str) -> None:
+    """The uploaded object's real ETag, size and version into an event's object (keys as that event spells them)."""
+    obj.update({etag_key: head["etag"], "size": head["size"]})
+    obj.pop(version_key, None)
+    if head["version"]:
+        obj[version_key] = head["version"]
 
 
 def make_uploader(stack: Any, data: bytes) -> Any:
