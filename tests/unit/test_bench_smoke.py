@@ -1,4 +1,4 @@
-"""Smoke runs of the issue-6 benchmark scripts: each --quick run exits 0, prints its verdicts, writes its JSON.
+"""Smoke runs of the benchmark scripts: each --quick run exits 0, prints its verdicts, writes its JSON.
 
 The figures themselves are not checked (a smoke run is too small to mean anything); the full runs are in
 docs/performance.md. The cold-start script's artifact part needs the built artifact: without one it reports
@@ -26,6 +26,27 @@ def _run(*args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def test_bench_scoring_quick_run(tmp_path: Path) -> None:
+    out = tmp_path / "scoring.json"
+    proc = _run(str(BENCH / "bench_scoring.py"), "--quick", "--out", str(out), timeout=60)
+    stdout = proc.stdout
+    assert "rows/s median" in stdout
+    assert "vs per-row" in stdout
+    for method in ("batched", "per-row", "numpy"):
+        assert any(line.startswith(method + " ") for line in stdout.splitlines()), method
+    assert "measured on" in stdout  # the per-row loop says how many rows it was timed on
+    assert "batched >= numpy forward" in stdout
+    assert "per-row loop" in stdout
+    assert "max|numpy - batched|" in stdout
+
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["config"]["quick"] is True
+    assert report["goals"]["parity"] is True
+    for result in report["results"].values():
+        assert {"batched", "per-row", "numpy"} <= set(result)
+        assert all(r["rows_per_s_median"] > 0 for r in result.values())
 
 
 def test_make_files_writes_plain_and_gzip(tmp_path: Path) -> None:
