@@ -24,6 +24,7 @@ class ObjectRef:
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
+    sequencer: str | None = None
 
     @property
     def version(self) -> str | None:

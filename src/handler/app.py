@@ -61,7 +61,13 @@ def handle(event: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
     """Process every object an event names; raise only when a retry can help (after doing all the others)."""
     parsed = parse_event(event)
     for reason in parsed.skipped:
-        logger.info("event record skipped", extra={"skipped": reason})
+        if reason in parsed.malformed:
+            # Loud: a malformed record loads nothing, and only the logs, this metric and (for SQS) the DLQ keep it.
+            logger.error("malformed event record skipped", extra={"skipped": reason})
+        else:
+            logger.info("event record skipped", extra={"skipped": reason})
+    if parsed.malformed:
+        metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=len(parsed.malformed))
     results: list[dict[str, Any]] = []
     failed_messages: list[str] = list(parsed.bad_messages)
     first_error: BaseException | None = None
@@ -103,11 +109,13 @@ def handle(event: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "objects": results,
         "skipped": parsed.skipped,
+        "malformed": parsed.malformed,
         "rows_loaded": sum(r.get("rows_loaded", 0) for r in results),
         "rows_rejected": sum(r.get("rows_rejected", 0) for r in results),
     }
     if parsed.shape == "sqs":
-        # Partial batch response: only the failed messages come back (ReportBatchItemFailures).
+        # Partial batch response: only the failed messages come back (ReportBatchItemFailures); a malformed
+        # message is one of them, so it ends in the queue's DLQ while the rest of the batch loads.
         summary["batchItemFailures"] = [{"itemIdentifier": m} for m in dict.fromkeys(failed_messages)]
     elif first_error is not None:
         raise first_error
