@@ -12,9 +12,20 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
-from pipeline.errors import SecretInvalidError, SecretUnavailableError
+from pipeline.errors import ConfigurationError, SecretInvalidError, SecretUnavailableError
 
 SECRET_MAX_AGE_SECONDS = 300
+# Every field the secret may hold (with the aliases Secrets Manager's templates use); each must be a string.
+SECRET_FIELDS = ("user", "username", "password", "private_key", "privateKey", "private_key_passphrase", "account")
+_JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+
+
+class SecretConfigurationError(SecretInvalidError, ConfigurationError):
+    """The secret's content cannot be used: configuration to fix (ConfigurationError) that no retry fixes.
+
+    Still a SecretInvalidError (reason ``secret_invalid``); the message names the secret and the field, never a
+    value of it.
+    """
 
 
 class _WhileFetchingSecret(logging.Filter):
@@ -62,7 +73,9 @@ class SnowflakeCredentials:
             try:
                 key = serialization.load_pem_private_key(self.private_key_pem.encode(), password=passphrase)
             except (ValueError, TypeError) as exc:
-                raise SecretInvalidError("the secret's private_key is not a readable PEM private key") from exc
+                raise SecretConfigurationError(
+                    "the secret's private_key is not a readable PEM private key (or private_key_passphrase is wrong)"
+                ) from exc
             kwargs["private_key"] = key.private_bytes(
                 encoding=serialization.Encoding.DER,
                 format=serialization.PrivateFormat.PKCS8,
@@ -75,16 +88,21 @@ class SnowflakeCredentials:
 
 def parse_credentials(raw: Any, secret_name: str) -> SnowflakeCredentials:
     if not isinstance(raw, dict):
-        raise SecretInvalidError(f"secret {secret_name!r} must be a JSON object")
+        raise SecretConfigurationError(f"secret {secret_name!r} must be a JSON object")
+    for name in SECRET_FIELDS:
+        value = raw.get(name)
+        if value is not None and not isinstance(value, str):
+            kind = _JSON_TYPES.get(type(value), "something else")
+            raise SecretConfigurationError(f"secret {secret_name!r}: {name!r} must be a JSON string, not {kind}")
     user = raw.get("user") or raw.get("username")
     if not user:
-        raise SecretInvalidError(f"secret {secret_name!r} has no 'user'")
+        raise SecretConfigurationError(f"secret {secret_name!r} has no 'user'")
     password = raw.get("password")
     private_key = raw.get("private_key") or raw.get("privateKey")
     if not password and not private_key:
-        raise SecretInvalidError(f"secret {secret_name!r} needs a 'password' or a 'private_key' (PEM)")
+        raise SecretConfigurationError(f"secret {secret_name!r} needs a 'password' or a 'private_key' (PEM)")
     return SnowflakeCredentials(
-        user=str(user),
+        user=user,
         account=raw.get("account"),
         password=password,
         private_key_pem=private_key,
@@ -105,7 +123,7 @@ class SecretsProvider:
             with _WhileFetchingSecret.active():
                 raw = self._fetch(force_fetch)
         except TransformParameterError as exc:
-            raise SecretInvalidError(f"secret {self.secret_name!r} is not valid JSON") from exc
+            raise SecretConfigurationError(f"secret {self.secret_name!r} is not valid JSON") from exc
         except GetParameterError as exc:
             raise SecretUnavailableError(
                 f"cannot read secret {self.secret_name!r} from Secrets Manager: {type(exc.__cause__ or exc).__name__}"
