@@ -17,7 +17,8 @@ Every record ends as exactly one of:
   message id goes to ``bad_messages``, so it comes back as a batch item failure (and ends in the queue's DLQ,
   kept) while the good messages of the batch load.
 
-Reasons name the record and the field, never the record's content.
+A malformed record's reason names the record (its index, SQS or SNS message id) and the field, not the field's
+value (an unknown eventSource is quoted, cut to 40 characters).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def _records(records: list[Any]) -> ParsedEvent:
             _sns_message(SNSEventRecord(record), parsed, where)
         elif source == "aws:s3":
             _s3_record(record, parsed, None, where)
+        elif source is None:
+            parsed.reject(f"{where}: no eventSource")
         else:
             parsed.reject(f"{where}: event source {_describe(source)!r} is not aws:s3, aws:sqs or aws:sns")
     return parsed

@@ -129,6 +129,7 @@ NO_S3 = {k: v for k, v in s3_record("a.csv").items() if k != "s3"}
             "s3.object.size is not an integer",
         ),
         ({"Records": [{"eventSource": "aws:kinesis"}]}, "event source 'aws:kinesis' is not"),
+        ({"Records": [{"s3": {}}]}, "record 0: no eventSource"),
         (eventbridge(), "EventBridge event: no detail.bucket.name"),
         (eventbridge("detail"), "EventBridge event: no detail.bucket.name"),
         (eventbridge({"bucket": {"name": "bkt"}}), "EventBridge event: no detail.object.key"),
