@@ -3,12 +3,15 @@
 Where a row is parsed: ``CsvChunks``. Nothing here converts values; every column stays text so that the
 conversion step can give each bad cell its own reason (see features.py).
 
-Handled here: gzip by magic bytes (whatever the name), a gzip bomb (stops at MAX_UNCOMPRESSED_BYTES),
-UTF-8 with or without BOM, UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not start as UTF-8),
-CRLF, quoted fields with embedded newlines, `,` `;` tab and `|` delimiters (from the header line), header
-names with surrounding spaces, rows with too few or too many fields (rejected one by one with their record
-number), blank lines (skipped), records longer than the parser's block and files that are not CSV at all (one
-clear reason each). A reason never quotes the file's data: pyarrow's messages are cut before the row text.
+Handled here: gzip by magic bytes (whatever the name), of one member or many (``cat a.gz b.gz``), a gzip bomb
+(stops at MAX_UNCOMPRESSED_BYTES), UTF-8 with or without BOM (a stray Windows-1252 byte in it is read as
+Windows-1252), UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not start as UTF-8), CRLF, quoted
+fields with embedded newlines, `,` `;` tab and `|` delimiters (from the header line), blank lines before the
+header, header names with surrounding spaces, empty trailing header fields (Excel's ``a,b,c,,``), rows with too
+few or too many fields (rejected one by one with their record number), blank lines (skipped), records longer
+than the parser's block and files that are not CSV at all (one clear reason each). A reason never quotes the
+file's data: pyarrow's messages are cut before the row text, and header cells that look like values are not
+quoted.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.errors import SourceUnavailableError, UnusableFileError
@@ -79,22 +83,9 @@ class _LimitedDecompressor(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         while not self._pending and not self._eof:
-            if self._decomp.unconsumed_tail:
-                data = self._decomp.unconsumed_tail
-            else:
-                data = self._raw.read(self._read_size) or b""
-                if not data:
-                    if not self._decomp.eof:
-                        raise UnusableFileError(
-                            "gzip data is truncated (the stream ended before the end of the compressed data)",
-                            reason="truncated_gzip",
-                        )
-                    self._eof = True
-                    break
-            if self._decomp.eof:  # a further gzip member follows (concatenated gzip)
-                rest = self._decomp.unused_data + data
-                self._decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                data = rest
+            data = self._next_input()
+            if data is None:
+                break
             try:
                 self._pending = self._decomp.decompress(data, len(view))
             except zlib.error as exc:
@@ -110,6 +101,83 @@ class _LimitedDecompressor(io.RawIOBase):
                 reason="decompressed_too_large",
             )
         return n
+
+    def _next_input(self) -> bytes | None:
+        """The compressed bytes to feed next, or None at the clean end of the last member.
+
+        A file may hold several gzip members one after the other (``cat a.gz b.gz``, ``gzip >>``, bgzip); gunzip
+        reads them all, and so does this. At a member's end, the bytes read past it are in ``unused_data`` only
+        (``unconsumed_tail`` is the current member's input not yet fed for lack of output room): the next member
+        starts there. NUL bytes after a member are padding, as gunzip and Python's gzip module treat them.
+        """
+        if not self._decomp.eof:
+            if self._decomp.unconsumed_tail:
+                return self._decomp.unconsumed_tail
+            data = self._raw.read(self._read_size) or b""
+            if not data:
+                raise UnusableFileError(
+                    "gzip data is truncated (the stream ended before the end of the compressed data)",
+                    reason="truncated_gzip",
+                )
+            return data
+        rest = self._decomp.unused_data.lstrip(b"\x00")
+        while not rest:
+            data = self._raw.read(self._read_size) or b""
+            if not data:
+                self._eof = True
+                return None
+            rest = data.lstrip(b"\x00")
+        self._decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return rest
+
+
+class _Utf8WithFallback(io.RawIOBase):
+    """Passes UTF-8 through; a byte that is not part of valid UTF-8 is read as Windows-1252 (else Latin-1).
+
+    The encoding is chosen from the first MiB, but an export that is UTF-8 there may still hold a Windows-1252
+    byte further on (one pasted name in a free-text column). Refusing the whole file for it would lose every row,
+    so the stream falls back for that byte alone. ASCII blocks, the usual case, are passed on as they are.
+    """
+
+    def __init__(self, raw: io.RawIOBase, read_size: int = 1 << 20) -> None:
+        self._raw = raw
+        self._read_size = read_size
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=_CP1252_FALLBACK)
+        self._pending = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending and not self._done:
+            data = self._raw.read(self._read_size) or b""
+            if not data:
+                self._done = True
+                self._pending = self._decoder.decode(b"", final=True).encode("utf-8")
+            elif data.isascii() and not self._decoder.getstate()[0]:
+                self._pending = data
+            else:
+                self._pending = self._decoder.decode(data).encode("utf-8")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _cp1252_byte(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    byte = exc.object[exc.start : exc.start + 1]
+    try:
+        return byte.decode("cp1252"), exc.start + 1
+    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined
+        return byte.decode("latin-1"), exc.start + 1
+
+
+_CP1252_FALLBACK = "pipeline.cp1252_fallback"
+codecs.register_error(_CP1252_FALLBACK, _cp1252_byte)
 
 
 class _Prefixed(io.RawIOBase):
@@ -153,19 +221,32 @@ def _detect_encoding(head: bytes, *, whole_file: bool) -> str:
         raise UnusableFileError(
             "the file holds NUL bytes: it is binary, or UTF-16/32 text without a byte-order mark", reason="not_csv"
         )
-    # Not UTF-8 at the start: an 8-bit export (Excel on Windows writes Windows-1252). Latin-1 decodes any byte.
-    for encoding in ("utf-8", "cp1252"):
+    try:
+        codecs.getincrementaldecoder("utf-8")(errors="strict").decode(head, final=whole_file)
+    except UnicodeDecodeError:
+        # UTF-8 with a stray byte or two (valid multi-byte sequences show it is UTF-8): the stream reads each
+        # stray byte as Windows-1252. Else an 8-bit export (Excel on Windows writes Windows-1252); Latin-1
+        # decodes any byte.
+        if _UTF8_MULTIBYTE.search(head):
+            return "utf-8"
         try:
-            _decode_head(head, encoding, whole_file=whole_file)
+            _decode_head(head, "cp1252", whole_file=whole_file)
         except UnicodeDecodeError:
-            continue
-        return encoding
-    return "latin-1"
+            return "latin-1"
+        return "cp1252"
+    return "utf-8"
+
+
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
 def _decode_head(head: bytes, encoding: str, *, whole_file: bool) -> str:
-    """Decode the peeked start of the file; a character cut by the peek's end is left for later."""
-    return codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=whole_file)
+    """Decode the peeked start of the file; a character cut by the peek's end is left for later.
+
+    UTF-8 is decoded as the stream will be (``_Utf8WithFallback``): a stray byte as Windows-1252.
+    """
+    errors = _CP1252_FALLBACK if encoding == "utf-8" else "strict"
+    return codecs.getincrementaldecoder(encoding)(errors=errors).decode(head, final=whole_file)
 
 
 def _line_break(encoding: str, head: bytes) -> bytes:
@@ -216,17 +297,26 @@ class CsvChunks:
             head_text = _decode_head(head, self.encoding, whole_file=whole_file)
         except UnicodeDecodeError as exc:
             raise UnusableFileError(f"cannot decode the file as {self.encoding}", reason="undecodable") from exc
+        # Blank lines before the header are skipped, and counted like blank lines between rows: record numbers
+        # stay the file's line numbers.
+        head, head_text, self._skipped_lines = _skip_leading_blank_lines(head, head_text, self.encoding)
         self.delimiter = _detect_delimiter(_first_line(head_text))
         if whole_file and "\n" not in head_text and "\r" not in head_text:
             head += _line_break(self.encoding, head)  # pyarrow cannot read a lone header without its line break
-        self._stream = _Prefixed(head, stream)
+        self._stream: io.RawIOBase = _Prefixed(head, stream)
+        if self.encoding == "utf-8":
+            self._stream = _Utf8WithFallback(self._stream)
         self._invalid: list[InvalidRecord] = []
         self._block_size = block_size
         self._reader = self._open(block_size, head_text)
         # Names as the header spells them, less surrounding spaces (' mean radius ' is 'mean radius').
-        self.columns: list[str] = [str(n).strip() for n in self._reader.schema.names]
+        header = [str(n).strip() for n in self._reader.schema.names]
+        # Excel writes 'a,b,c,,' when cells right of the table were ever touched: trailing fields without a
+        # name are dropped, as long as every cell under them is empty (checked chunk by chunk).
+        named = len(header) - _trailing_empty(header)
+        self.columns: list[str] = header[:named] if named else header
         self._validate_header(required)
-        self._next_line = 2
+        self._next_line = 2 + self._skipped_lines
         self._invalid_seen = 0
 
     def _open(self, block_size: int, head_text: str) -> Any:
@@ -269,24 +359,40 @@ class CsvChunks:
 
     def _validate_header(self, required: list[str]) -> None:
         names = self.columns
-        # First, so that a data row taken for a header never has its values quoted in a reason.
-        filled = [n for n in names if n]
-        numeric = sum(_looks_numeric(n) for n in filled)
-        if numeric * 2 >= len(filled) and not set(required) & set(names):
+        # A reason built from the header may quote only a real header's names, never a data row's values: so
+        # the no-header checks come first, and the duplicate check names a column by its position whenever its
+        # name looks like a value (a number, NA).
+        present = set(required) & set(names)
+        if not present and any(_looks_like_a_value(n) for n in names):
             raise UnusableFileError(
-                "the file has no header: its first line holds numbers, not column names", reason="no_header"
+                "the file has no header: its first line holds values (numbers or missing-value markers), not column "
+                "names",
+                reason="no_header",
+            )
+        missing = [r for r in required if r not in set(names)]
+        if not present:
+            raise UnusableFileError(
+                f"{len(missing)} required column(s) missing from the header: {missing}", reason="missing_columns"
             )
         if len(set(names)) != len(names):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            raise UnusableFileError(f"duplicate column names in the header: {dupes}", reason="duplicate_columns")
-        missing = [r for r in required if r not in set(names)]
+            dupes = sorted({n for n in names if names.count(n) > 1}, key=names.index)
+            shown = [
+                f"{n!r}"
+                if n and not _looks_like_a_value(n)
+                else f"an unnamed or value-like name (columns "
+                f"{', '.join(str(i + 1) for i, m in enumerate(names) if m == n)})"
+                for n in dupes
+            ]
+            raise UnusableFileError(
+                f"duplicate column names in the header: {', '.join(shown)}", reason="duplicate_columns"
+            )
         if missing:
             raise UnusableFileError(
                 f"{len(missing)} required column(s) missing from the header: {missing}", reason="missing_columns"
             )
 
     def _on_invalid_row(self, row: Any) -> str:
-        number = int(row.number) if row.number is not None else -1
+        number = int(row.number) + self._skipped_lines if row.number is not None else -1
         self._invalid.append(
             InvalidRecord(
                 line=number,
@@ -362,7 +468,8 @@ class CsvChunks:
         return taken
 
     def _chunk(self, table: pa.Table, *, final: bool) -> TextChunk:
-        table = table.rename_columns(self.columns)
+        named = len(self.columns)
+        unnamed = table.columns[named:]
         # Record numbers: valid and invalid records together are numbered 2, 3, ... in file order, and pyarrow
         # reports each invalid one's number. A block is parsed (and its invalid rows reported) before its batch
         # is returned, so the valid records take the numbers the invalid ones before them left free.
@@ -377,6 +484,15 @@ class CsvChunks:
             lines[filled : filled + len(free)] = free
             filled += len(free)
             cursor = int(span[-1]) + 1
+        for k, column in enumerate(unnamed):
+            valued = np.flatnonzero(pc.not_equal(pc.utf8_trim_whitespace(column), "").to_numpy(zero_copy_only=False))
+            if valued.size:
+                raise UnusableFileError(
+                    f"column {named + k + 1} has no name in the header but holds a value on line "
+                    f"{int(lines[valued[0]])}; name it in the header, or remove the values",
+                    reason="unnamed_column",
+                )
+        table = table.select(list(range(named))).rename_columns(self.columns)
         self._next_line = int(lines[-1]) + 1 if n else self._next_line
         done = [r for r in self._invalid[self._invalid_seen :] if r.line < self._next_line or final]
         self._invalid_seen += len(done)
@@ -387,12 +503,46 @@ def _empty(columns: list[str]) -> pa.Table:
     return pa.table({c: pa.array([], pa.string()) for c in columns})
 
 
-def _looks_numeric(text: str) -> bool:
+# Spellings of a missing measurement: a header cell that reads like this is a data row's value.
+_MISSING_MARKERS = frozenset({"na", "n/a", "nan", "null", "none", "-", "?", "#n/a"})
+
+
+def _looks_like_a_value(text: str) -> bool:
+    text = text.strip()
+    if text.lower() in _MISSING_MARKERS:
+        return True
     try:
-        float(text.strip().replace(",", "."))
+        float(text.replace(",", "."))
     except ValueError:
-        return False
+        return bool(re.fullmatch(r"[+-]?[\d.,]+([eE][+-]?\d+)?", text)) and any(c.isdigit() for c in text)
     return True
+
+
+def _trailing_empty(names: list[str]) -> int:
+    count = 0
+    for name in reversed(names):
+        if name:
+            break
+        count += 1
+    return count
+
+
+_LEADING_BLANK_LINES = re.compile(r"(?:[ \t]*(?:\r\n|\r|\n))+")
+
+
+def _skip_leading_blank_lines(head: bytes, head_text: str, encoding: str) -> tuple[bytes, str, int]:
+    """``head`` and its text without the blank lines before the header, and how many there were."""
+    bom = "\ufeff" if head_text.startswith("\ufeff") else ""
+    match = _LEADING_BLANK_LINES.match(head_text, len(bom))
+    if match is None:
+        return head, head_text, 0
+    blank = match.group(0)
+    count = len(blank.splitlines())
+    if encoding == "utf-16":  # the BOM says which byte order; keep it in front of the rest
+        bom_bytes, codec = head[:2], ("utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+        return bom_bytes + head[2 + len(blank.encode(codec)) :], bom + head_text[match.end() :], count
+    bom_bytes = head[: len(bom.encode(encoding))]
+    return bom_bytes + head[len(bom_bytes) + len(blank.encode(encoding)) :], bom + head_text[match.end() :], count
 
 
 def _typed_cause(exc: BaseException | None) -> Exception | None:

@@ -125,3 +125,40 @@ def max_length_key(prefix: str = "incoming/", suffix: str = ".csv") -> str:
     key = prefix + body + suffix
     assert len(key.encode()) == 1024
     return key
+
+
+def _good_rows(files: Path) -> tuple[str, list[str]]:
+    lines = _good(files).splitlines()
+    return lines[0], lines[1:]
+
+
+@generator
+def multi_member_gzip(files: Path) -> bytes:
+    """cat a.gz b.gz: the header and 10 rows in one gzip member, 15 more rows in a second (issue 14)."""
+    header, rows = _good_rows(files)
+    first = "\n".join([header, *(rows * 2)]) + "\n"
+    second = "\n".join(rows * 3) + "\n"
+    return gzip.compress(first.encode(), mtime=0) + gzip.compress(second.encode(), mtime=0)
+
+
+@generator
+def multi_member_gzip_one_mb_members(files: Path) -> bytes:
+    """Three gzip members of about 1 MB each (random notes barely compress), an empty member between them."""
+    header, rows = _good_rows(files)
+    rng = random.Random(14)
+    members = []
+    for part in range(3):
+        text = "".join(f"{rows[i % 5]},{rng.randbytes(50_000).hex()}\n" for i in range(part * 10, part * 10 + 10))
+        members.append(gzip.compress(((header + ",notes\n") if part == 0 else "").encode() + text.encode(), mtime=0))
+    return members[0] + gzip.compress(b"", mtime=0) + members[1] + members[2]
+
+
+@generator
+def cp1252_byte_after_first_mib(files: Path) -> bytes:
+    """A UTF-8 file ('Zürich' in its first line) with one Windows-1252 'é' (0xE9) 1.5 MiB in."""
+    header, rows = _good_rows(files)
+    body = [f"{rows[i % 5]},note {i}" for i in range(7000)]
+    head = (header + ",notes\n" + f"{rows[0]},Zürich\n").encode()
+    before = "".join(line + "\n" for line in body[:6000]).encode()
+    assert len(head + before) > MiB
+    return head + before + f"{rows[1]},Caf".encode() + b"\xe9\n" + "".join(line + "\n" for line in body[6000:]).encode()

@@ -2,6 +2,9 @@
 
 * Any CSV of valid floats, in any supported dialect, round-trips exactly: the float64 parsed from each cell
   is the float that was written (with repr), and every row is scoreable with its record number.
+* Any split of a CSV into gzip members (empty ones too) reads as the plain file does, and as gzip does.
+* A Windows-1252 byte anywhere in a UTF-8 file (after the first MiB, on a read or block boundary) is read as
+  its Windows-1252 character, and everything around it as UTF-8.
 * Any garbage is either parsed (each row scored, skipped as blank, or rejected with a reason) or refused as a
   whole with a reason; nothing else ever escapes, from the reader or from the handler.
 """
@@ -17,7 +20,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.csv_reader import CsvChunks
+from pipeline.csv_reader import CsvChunks, _LimitedDecompressor, _Utf8WithFallback
 from pipeline.errors import UnusableFileError
 from pipeline.features import FLOAT32_MAX, convert_features
 
@@ -132,3 +135,106 @@ def test_garbage_never_crashes_the_handler(harness: Any, data: bytes) -> None:
         assert result["reason_code"] and result["reason"]
     else:
         assert result["rows_loaded"] + result["rows_rejected"] > 0
+
+
+# --- multi-member gzip
+
+
+@st.composite
+def gzip_members(draw: Any) -> tuple[bytes, bytes]:
+    """A small CSV, and the same CSV cut at arbitrary points into gzip members (some of them empty)."""
+    n = draw(st.integers(min_value=1, max_value=60))
+    plain = (",".join(FEATURES) + "\n" + "".join(f"{i},{i}.5,{i * 7}\n" for i in range(n))).encode()
+    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=len(plain)), max_size=8)))
+    pieces = [plain[a:b] for a, b in zip([0, *cuts], [*cuts, len(plain)], strict=True)]
+    level = draw(st.integers(min_value=0, max_value=9))
+    return plain, b"".join(gzip.compress(piece, compresslevel=level, mtime=0) for piece in pieces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(gzip_members(), st.integers(min_value=1, max_value=20))
+def test_any_split_into_gzip_members_reads_as_the_plain_file(case: tuple[bytes, bytes], chunk_rows: int) -> None:
+    plain, data = case
+    # Given the plain CSV and any split of it into gzip members; gzip itself reads the members as the plain file
+    assert gzip.decompress(data) == plain
+    # When both are read / Then they give the same rows with the same record numbers
+    _, from_plain = _read(plain, chunk_rows)
+    _, from_gzip = _read(data, chunk_rows)
+    assert [p.table.to_pylist() for p in from_gzip] == [p.table.to_pylist() for p in from_plain]
+    assert [p.lines.tolist() for p in from_gzip] == [p.lines.tolist() for p in from_plain]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+    st.integers(min_value=1, max_value=64),
+    st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=8),
+)
+def test_the_decompressor_gives_gzips_bytes_whatever_the_read_sizes(
+    members: list[bytes], read_size: int, out_sizes: list[int]
+) -> None:
+    # Given members of random (incompressible) bytes, read from the source in reads of `read_size` and handed on in
+    # buffers of varying sizes: at this scale, a member's end falls inside a read and output is cut short, as
+    # with ~1 MB members and 1 MiB reads
+    data = b"".join(gzip.compress(m, mtime=0) for m in members)
+    stream = _LimitedDecompressor(io.BytesIO(data), limit=1 << 20, read_size=read_size)  # type: ignore[arg-type]
+    out, k = bytearray(), 0
+    while True:
+        buffer = bytearray(out_sizes[k % len(out_sizes)])
+        k += 1
+        got = stream.readinto(buffer)
+        if not got:
+            break
+        out += buffer[:got]
+    # Then it is exactly what gzip decompresses: every member, once, in order
+    assert bytes(out) == gzip.decompress(data) == b"".join(members)
+
+
+# --- a Windows-1252 byte anywhere in a UTF-8 file
+
+text_piece = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
+stray = st.integers(min_value=0x80, max_value=0xFF)
+
+
+def _as_cp1252(byte: int) -> str:
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        return bytes([byte]).decode("latin-1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(text_piece, stray), max_size=10), text_piece, st.integers(min_value=1, max_value=40))
+def test_stray_bytes_in_utf8_are_read_as_windows_1252_whatever_the_read_size(
+    pieces: list[tuple[str, int]], tail: str, read_size: int
+) -> None:
+    # Given UTF-8 text with stray non-UTF-8 bytes (each followed by an ASCII letter, so it is not part of a
+    # valid sequence), read in reads of any size
+    data = b"".join(t.encode() + bytes([b]) + b"x" for t, b in pieces) + tail.encode()
+    expected = "".join(t + _as_cp1252(b) + "x" for t, b in pieces) + tail
+    stream = _Utf8WithFallback(io.BytesIO(data), read_size=read_size)  # type: ignore[arg-type]
+    out = b""
+    while chunk := stream.read(max(1, read_size // 2 + 1)):
+        out += chunk
+    # Then the output is UTF-8: valid sequences as they were, each stray byte as its Windows-1252 character
+    assert out.decode("utf-8") == expected
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(min_value=0, max_value=5 * (1 << 19)), stray)
+def test_a_windows_1252_byte_anywhere_in_a_large_utf8_file_loads(at: int, byte: int) -> None:
+    # Given a ~2.6 MB UTF-8 CSV with one Windows-1252 byte in a free-text cell at about `at` (before the first
+    # MiB, after it, near the 2 MiB parser block)
+    header = "id,mean radius,mean texture,worst area,note\n1,1.5,2.5,3.5,café\n".encode()
+    rows = b"".join(b"%d,1.5,2.5,3.5,n\n" % i for i in range(2, 160_000))
+    cut = rows.rfind(b"\n", 0, max(0, at - len(header))) + 1
+    data = header + rows[:cut] + b"0,1.5,2.5,3.5,a" + bytes([byte]) + b"b\n" + rows[cut:]
+    # When it is read
+    chunks, parts = _read(data, 100_000)
+    notes = [n for p in parts for n in p.table.column("note").to_pylist()]
+    # Then every row loads, the byte is its Windows-1252 character and the UTF-8 'é' stays one
+    assert chunks.encoding == "utf-8"
+    assert all(p.invalid == [] for p in parts)
+    assert len(notes) == 2 + rows.count(b"\n")
+    assert notes[0] == "café"
+    assert ("a" + _as_cp1252(byte) + "b") in notes

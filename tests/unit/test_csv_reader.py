@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,208 @@ def test_a_latin1_export_is_read_as_windows_1252() -> None:
     # Then it is decoded with the Windows-1252 fallback rather than refused
     assert reader.encoding == "cp1252"
     assert rows == [{"id": "1", "a": "\u00e9", "b": "2"}]
+
+
+def _rows_text(n: int, start: int = 0) -> str:
+    return "".join(f"{i},{i}.5,{i}\n" for i in range(start, start + n))
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [10, 15],  # cat a.gz b.gz of a 10-row file (with the header) and a 15-row one
+        [0, 10, 0, 15, 0],  # empty members between and around
+        [1, 1, 1, 1, 1, 1, 1],
+        [20_000, 30_000, 25_000],  # members of about 0.5-1 MB uncompressed
+        [70_000, 1, 70_000],  # members over 1 MiB uncompressed: each one ends mid-read
+    ],
+    ids=["two", "empty-members", "one-row-each", "half-mib", "over-one-mib"],
+)
+def test_a_multi_member_gzip_loads_every_member(members: list[int]) -> None:
+    # Given a CSV split into several gzip members written one after the other (cat a.gz b.gz, gzip >>, bgzip)
+    texts, start = [], 0
+    for size in members:
+        texts.append(_rows_text(size, start))
+        start += size
+    texts[0] = "id,a,b\n" + texts[0]
+    data = b"".join(gzip.compress(t.encode(), mtime=0) for t in texts)
+    assert gzip.decompress(data) == "".join(texts).encode()  # Python's gzip reads it whole, as gunzip does
+    # When it is read
+    _, rows, lines, invalid = read(data, chunk_rows=50_000)
+    # Then every row of every member is there once, in order
+    assert [r["id"] for r in rows] == [str(i) for i in range(sum(members))]
+    assert lines == list(range(2, sum(members) + 2))
+    assert invalid == []
+
+
+def test_members_of_about_one_mebibyte_compressed_are_not_refused_as_corrupt() -> None:
+    # Given members that compress badly (random digits), each about 1 MB of gzip: a member's end then falls
+    # inside a read, with input left both unconsumed and unused
+    import random
+
+    rng = random.Random(7)
+    texts = ["id,a,b\n"] + [
+        "".join(f"{rng.randrange(10**12)},{rng.random()},{rng.randrange(10**9)}\n" for _ in range(45_000))
+        for _ in range(3)
+    ]
+    data = b"".join(gzip.compress(t.encode(), mtime=0) for t in texts)
+    # When it is read / Then it loads whole, as gunzip reads it
+    _, rows, _, _ = read(data, chunk_rows=200_000)
+    assert len(rows) == 135_000
+    assert gzip.decompress(data) == "".join(texts).encode()
+
+
+def test_gunzip_agrees_with_the_reader_on_a_multi_member_file(tmp_path: Any) -> None:
+    # Given a file written as gzip's own tool appends members (gzip >>)
+    import shutil
+    import subprocess
+
+    gzip_tool = shutil.which("gzip")
+    assert gzip_tool, "the gzip tool is needed for this check"
+    target = tmp_path / "data.csv.gz"
+    for text in ("id,a,b\n" + _rows_text(3), _rows_text(4, 3)):
+        with target.open("ab") as out:
+            subprocess.run([gzip_tool, "-c"], input=text.encode(), stdout=out, check=True)
+    # When gunzip and the reader both read it / Then they agree
+    plain = subprocess.run([gzip_tool, "-dc", str(target)], capture_output=True, check=True).stdout
+    _, rows, _, _ = read(target.read_bytes())
+    _, plain_rows, _, _ = read(plain)
+    assert rows == plain_rows and len(rows) == 7
+
+
+@pytest.mark.parametrize(
+    ("tail", "reason"),
+    [(b"\x00" * 512, None), (b"not gzip at all", "corrupt_gzip"), (gzip.compress(b"1,2,3\n")[:-5], "truncated_gzip")],
+    ids=["nul-padding", "trailing-garbage", "truncated-last-member"],
+)
+def test_what_follows_the_last_gzip_member(tail: bytes, reason: str | None) -> None:
+    # Given a gzip file followed by NUL padding (tape blocks; gunzip ignores it), garbage, or a cut member
+    data = gzip.compress(TEXT.encode()) + tail
+    if reason is None:
+        # Then padding is ignored
+        assert read(data)[1] == read(TEXT.encode())[1]
+    else:
+        # and anything else is refused with its reason
+        with pytest.raises(UnusableFileError) as err:
+            read(data)
+        assert err.value.reason == reason
+
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    "at",
+    [MiB + 100, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1, 3 * MiB - 1, 3 * MiB + 5],
+    ids=["after-the-peek", "block-end", "block-boundary", "block-start", "read-end", "late"],
+)
+def test_a_windows_1252_byte_after_the_first_mebibyte_is_decoded_not_refused(at: int) -> None:
+    # Given a UTF-8 file (a valid 'ü' in its first MiB) with one Windows-1252 'é' (0xE9) much further on,
+    # the byte falling at or next to a read or parser-block boundary
+    head = "id,a,b,note\n1,1,1,Zürich\n".encode()
+    filler = b"".join(b"%d,2,3,x\n" % i for i in range(2, 400_000))
+    prefix = b"%d,4,5," % 999_999
+    cut = filler.rfind(b"\n", 0, at - len(head) - len(prefix)) + 1
+    body = filler[:cut]
+    pad = at - len(head) - len(body) - len(prefix)
+    assert pad >= 0
+    row = prefix + b"n" * pad + b"\xe9t\xc3\xa9\n"  # the 0xE9 byte lands at offset `at`; then a valid UTF-8 'é'
+    data = head + body + row + b"7,8,9,end\n"
+    assert data[at] == 0xE9
+    # When it is read
+    reader, rows, _, invalid = read(data, chunk_rows=500_000, required=("a", "b"))
+    # Then every row loads, the stray byte is read as Windows-1252 and the UTF-8 around it stays UTF-8
+    assert invalid == []
+    assert reader.encoding == "utf-8"
+    assert rows[0]["note"] == "Zürich"
+    assert rows[-2]["note"] == "n" * pad + "été"
+    assert rows[-1]["note"] == "end"
+    assert len(rows) == 1 + body.count(b"\n") + 2
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b"\nid,a,b\n1,2,3\n4,5,6\n", [3, 4]),
+        (b"\r\n  \r\nid,a,b\r\n1,2,3\r\n4,5,6\r\n", [4, 5]),
+        (codecs.BOM_UTF8 + b"\n\nid,a,b\n1,2,3\n4,5,6\n", [4, 5]),
+        ("\nid,a,b\n1,2,3\n4,5,6\n".encode("utf-16"), [3, 4]),
+        (b"\nid;a;b\n1;2;3\n4;5;6\n", [3, 4]),
+    ],
+    ids=["one-blank-line", "blank-crlf-lines", "bom-then-blank", "utf16", "semicolon"],
+)
+def test_blank_lines_before_the_header_are_skipped_and_line_numbers_stay_the_files(
+    data: bytes, lines: list[int]
+) -> None:
+    # Given a file whose header follows one or more blank lines
+    # When it is read
+    reader, rows, numbers, invalid = read(data)
+    # Then the header is found, the rows load, and each keeps its line number in the file
+    assert reader.columns == ["id", "a", "b"]
+    assert rows == [{"id": "1", "a": "2", "b": "3"}, {"id": "4", "a": "5", "b": "6"}]
+    assert numbers == lines and invalid == []
+
+
+def test_invalid_records_after_blank_leading_lines_keep_their_file_line_numbers() -> None:
+    # Given two blank lines, the header on line 3, and a short record on line 5
+    _, _, numbers, invalid = read(b"\n\nid,a,b\n1,2,3\n4,5\n6,7,8\n")
+    # Then the line numbers are the file's
+    assert numbers == [4, 6]
+    assert invalid == [(5, "expected 3 fields, got 2")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"id,a,b,,\n1,2,3,,\n4,5,6,,\n", b"id,a,b,\n1,2,3,\n4,5,6,\n", b"id,a,b,, , \n1,2,3,, ,\t\n4,5,6,,,\n"],
+    ids=["two", "one", "blank-with-spaces"],
+)
+def test_trailing_empty_header_fields_with_empty_cells_are_ignored(data: bytes) -> None:
+    # Given an Excel export whose header ends with empty fields, and whose cells under them are all empty
+    reader, rows, lines, invalid = read(data)
+    # Then the unnamed columns are dropped and the file loads
+    assert reader.columns == ["id", "a", "b"]
+    assert rows == [{"id": "1", "a": "2", "b": "3"}, {"id": "4", "a": "5", "b": "6"}]
+    assert lines == [2, 3] and invalid == []
+
+
+def test_a_value_under_a_trailing_unnamed_header_field_is_a_clear_error() -> None:
+    # Given a header ending with two empty fields, and a value under one of them on line 4
+    data = b"id,a,b,,\n1,2,3,,\n4,5,6,,\n7,8,9,,17.99\n"
+    # When it is read / Then it fails naming the column's position and the line, never the value
+    with pytest.raises(UnusableFileError) as err:
+        read(data, chunk_rows=1)
+    assert err.value.reason == "unnamed_column"
+    assert "column 5" in str(err.value) and "line 4" in str(err.value)
+    assert "17.99" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "leaked"),
+    [
+        (b"S1,M,17.99,NA,NA,10.38\nS2,B,20.57,NA,NA,17.77\n", "no_header", ["17.99", "NA", "S1"]),
+        (b"S1,M,NA,NA\nS2,B,NA,NA\n", "no_header", ["S1", "NA"]),
+        (b"S1,M,x,x\nS2,B,y,y\n", "missing_columns", ["S1", "x"]),
+        (b"id,a,b,17.99,17.99\n1,2,3,4,5\n", "duplicate_columns", ["17.99"]),
+        (b"id,a,b,NA,NA\n1,2,3,4,5\n", "duplicate_columns", ["NA"]),
+    ],
+    ids=[
+        "headerless-with-repeated-na",
+        "headerless-only-na",
+        "headerless-only-words",
+        "real-header-numeric-dupes",
+        "real-header-na-dupes",
+    ],
+)
+def test_no_reason_built_from_the_header_quotes_a_value(data: bytes, reason: str, leaked: list[str]) -> None:
+    # Given a first line that is data (a repeated NA), or a header whose duplicate names look like values
+    with pytest.raises(UnusableFileError) as err:
+        read(data)
+    # Then the file fails with the right reason, and the reason quotes none of those cells
+    assert err.value.reason == reason
+    assert not [cell for cell in leaked if cell in str(err.value)], str(err.value)
+
+
+def test_duplicate_column_names_of_a_real_header_are_named() -> None:
+    with pytest.raises(UnusableFileError, match="'a'") as err:
+        read(b"id,a,b,a\n1,2,3,4\n")
+    assert err.value.reason == "duplicate_columns"
