@@ -9,9 +9,9 @@ Windows-1252), UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not s
 fields with embedded newlines, `,` `;` tab and `|` delimiters (from the header line), blank lines before the
 header, header names with surrounding spaces, empty trailing header fields (Excel's ``a,b,c,,``), rows with too
 few or too many fields (rejected one by one with their record number), blank lines (skipped), records longer
-than the parser's block and files that are not CSV at all (one clear reason each). A reason never quotes the
-file's data: pyarrow's messages are cut before the row text, and header cells that look like values are not
-quoted.
+than the parser's block and files that are not CSV at all (one clear reason each). The file's decimal mark is
+decided here, from the numbers in its first MiB (see pipeline.features). A reason never quotes the file's
+data: pyarrow's messages are cut before the row text, and header cells that look like values are not quoted.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.errors import SourceUnavailableError, UnusableFileError
+from pipeline.features import decimal_mark
 
 GZIP_MAGIC = b"\x1f\x8b"
 DELIMITERS = (",", ";", "\t", "|")
@@ -308,7 +309,8 @@ class CsvChunks:
             self._stream = _Utf8WithFallback(self._stream)
         self._invalid: list[InvalidRecord] = []
         self._block_size = block_size
-        self._reader = self._open(block_size, head_text)
+        names, sample = self._read_sample(head_text, whole_file=whole_file)
+        self._reader = self._open(block_size, names)
         # Names as the header spells them, less surrounding spaces (' mean radius ' is 'mean radius').
         header = [str(n).strip() for n in self._reader.schema.names]
         # Excel writes 'a,b,c,,' when cells right of the table were ever touched: trailing fields without a
@@ -316,12 +318,13 @@ class CsvChunks:
         named = len(header) - _trailing_empty(header)
         self.columns: list[str] = header[:named] if named else header
         self._validate_header(required)
+        # The file's decimal mark, from the numbers in its first MiB (see pipeline.features.decimal_mark).
+        self.decimal_mark = decimal_mark(sample, required) if sample is not None else None
         self._next_line = 2 + self._skipped_lines
         self._invalid_seen = 0
 
-    def _open(self, block_size: int, head_text: str) -> Any:
-        # Every column as text: read the header names from the peeked head first, so the real reader can be told.
-        names = self._header_names(head_text)
+    def _open(self, block_size: int, names: list[str]) -> Any:
+        # Every column as text: the header names come from the peeked head, so the real reader can be told.
         convert = pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
@@ -341,21 +344,36 @@ class CsvChunks:
             )
         )
 
-    def _header_names(self, head_text: str) -> list[str]:
-        cut = head_text.rfind("\n")
-        sample = (head_text[: cut + 1] if cut > 0 else head_text + "\n").encode("utf-8")
+    def _read_sample(self, head_text: str, *, whole_file: bool) -> tuple[list[str], pa.Table | None]:
+        """The header names, and the peeked head's records as text (None if they cannot be parsed)."""
+        cut = len(head_text) if whole_file else head_text.rfind("\n")
+        sample = (head_text[: cut + 1] if cut > 0 else head_text).rstrip("\r\n").encode("utf-8") + b"\n"
+        parse = pacsv.ParseOptions(
+            delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
+        )
+        read = pacsv.ReadOptions(block_size=len(sample) + 1)
         try:
             reader = pacsv.open_csv(
                 io.BytesIO(sample),
-                read_options=pacsv.ReadOptions(block_size=len(sample) + 1),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
-                ),
+                read_options=read,
+                parse_options=parse,
                 convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
             )
         except pa.ArrowInvalid as exc:
             raise UnusableFileError(f"the header cannot be parsed as CSV: {_short(exc)}", reason="not_csv") from exc
-        return [str(n) for n in reader.schema.names]
+        names = [str(n) for n in reader.schema.names]
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(sample),
+                read_options=read,
+                parse_options=parse,
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. the peek ends inside a quoted field
+            return names, None
+        return names, table.rename_columns([n.strip() for n in names])
 
     def _validate_header(self, required: list[str]) -> None:
         names = self.columns

@@ -273,7 +273,7 @@ class Pipeline:
         """Convert and score one chunk: the rows to stage and the rejects to stage (either may be None)."""
         names = self.scorer.metadata.feature_names
         with timer("convert"):
-            converted = convert_features(chunk.table, names, decimal_comma=chunks.delimiter != ",")
+            converted = convert_features(chunk.table, names, decimal_mark=chunks.decimal_mark)
             ok = converted.ok
             result.rows_blank += int(converted.blank.sum())
         frame = None

@@ -313,3 +313,24 @@ def test_duplicate_column_names_of_a_real_header_are_named() -> None:
     with pytest.raises(UnusableFileError, match="'a'") as err:
         read(b"id,a,b,a\n1,2,3,4\n")
     assert err.value.reason == "duplicate_columns"
+
+
+@pytest.mark.parametrize(
+    ("data", "mark"),
+    [
+        (b"id\ta\tb\n1\t17.99\t2019\n", "."),
+        (b"id\ta\tb\n1\t17,99\t2019\n", ","),
+        (b"id|a|b\n1|2,019|0.5\n", "."),
+        (b"id;a;b\n1;2.019;0,5\n", ","),
+        (b"id;a;b\n1;17,99;0.5\n", None),  # both marks: undecided
+        (b"id;a;b\n1;2,019;2019\n", None),  # no number that tells
+        (b'id,a,b\n1,"17,99",3\n', ","),
+        (b"id,a,b\n1,1.5,3\n", "."),
+        (b"id,a,b\n1,1.5,3\n2,1.25e3,3,\n", "."),
+        (b"id;a;b;note\n1;2;3;1,5\n", None),  # only the required (measurement) columns count
+    ],
+)
+def test_the_decimal_mark_is_decided_from_the_numbers_in_the_data(data: bytes, mark: str | None) -> None:
+    # Given a file / When its header is read / Then its decimal mark is the one its unambiguous numbers use
+    reader = CsvChunks(io.BytesIO(data), required=["a", "b"], chunk_rows=10, max_uncompressed_bytes=10**9)
+    assert reader.decimal_mark == mark
