@@ -140,9 +140,9 @@ class _Utf8WithFallback(io.RawIOBase):
     so the stream falls back for that byte alone. ASCII blocks, the usual case, are passed on as they are.
     """
 
-    def __init__(self, raw: io.RawIOBase, read_size: int = 1 << 20) -> None:
+    def __init__(self, raw: io.RawIOBase, read_size: int = 1) -> None:
         self._raw = raw
-        self._read_size = read_size
+        self._read_size = read_size  # the least read from ``raw`` at a time
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors=_CP1252_FALLBACK)
         self._pending = b""
         self._done = False
@@ -151,20 +151,30 @@ class _Utf8WithFallback(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        # Fills the buffer (short only at the end): pyarrow takes each read as one parser block, and a short one
+        # (a few bytes left over after a byte grew to three) would make a record straddle three blocks.
         view = memoryview(buffer).cast("B")
-        while not self._pending and not self._done:
-            data = self._raw.read(self._read_size) or b""
-            if not data:
-                self._done = True
-                self._pending = self._decoder.decode(b"", final=True).encode("utf-8")
-            elif data.isascii() and not self._decoder.getstate()[0]:
-                self._pending = data
-            else:
-                self._pending = self._decoder.decode(data).encode("utf-8")
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
+        filled = 0
+        while filled < len(view):
+            if not self._pending:
+                if self._done:
+                    break
+                self._pending = self._next_block(len(view) - filled)
+                continue
+            n = min(len(view) - filled, len(self._pending))
+            view[filled : filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+        return filled
+
+    def _next_block(self, wanted: int) -> bytes:
+        data = self._raw.read(max(wanted, self._read_size)) or b""
+        if not data:
+            self._done = True
+            return self._decoder.decode(b"", final=True).encode("utf-8")
+        if data.isascii() and not self._decoder.getstate()[0]:
+            return data
+        return self._decoder.decode(data).encode("utf-8")
 
 
 def _cp1252_byte(exc: UnicodeError) -> tuple[str, int]:

@@ -198,14 +198,15 @@ def test_what_follows_the_last_gzip_member(tail: bytes, reason: str | None) -> N
 MiB = 1 << 20
 
 
+@pytest.mark.parametrize("byte", [0xE9, 0x80], ids=["e-acute", "euro-sign"])  # 2 and 3 bytes of UTF-8
 @pytest.mark.parametrize(
     "at",
-    [MiB + 100, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1, 3 * MiB - 1, 3 * MiB + 5],
-    ids=["after-the-peek", "block-end", "block-boundary", "block-start", "read-end", "late"],
+    [MiB - 14, MiB + 100, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1, 3 * MiB - 1, 3 * MiB + 5],
+    ids=["end-of-the-peek", "after-the-peek", "block-end", "block-boundary", "block-start", "read-end", "late"],
 )
-def test_a_windows_1252_byte_after_the_first_mebibyte_is_decoded_not_refused(at: int) -> None:
-    # Given a UTF-8 file (a valid 'ü' in its first MiB) with one Windows-1252 'é' (0xE9) much further on,
-    # the byte falling at or next to a read or parser-block boundary
+def test_a_windows_1252_byte_after_the_first_mebibyte_is_decoded_not_refused(at: int, byte: int) -> None:
+    # Given a UTF-8 file (a valid 'ü' in its first MiB) with one Windows-1252 'é' (0xE9) or '€' (0x80) further
+    # on, the byte falling at or next to the peek's end, a read or a parser-block boundary
     head = "id,a,b,note\n1,1,1,Zürich\n".encode()
     filler = b"".join(b"%d,2,3,x\n" % i for i in range(2, 400_000))
     prefix = b"%d,4,5," % 999_999
@@ -213,16 +214,16 @@ def test_a_windows_1252_byte_after_the_first_mebibyte_is_decoded_not_refused(at:
     body = filler[:cut]
     pad = at - len(head) - len(body) - len(prefix)
     assert pad >= 0
-    row = prefix + b"n" * pad + b"\xe9t\xc3\xa9\n"  # the 0xE9 byte lands at offset `at`; then a valid UTF-8 'é'
+    row = prefix + b"n" * pad + bytes([byte]) + b"t\xc3\xa9\n"  # the byte lands at offset `at`; then a UTF-8 'é'
     data = head + body + row + b"7,8,9,end\n"
-    assert data[at] == 0xE9
+    assert data[at] == byte
     # When it is read
     reader, rows, _, invalid = read(data, chunk_rows=500_000, required=("a", "b"))
     # Then every row loads, the stray byte is read as Windows-1252 and the UTF-8 around it stays UTF-8
     assert invalid == []
     assert reader.encoding == "utf-8"
     assert rows[0]["note"] == "Zürich"
-    assert rows[-2]["note"] == "n" * pad + "été"
+    assert rows[-2]["note"] == "n" * pad + bytes([byte]).decode("cp1252") + "té"
     assert rows[-1]["note"] == "end"
     assert len(rows) == 1 + body.count(b"\n") + 2
 
@@ -334,3 +335,19 @@ def test_the_decimal_mark_is_decided_from_the_numbers_in_the_data(data: bytes, m
     # Given a file / When its header is read / Then its decimal mark is the one its unambiguous numbers use
     reader = CsvChunks(io.BytesIO(data), required=["a", "b"], chunk_rows=10, max_uncompressed_bytes=10**9)
     assert reader.decimal_mark == mark
+
+
+def test_the_fallback_stream_hands_the_parser_full_blocks() -> None:
+    # Given 1 MiB of UTF-8, then a note of 900,000 Windows-1252 '€' bytes: each grows to 3 bytes of UTF-8, so one
+    # read's decoded text outgrows the parser's 2 MiB block. A short read of what is left over would become a
+    # block of its own, and the 2.7 MB record would straddle three blocks (refused as record_too_large here, and
+    # read again with 16 MiB blocks by the pipeline); with full reads it spans two
+    head = "id,a,b,note\n1,1,1,Zürich\n".encode()
+    filler = b"".join(b"%d,2,3,x\n" % i for i in range(2, 110_000))
+    data = head + filler + b"0,4,5," + b"\x80" * 900_000 + b"\n" + filler
+    assert len(head + filler) > MiB
+    # When it is read / Then every row loads, the note whole
+    _, rows, _, invalid = read(data, chunk_rows=500_000)
+    assert invalid == []
+    assert len(rows) == 2 + 2 * filler.count(b"\n")
+    assert rows[1 + filler.count(b"\n")]["note"] == "€" * 900_000
