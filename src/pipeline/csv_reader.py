@@ -150,6 +150,10 @@ class _Utf8WithFallback(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def transcode(self, data: bytes) -> bytes:
+        """``data`` (the bytes before those ``raw`` holds, e.g. the peeked head) as the stream would give them."""
+        return data if data.isascii() else self._decoder.decode(data).encode("utf-8")
+
     def readinto(self, buffer: Any) -> int:
         # Fills the buffer (short only at the end): pyarrow takes each read as one parser block, and a short one
         # (a few bytes left over after a byte grew to three) would make a record straddle three blocks.
@@ -314,9 +318,11 @@ class CsvChunks:
         self.delimiter = _detect_delimiter(_first_line(head_text))
         if whole_file and "\n" not in head_text and "\r" not in head_text:
             head += _line_break(self.encoding, head)  # pyarrow cannot read a lone header without its line break
-        self._stream: io.RawIOBase = _Prefixed(head, stream)
         if self.encoding == "utf-8":
-            self._stream = _Utf8WithFallback(self._stream)
+            # The head stays one read of its own, as for other encodings, and the rest comes in whole blocks.
+            fallback = _Utf8WithFallback(stream)
+            head, stream = fallback.transcode(head), fallback
+        self._stream: io.RawIOBase = _Prefixed(head, stream)
         self._invalid: list[InvalidRecord] = []
         self._block_size = block_size
         names, sample = self._read_sample(head_text, whole_file=whole_file)
