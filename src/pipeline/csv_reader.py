@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.errors import SourceUnavailableError, UnusableFileError
-from pipeline.features import decimal_mark
+from pipeline.features import decimal_mark, decimal_mark_counts
 
 GZIP_MAGIC = b"\x1f\x8b"
 DELIMITERS = (",", ";", "\t", "|")
@@ -334,8 +334,18 @@ class CsvChunks:
         named = len(header) - _trailing_empty(header)
         self.columns: list[str] = header[:named] if named else header
         self._validate_header(required)
-        # The file's decimal mark, from the numbers in its first MiB (see pipeline.features.decimal_mark).
-        self.decimal_mark = decimal_mark(sample, required) if sample is not None else None
+        # The file's decimal mark, from the numbers in its first MiB (see pipeline.features.decimal_mark); when
+        # those hold no number that tells (say a 10 MB first record), from the first chunk's, before it is used.
+        self._required = required
+        self._mark_told = False
+        self.decimal_mark: str | None = None
+        if sample is not None:
+            self._decide_decimal_mark(sample)
+
+    def _decide_decimal_mark(self, table: pa.Table) -> None:
+        point, comma = decimal_mark_counts(table, self._required)
+        self._mark_told = point + comma > 0
+        self.decimal_mark = decimal_mark(point, comma)
         self._next_line = 2 + self._skipped_lines
         self._invalid_seen = 0
 
@@ -527,6 +537,9 @@ class CsvChunks:
                     reason="unnamed_column",
                 )
         table = table.select(list(range(named))).rename_columns(self.columns)
+        if not self._mark_told:
+            self._decide_decimal_mark(table)
+            self._mark_told = True  # decided once for the whole file
         self._next_line = int(lines[-1]) + 1 if n else self._next_line
         done = [r for r in self._invalid[self._invalid_seen :] if r.line < self._next_line or final]
         self._invalid_seen += len(done)

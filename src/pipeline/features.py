@@ -9,8 +9,9 @@ Decimal marks are decided from the data (``decimal_mark``), never from the delim
 * a number whose one ``.`` or ``,`` cannot be a thousands separator (not exactly three digits after it, or
   nothing, ``0`` or more than three digits before it, or an exponent: ``17.99``, ``17,99``, ``0,123``,
   ``1234,5``, ``.5``) is read with that separator as its decimal mark, in any file;
-* the file's decimal mark is the one more of such numbers in its first MiB use (``.`` or ``,``); it is
-  undecided when there are none, or as many of each;
+* the file's decimal mark is the one more of such numbers in its first MiB use (``.`` or ``,``), or, when
+  none there tell (a first record longer than a MiB), in its first chunk of records; it is undecided when
+  none tell, or as many of each;
 * a number shaped like a thousands group (one separator between 1-3 digits, not starting with 0, and exactly
   three: ``2,019``, ``2.019``) is read as a decimal only when that separator is the file's decimal mark; else
   the row is rejected as ambiguous, never guessed;
@@ -71,12 +72,9 @@ class ConvertedFeatures:
         return np.ascontiguousarray(self.good_values, dtype=np.float32)
 
 
-def decimal_mark(table: pa.Table, columns: list[str]) -> str | None:
-    """The decimal mark the cells of ``columns`` show: ``.`` or ``,``, whichever more of their numbers use, or
-    None when they show none or as many of each.
-
-    Only numbers whose separator cannot be a thousands separator count (see the module docstring).
-    """
+def decimal_mark_counts(table: pa.Table, columns: list[str]) -> tuple[int, int]:
+    """How many cells of ``columns`` are numbers with a decimal point, and with a decimal comma, that cannot be
+    thousands separators (see the module docstring)."""
     point = comma = 0
     for name in columns:
         if name not in table.column_names:
@@ -89,6 +87,11 @@ def decimal_mark(table: pa.Table, columns: list[str]) -> str | None:
         comma += _count(
             pc.and_(pc.and_(pc.match_substring_regex(text, NUMBER_COMMA), pc.match_substring(text, ",")), unambiguous)
         )
+    return point, comma
+
+
+def decimal_mark(point: int, comma: int) -> str | None:
+    """The decimal mark more of a file's telling numbers use; None when none tell, or as many of each."""
     if point == comma:
         return None
     return "." if point > comma else ","

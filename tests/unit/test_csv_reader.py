@@ -351,3 +351,17 @@ def test_the_fallback_stream_hands_the_parser_full_blocks() -> None:
     assert invalid == []
     assert len(rows) == 2 + 2 * filler.count(b"\n")
     assert rows[1 + filler.count(b"\n")]["note"] == "€" * 900_000
+
+
+def test_when_the_first_mebibyte_tells_no_decimal_mark_the_first_chunk_does() -> None:
+    # Given a first record with a 2 MB note (the first MiB holds no complete record), then rows whose numbers use
+    # decimal points, one of them shaped like a thousands group (8.589)
+    data = b"id,a,b,note\n1,8.589,0.1184," + b"n" * (2 * MiB) + b"\n2,1.095,17.99,x\n"
+    reader = CsvChunks(
+        io.BytesIO(data), required=["a", "b"], chunk_rows=10, max_uncompressed_bytes=10**9, block_size=16 * MiB
+    )
+    assert reader.decimal_mark is None
+    # When the first chunk is read / Then the mark is decided from it, before anything is converted
+    first = next(iter(reader))
+    assert reader.decimal_mark == "."
+    assert first.table.column("a").to_pylist() == ["8.589", "1.095"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipeline.features import convert_features, decimal_mark
+from pipeline.features import convert_features, decimal_mark, decimal_mark_counts
 
 FEATURES = ["a", "b"]
 
@@ -109,7 +109,8 @@ def test_decimal_and_thousands_separators_are_read_from_the_data_or_rejected(
 def test_the_decimal_mark_is_the_one_most_unambiguous_numbers_show(cells: list[str], mark: str | None) -> None:
     # Given the cells of a file's first MiB / When its decimal mark is decided / Then it is the one most of its
     # unambiguous numbers use
-    assert decimal_mark(pa.table({"a": cells, "b": ["1"] * len(cells)}), FEATURES) == mark
+    counts = decimal_mark_counts(pa.table({"a": cells, "b": ["1"] * len(cells)}), FEATURES)
+    assert decimal_mark(*counts) == mark
 
 
 def test_blank_rows_are_skipped_not_rejected() -> None:
