@@ -341,13 +341,13 @@ class CsvChunks:
         self.decimal_mark: str | None = None
         if sample is not None:
             self._decide_decimal_mark(sample)
+        self._next_line = 2 + self._skipped_lines
+        self._invalid_seen = 0
 
     def _decide_decimal_mark(self, table: pa.Table) -> None:
         point, comma = decimal_mark_counts(table, self._required)
         self._mark_told = point + comma > 0
         self.decimal_mark = decimal_mark(point, comma)
-        self._next_line = 2 + self._skipped_lines
-        self._invalid_seen = 0
 
     def _open(self, block_size: int, names: list[str]) -> Any:
         # Every column as text: the header names come from the peeked head, so the real reader can be told.

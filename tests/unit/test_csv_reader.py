@@ -355,13 +355,33 @@ def test_the_fallback_stream_hands_the_parser_full_blocks() -> None:
 
 def test_when_the_first_mebibyte_tells_no_decimal_mark_the_first_chunk_does() -> None:
     # Given a first record with a 2 MB note (the first MiB holds no complete record), then rows whose numbers use
-    # decimal points, one of them shaped like a thousands group (8.589)
-    data = b"id,a,b,note\n1,8.589,0.1184," + b"n" * (2 * MiB) + b"\n2,1.095,17.99,x\n"
+    # decimal points, one of them shaped like a thousands group (8.589), and a short record
+    data = b"id,a,b,note\n1,8.589,0.1184," + b"n" * (2 * MiB) + b"\n2,1.095,17.99,x\n3,4\n4,1.5,2.5,y\n"
     reader = CsvChunks(
-        io.BytesIO(data), required=["a", "b"], chunk_rows=10, max_uncompressed_bytes=10**9, block_size=16 * MiB
+        io.BytesIO(data), required=["a", "b"], chunk_rows=1, max_uncompressed_bytes=10**9, block_size=16 * MiB
     )
     assert reader.decimal_mark is None
-    # When the first chunk is read / Then the mark is decided from it, before anything is converted
-    first = next(iter(reader))
+    # When it is read chunk by chunk
+    chunks = iter(reader)
+    first = next(chunks)
+    # Then the mark is decided from the first chunk, before anything is converted, and stays
     assert reader.decimal_mark == "."
-    assert first.table.column("a").to_pylist() == ["8.589", "1.095"]
+    rest = list(chunks)
+    assert reader.decimal_mark == "."
+    # and record numbers and invalid records come out as for any file
+    assert [int(n) for c in [first, *rest] for n in c.lines] == [2, 3, 5]
+    assert [(r.line, r.reason) for c in [first, *rest] for r in c.invalid] == [(4, "expected 4 fields, got 2")]
+    assert first.table.column("a").to_pylist() == ["8.589"]
+
+
+def test_a_peek_that_ends_inside_a_quoted_field_still_reads_the_file() -> None:
+    # Given a quoted note of 2 MB with line breaks in it, so the first MiB ends inside the quotes
+    note = b'"' + b"line\n" * (2 * MiB // 5) + b'"'
+    data = b"id,a,b,note\n1,8.589,0.1184," + note + b"\n2,1.095,17.99,x\n"
+    reader = CsvChunks(
+        io.BytesIO(data), required=["a", "b"], chunk_rows=1, max_uncompressed_bytes=10**9, block_size=16 * MiB
+    )
+    # When it is read / Then the rows come out with their record numbers, and the first chunk tells the mark
+    chunks = list(reader)
+    assert [int(n) for c in chunks for n in c.lines] == [2, 3]
+    assert reader.decimal_mark == "."
