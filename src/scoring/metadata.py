@@ -1,11 +1,20 @@
-"""The model's metadata file (``model/metadata.json``), parsed and validated once."""
+"""The model's metadata file (``model/metadata.json``), parsed and validated once.
+
+Besides naming the .tflite and its signature, the metadata says how to score with it, whatever the model's own
+conventions: the preprocessing to apply in front of it (``preprocessing``) and which output, read how, is
+P(malignant) (``probability``). ``tools/import_model.py`` writes it; the scorer follows it.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scoring.errors import ModelLoadError
 
@@ -37,6 +46,80 @@ class HeldOut(BaseModel):
     recall: float
 
 
+CLASS_LABELS = ("benign", "malignant")
+
+
+class Standardize(BaseModel):
+    """``(x - mean) / scale`` per feature, in float32, in front of the model (the scaler a model was trained
+    behind but does not contain)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    mean: list[float] = Field(min_length=1)
+    scale: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _finite_positive(self) -> Standardize:
+        if len(self.mean) != len(self.scale):
+            raise ValueError(f"standardize has {len(self.mean)} means but {len(self.scale)} scales")
+        if not all(math.isfinite(v) for v in self.mean):
+            raise ValueError("standardize.mean must be finite numbers")
+        if not all(math.isfinite(v) and v > 0 for v in self.scale):
+            raise ValueError("standardize.scale must be finite numbers > 0")
+        return self
+
+
+class Preprocessing(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+    standardize: Standardize | None = None
+
+    def apply(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The model's input for a float32 [N, n_features] batch (the batch itself when there is nothing to do).
+
+        The scorer and the import's parity check both call this, so the SavedModel and the .tflite are compared
+        on exactly the input the function will feed."""
+        if self.standardize is None:
+            return batch
+        mean = np.asarray(self.standardize.mean, dtype=np.float32)
+        scale = np.asarray(self.standardize.scale, dtype=np.float32)
+        out: npt.NDArray[np.float32] = (batch - mean) / scale
+        return out
+
+
+class ProbabilityOutput(BaseModel):
+    """Which model output gives P(malignant), and how.
+
+    ``kind`` ``probability``: a [N] or [N, 1] output holding the probability of ``probability_of``.
+    ``kind`` ``classes``: a [N, 2] output holding one probability per class, in the order ``classes``.
+    The defaults describe the project's own model (output ``malignant_probability``, P(malignant)).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    output: str = "malignant_probability"
+    kind: Literal["probability", "classes"] = "probability"
+    probability_of: Literal["benign", "malignant"] = "malignant"
+    classes: list[Literal["benign", "malignant"]] | None = None
+
+    @model_validator(mode="after")
+    def _classes_match_kind(self) -> ProbabilityOutput:
+        if self.kind == "classes" and (self.classes is None or sorted(self.classes) != list(CLASS_LABELS)):
+            raise ValueError("a 'classes' output needs classes listing 'benign' and 'malignant' once each")
+        if self.kind == "probability" and self.classes is not None:
+            raise ValueError("classes is only for a 'classes' ([N, 2]) output")
+        return self
+
+    def malignant_probability(self, raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """P(malignant) [N] from the output tensor as the model returned it."""
+        rows = raw.shape[0]
+        if self.kind == "classes":
+            assert self.classes is not None  # checked at validation
+            out: npt.NDArray[np.float32] = raw.reshape(rows, len(self.classes))[:, self.classes.index("malignant")]
+            return np.ascontiguousarray(out, dtype=np.float32)
+        probability = raw.reshape(rows).astype(np.float32, copy=False)
+        if self.probability_of == "benign":
+            return np.float32(1.0) - probability
+        return probability
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -48,8 +131,10 @@ class ModelMetadata(BaseModel):
     outputs: dict[str, str]
     decision_threshold: float = Field(gt=0.0, lt=1.0)
     labels: dict[str, str]
-    held_out: HeldOut
+    held_out: HeldOut | None = None  # the project's own model: metrics on its held-out split
     held_out_indices: list[int] = Field(default_factory=list)
+    preprocessing: Preprocessing = Preprocessing()
+    probability: ProbabilityOutput = ProbabilityOutput()
 
     @field_validator("labels")
     @classmethod
@@ -57,6 +142,18 @@ class ModelMetadata(BaseModel):
         if set(value) != {"0", "1"}:
             raise ValueError("labels must map exactly the classes '0' and '1'")
         return value
+
+    @model_validator(mode="after")
+    def _scoring_fits_the_signature(self) -> ModelMetadata:
+        output = self.probability.output  # whether the model has it is checked against the model, by Scorer
+        if output in self.signature.outputs and self.signature.outputs[output] != "float32":
+            raise ValueError(f"probability.output {output!r} is {self.signature.outputs[output]}, not float32")
+        standardize = self.preprocessing.standardize
+        if standardize is not None and len(standardize.mean) != len(self.features):
+            raise ValueError(
+                f"preprocessing.standardize has {len(standardize.mean)} values for {len(self.features)} features"
+            )
+        return self
 
     @property
     def feature_names(self) -> list[str]:

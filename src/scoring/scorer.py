@@ -1,8 +1,12 @@
 """Batched TFLite scoring.
 
 One interpreter per container (build it at init, reuse it across invocations). A batch of N rows
-is scored by resizing the input tensor to [N, 30] and invoking once; very large batches are cut
+is scored by resizing the input tensor to [N, n_features] and invoking once; very large batches are cut
 into chunks of ``max_batch_rows`` so the interpreter's arena stays bounded. Never one call a row.
+
+The metadata says what goes in front of the model (``preprocessing``: e.g. standardisation, applied to the
+whole chunk as float32 array arithmetic) and which output, read how, is P(malignant) (``probability``), so a
+model that outputs P(benign) or a [N, 2] softmax still yields P(malignant).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from scoring.interpreter import interpreter_class
 from scoring.metadata import ModelMetadata
 
 DEFAULT_MAX_BATCH_ROWS = 16_384  # fastest in benchmarks/bench_scoring.py sweep; 2.2 MB of tensors
-_NUMPY_DTYPES = {"float32": np.float32, "int32": np.int32}
+_NUMPY_DTYPES = {"float32": np.float32, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Scorer:
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"the TFLite interpreter cannot load the model: {exc}") from exc
         self._input_index, self._output_indices = self._check_signature()
+        self._probability_output = metadata.probability.output
         self._allocated_rows = 0
 
     @classmethod
@@ -125,6 +130,11 @@ class Scorer:
         for name, dtype in expected.outputs.items():
             if outputs[name]["dtype"] != _NUMPY_DTYPES.get(dtype):
                 raise ModelLoadError(f"model output {name!r} is {outputs[name]['dtype'].__name__}, expected {dtype}")
+        if self.metadata.probability.output not in outputs:
+            raise ModelLoadError(
+                f"metadata's probability.output {self.metadata.probability.output!r} is not among the model's "
+                f"outputs {sorted(outputs)}"
+            )
         return int(spec["index"]), {name: int(d["index"]) for name, d in outputs.items()}
 
     def validate(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -173,13 +183,14 @@ class Scorer:
             self._interpreter.resize_tensor_input(self._input_index, [rows, self.n_features], strict=True)
             self._interpreter.allocate_tensors()
             self._allocated_rows = rows
-        self._interpreter.set_tensor(self._input_index, chunk)
+        self._interpreter.set_tensor(self._input_index, self.metadata.preprocessing.apply(chunk))
         self._interpreter.invoke()
-        out: npt.NDArray[np.float32] = self._interpreter.get_tensor(self._output_indices["malignant_probability"])
-        return out.reshape(rows)
+        out: npt.NDArray[np.float32] = self._interpreter.get_tensor(self._output_indices[self._probability_output])
+        return self.metadata.probability.malignant_probability(out)
 
     def raw_outputs(self, features: npt.ArrayLike) -> dict[str, np.ndarray]:
-        """Every model output for one batch, as the model computed it (for parity checks and diagnostics)."""
+        """Every model output for one batch (preprocessed as for scoring), as the model computed it (for parity
+        checks and diagnostics)."""
         batch = self.validate(features)
         with self._lock:
             self._invoke(batch)

@@ -520,3 +520,82 @@ def test_scorer_runs_on_the_tflite_runtime_fallback(monkeypatch: pytest.MonkeyPa
     np.testing.assert_array_equal(
         fallback.score(batch).malignant_probability, scorer.score(batch).malignant_probability
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The metadata drives the preprocessing and the reading of P(malignant)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_standardize_in_metadata_feeds_the_model_standardised_rows(
+    model_copy: Path, scorer: Scorer, sample_rows: npt.NDArray[np.float64]
+) -> None:
+    """Given the committed model with a standardisation in its metadata
+    When the sample rows are scored
+    Then the model was fed (x - mean) / scale, computed in float32 on the whole batch: the scores equal the plain
+    model's scores of rows standardised beforehand, and differ from the plain model's scores of the raw rows."""
+    rows = sample_rows.astype(np.float32)
+    mean = rows.mean(axis=0, dtype=np.float64)
+    scale = rows.std(axis=0, dtype=np.float64) * 0.5
+    _edit_metadata(
+        model_copy, set_field("preprocessing", {"standardize": {"mean": mean.tolist(), "scale": scale.tolist()}})
+    )
+    standardising = Scorer.load(model_copy, max_batch_rows=100)
+
+    scores = standardising.score(rows)
+
+    expected = scorer.score((rows - mean.astype(np.float32)) / scale.astype(np.float32))
+    np.testing.assert_array_equal(scores.malignant_probability, expected.malignant_probability)
+    assert not np.array_equal(scores.classification, scorer.score(rows).classification)
+
+
+def test_probability_of_benign_is_flipped_to_malignant(
+    model_copy: Path, scorer: Scorer, sample_rows: npt.NDArray[np.float64]
+) -> None:
+    """Given the committed model whose metadata says its output is P(benign)
+    When the sample rows are scored
+    Then MALIGNANT_PROBABILITY is 1 - the output, and the class and label follow it (the StreamSets rule)."""
+    _edit_metadata(
+        model_copy, set_field("probability", {"output": "malignant_probability", "probability_of": "benign"})
+    )
+    flipped = Scorer.load(model_copy)
+
+    scores = flipped.score(sample_rows)
+
+    plain = scorer.score(sample_rows).malignant_probability
+    np.testing.assert_array_equal(scores.malignant_probability, np.float32(1.0) - plain)
+    np.testing.assert_array_equal(scores.classification, (scores.malignant_probability >= 0.5).astype(np.int8))
+    assert set(scores.label[scores.classification == 1]) == {"malignant"}
+
+
+@pytest.mark.parametrize(
+    ("classes", "column"),
+    [
+        pytest.param(["benign", "malignant"], 1, id="benign-first"),
+        pytest.param(["malignant", "benign"], 0, id="malignant-first"),
+    ],
+)
+def test_a_two_class_output_is_read_by_its_class_order(classes: list[str], column: int) -> None:
+    """Given a [N, 2] softmax output and the order of its classes
+    When P(malignant) is read from it
+    Then it is the column the order names as malignant."""
+    from scoring.metadata import ProbabilityOutput
+
+    raw = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], dtype=np.float32)
+    reading = ProbabilityOutput(output="probabilities", kind="classes", classes=classes)  # type: ignore[arg-type]
+
+    np.testing.assert_array_equal(reading.malignant_probability(raw), raw[:, column])
+
+
+def test_a_probability_output_that_is_not_in_the_model_is_a_load_error(model_copy: Path) -> None:
+    """Given metadata whose probability.output names an output the model does not have
+    When Scorer.load() reads it
+    Then ModelLoadError names it and the outputs there are."""
+    _edit_metadata(model_copy, set_field("probability", {"output": "outputs"}))
+
+    with pytest.raises(
+        ModelLoadError,
+        match=r"probability.output 'outputs' is not among the model's outputs "
+        r"\['classification', 'malignant_probability'\]",
+    ):
+        Scorer.load(model_copy)
