@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install model test test-fast lint format demo bench backfill clean
+.PHONY: help install model import-model test test-fast lint format demo bench backfill clean
 
 include mk/sam.mk
 
@@ -32,8 +32,12 @@ lock: ## re-resolve requirements/*.txt from requirements/*.in
 	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 --python-platform x86_64-manylinux_2_34 runtime.in -o runtime.txt
 	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 dev.in -o dev.txt
 
-model: install ## retrain, export the SavedModel, convert to model/model.tflite, rewrite metadata and the sample CSV
+model: install ## retrain, export the SavedModel, import it (as import-model does) into model/, rewrite the sample CSV
 	$(PY) model/train.py
+
+import-model: install ## convert SAVED_MODEL=<dir> per CONFIG=<file.json> to model.tflite + metadata.json in OUT=<dir> [model/]
+	@test -n "$(SAVED_MODEL)" && test -n "$(CONFIG)" || { echo "usage: make import-model SAVED_MODEL=<dir> CONFIG=<file.json> [OUT=<dir>]" >&2; exit 2; }
+	$(PY) -m tools.import_model --saved-model "$(SAVED_MODEL)" --config "$(CONFIG)" $(if $(OUT),--out "$(OUT)")
 
 test: install ## run every test (unit, model, integration, artifact, template)
 	$(PY) -m pytest -q
@@ -50,8 +54,8 @@ format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-demo: install ## the main job on the embedded defaults (no AWS or Snowflake account needed)
-	$(PY) -m tools.demo
+demo: install ## the main job on the embedded defaults (no AWS or Snowflake account needed); MODEL_DIR=<dir> [model/]
+	$(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))") $(PY) -m tools.demo
 
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py

@@ -12,6 +12,9 @@ It writes, next to itself:
 
 and ``data/breast_cancer.csv`` at the repository root: the 569 rows as a hospital export.
 
+The .tflite and metadata.json come from ``tools.import_model.import_model``, the code behind
+``make import-model``: one conversion path, with its parity check (here on the 569 sample rows).
+
 scikit-learn's target is 0 = malignant, 1 = benign. The StreamSets rule this project replaces is
 ``classification == 0 ? 'benign' : 'malignant'``, so the model is trained on the flipped target:
 class 1 = malignant.
@@ -21,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 from pathlib import Path
 
@@ -40,18 +41,14 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 from sklearn.model_selection import train_test_split
 
+from tools.import_model import import_model, parse_config
+
 SEED = 42
 THRESHOLD = 0.5
 TEST_SIZE = 0.2
 EPOCHS = 150
-LABELS = {"0": "benign", "1": "malignant"}
 MODEL_DIR = Path(__file__).resolve().parent
 REPO_ROOT = MODEL_DIR.parent
-
-
-def column_name(feature: str) -> str:
-    """`mean radius` -> `MEAN_RADIUS`: the Snowflake-safe default rename (Field Renamer)."""
-    return re.sub(r"[^A-Z0-9]+", "_", feature.upper()).strip("_")
 
 
 def load_data() -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -94,13 +91,6 @@ def export_saved_model(model: keras.Model, n_features: int, path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
     archive.write_out(str(path), verbose=False)
-
-
-def convert_to_tflite(saved_model: Path, out: Path) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
-    flatbuffer = converter.convert()
-    out.write_bytes(flatbuffer)
-    return flatbuffer
 
 
 def save_reference_weights(model: keras.Model, path: Path) -> None:
@@ -160,41 +150,42 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     saved_model = args.out / "saved_model"
     export_saved_model(model, len(features), saved_model)
-    flatbuffer = convert_to_tflite(saved_model, args.out / "model.tflite")
     save_reference_weights(model, args.out / "reference_weights.npz")
-    sha256 = hashlib.sha256(flatbuffer).hexdigest()
-
-    metadata = {
-        "model_version": f"bc-mlp-1.0.0+{sha256[:12]}",
-        "tflite_file": "model.tflite",
-        "tflite_sha256": sha256,
-        "signature": {
-            "key": "serving_default",
-            "input": {"name": "features", "dtype": "float32", "shape": [None, len(features)]},
-            "outputs": {"malignant_probability": "float32", "classification": "int32"},
-        },
-        "features": [{"name": f, "column": column_name(f)} for f in features],
-        "outputs": {
-            "classification": "CLASSIFICATION",
-            "condition": "CONDITION",
-            "malignant_probability": "MALIGNANT_PROBABILITY",
-        },
-        "decision_threshold": THRESHOLD,
-        "labels": LABELS,
-        "positive_class": 1,
-        "held_out": metrics,
-        "held_out_indices": [int(i) for i in sorted(idx_test)],
-        "training": {"epochs": args.epochs, "seed": SEED, "dataset": "sklearn.datasets.load_breast_cancer"},
-        "tools": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-        },
-    }
-    (args.out / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     write_sample_csv(features, load_breast_cancer().data, args.sample_csv)
+
+    # The normalisation is inside the model, and it outputs P(malignant): no preprocessing, no flip.
+    config = parse_config(
+        {
+            "signature": "serving_default",
+            "input": "features",
+            "output": "malignant_probability",
+            "features": features,
+            "probability_of": "malignant",
+            "threshold": THRESHOLD,
+            "reference_csv": str(args.sample_csv),
+        },
+        source="model/train.py's import config",
+    )
+    result = import_model(
+        saved_model,
+        config,
+        args.out,
+        version_prefix="bc-mlp-1.0.0",
+        extra_metadata={
+            "positive_class": 1,
+            "held_out": metrics,
+            "held_out_indices": [int(i) for i in sorted(idx_test)],
+            "training": {"epochs": args.epochs, "seed": SEED, "dataset": "sklearn.datasets.load_breast_cancer"},
+            "tools": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "scikit-learn": sklearn.__version__,
+                "numpy": np.__version__,
+            },
+        },
+    )
+    metadata = {"model_version": result.metadata.model_version}
     print(
         json.dumps(
             {"model_version": metadata["model_version"], **{k: metrics[k] for k in ("accuracy", "precision", "recall")}}

@@ -99,7 +99,37 @@ def _delete(key: str) -> Callable[[dict[str, Any]], None]:
         pytest.param(set_field("model_version", ""), "model_version", id="empty-version"),
         pytest.param(_delete("model_version"), "model_version", id="no-version"),
         pytest.param(_delete("signature"), "signature", id="no-signature"),
-        pytest.param(_delete("held_out"), "held_out", id="no-held-out"),
+        pytest.param(
+            set_field("preprocessing", {"standardize": {"mean": [0.0] * 29, "scale": [1.0] * 29}}),
+            "29 values for 30 features",
+            id="standardize-29-values",
+        ),
+        pytest.param(
+            set_field("preprocessing", {"standardize": {"mean": [0.0] * 30, "scale": [1.0] * 29 + [0.0]}}),
+            "scale must be finite numbers > 0",
+            id="standardize-scale-0",
+        ),
+        pytest.param(
+            set_field("preprocessing", {"standardize": {"mean": [0.0] * 30, "scale": [1.0] * 29}}),
+            "30 means but 29 scales",
+            id="standardize-lengths-differ",
+        ),
+        pytest.param(
+            set_field("probability", {"output": "classification"}), "is int32, not float32", id="probability-int"
+        ),
+        pytest.param(
+            set_field("probability", {"output": "malignant_probability", "kind": "classes"}),
+            "classes listing 'benign' and 'malignant'",
+            id="classes-without-order",
+        ),
+        pytest.param(
+            set_field("probability", {"kind": "classes", "classes": ["benign", "benign"]}),
+            "classes listing 'benign' and 'malignant'",
+            id="classes-twice-benign",
+        ),
+        pytest.param(
+            set_field("probability", {"probability_of": "unknown"}), "probability_of", id="probability-of-unknown"
+        ),
     ],
 )
 def test_malformed_metadata_is_a_load_error(
@@ -148,3 +178,37 @@ def test_unknown_keys_are_kept(raw: dict[str, Any], tmp_path: Path) -> None:
     assert loaded.model_extra is not None
     assert loaded.model_extra["added_later"] == {"x": 1}
     assert loaded.model_extra["positive_class"] == 1
+
+
+def test_imported_model_metadata_without_held_out_loads(raw: dict[str, Any], tmp_path: Path) -> None:
+    """Given metadata as `make import-model` writes it for a user's model: no held-out split of ours, a
+    standardisation and a P(benign) output
+    When it is loaded
+    Then it loads, with no held-out metrics and the preprocessing and probability mapping it names."""
+    for key in ("held_out", "held_out_indices"):
+        raw.pop(key)
+    raw["preprocessing"] = {"standardize": {"mean": [1.0] * 30, "scale": [2.0] * 30, "fit_csv": "data/x.csv"}}
+    raw["probability"] = {"output": "malignant_probability", "kind": "probability", "probability_of": "benign"}
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+
+    loaded = ModelMetadata.load(path)
+
+    assert loaded.held_out is None
+    assert loaded.preprocessing.standardize is not None
+    assert loaded.preprocessing.standardize.scale == [2.0] * 30
+    assert loaded.probability.probability_of == "benign"
+
+
+def test_committed_metadata_says_how_to_score(committed: ModelMetadata) -> None:
+    """Given the committed metadata (written by the import code that `make model` goes through)
+    When its scoring sections are read
+    Then there is no preprocessing (the model normalises inside) and P(malignant) is the output
+    `malignant_probability` as it is, and the source SavedModel is named."""
+    assert committed.preprocessing.standardize is None
+    assert committed.probability.output == "malignant_probability"
+    assert committed.probability.kind == "probability"
+    assert committed.probability.probability_of == "malignant"
+    assert committed.model_extra is not None
+    assert committed.model_extra["source"]["saved_model"] == "model/saved_model"
+    assert committed.model_extra["reference"]["parity"]["max_abs_diff"] <= 1e-5
