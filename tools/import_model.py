@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import platform
 import sys
@@ -601,9 +600,16 @@ def import_model(
 
     expected = probability.malignant_probability(raw.astype(np.float32))
     diff = np.abs(scores.malignant_probability.astype(np.float64) - expected.astype(np.float64))
-    max_diff = float(np.max(diff)) if np.isfinite(diff).all() else math.inf
+    not_finite = int((~np.isfinite(scores.malignant_probability)).sum())
+    if not_finite:
+        raise ModelImportError(
+            f"the converted model does not score like the SavedModel: the .tflite gives NaN or infinity on "
+            f"{not_finite} of the {diff.shape[0]} check rows ({check_source}) where the SavedModel gives "
+            "probabilities; nothing written"
+        )
+    max_diff = float(np.max(diff))
     if max_diff > PARITY_TOLERANCE:
-        worst = int(np.argmax(np.where(np.isfinite(diff), diff, np.inf)))
+        worst = int(np.argmax(diff))
         raise ModelImportError(
             f"the converted model does not score like the SavedModel: max |P(malignant) tflite - SavedModel| = "
             f"{max_diff:.3g} > {PARITY_TOLERANCE:g} on {check_source} (worst: check row {worst}); nothing written"
