@@ -1,7 +1,7 @@
 """A user's own SavedModel, end to end: `make import-model`'s command (for the article's model run as its own
-process, exactly the recipe's command line) into a directory, then the handler on the local stack (moto + fakesnow) with MODEL_DIR pointing at it, scoring the sample
-export. Every flavour's labels are checked against the model's own known answers; the article's TF1 model against
-scikit-learn's truth.
+process, exactly the recipe's command line) into a directory, then the handler on the local stack (moto +
+fakesnow) with MODEL_DIR pointing at it, scoring the sample export. Every flavour's labels are checked against the
+model's own known answers; the article's TF1 model against scikit-learn's truth.
 """
 
 from __future__ import annotations
