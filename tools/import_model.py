@@ -108,6 +108,11 @@ class ImportConfig(BaseModel):
         unsafe = [f for f in value if not default_column_name(f)]
         if unsafe:
             raise ValueError(f"features {unsafe} have no usable column name")
+        columns: dict[str, str] = {}
+        for name in value:
+            if (column := default_column_name(name)) in columns:
+                raise ValueError(f"features {columns[column]!r} and {name!r} would both be the column {column}")
+            columns[column] = name
         return value
 
     @field_validator("output_classes")
@@ -235,6 +240,10 @@ def inspect_saved_model(saved_model: Path, config: ImportConfig) -> SignatureInf
         raise ModelImportError(f"input {input_key!r} is {shown}: it must be rank 2, [None, {n}] (rows x features)")
     if inp.shape[0] is not None:
         raise ModelImportError(f"input {input_key!r} has a fixed batch size {inp.shape[0]}: it must be [None, {n}]")
+    if inp.shape[1] is None:
+        raise ModelImportError(
+            f"input {input_key!r} has no fixed width ([None, None]): export it as [None, {n}], one column a feature"
+        )
     if inp.shape[1] != n:
         raise ModelImportError(
             f"input {input_key!r} is {inp.shape[1]} wide but the config lists {n} features: list exactly the "
@@ -423,6 +432,11 @@ def probability_output(config: ImportConfig, info: SignatureInfo, raw: np.ndarra
             raise ModelImportError(
                 f'output {key!r} is [None, 2], one probability per class: give "output_classes", the label of each '
                 'column in order, e.g. ["benign", "malignant"]'
+            )
+        if "probability_of" in config.model_fields_set:
+            raise ModelImportError(
+                f'output {key!r} is [None, 2], one probability per class: it is read by "output_classes", '
+                '"probability_of" is for a [N] or [N, 1] output'
             )
         kind = "classes"
     else:

@@ -248,6 +248,16 @@ def rank3_input(path: Path) -> Built:
     )
 
 
+def unknown_width(path: Path) -> Built:
+    import tensorflow as tf
+
+    return _module(
+        path,
+        tf.TensorSpec([None, None], tf.float32, name="x"),
+        lambda x: tf.sigmoid(tf.reduce_mean(x, axis=1, keepdims=True)),
+    )
+
+
 def logits(path: Path) -> Built:
     """Outputs a logit, not a probability (no sigmoid at the end)."""
     import tensorflow as tf
@@ -302,6 +312,7 @@ BUILDERS: dict[str, Callable[[Path], Built]] = {
     "ten_features": ten_features,
     "int_input": int_input,
     "rank3_input": rank3_input,
+    "unknown_width": unknown_width,
     "logits": logits,
     "unsupported_op": unsupported_op,
     "keras_in_module": keras_in_module,

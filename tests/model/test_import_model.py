@@ -227,6 +227,7 @@ BAD = [
     ("output-key-not-there", "tf1_article", {"output": "scores"}, "no output 'scores'; its outputs are ['outputs']"),
     ("input-int32", "int_input", {}, "input 'x' (serving_default_x:0) is int32"),
     ("input-rank-3", "rank3_input", {}, "input 'x' is rank 3 [None, 30, 1]: it must be rank 2"),
+    ("input-width-unknown", "unknown_width", {}, "input 'x' has no fixed width ([None, None])"),
     (
         "width-30-vs-29-features",
         "tf1_article",
@@ -259,6 +260,18 @@ BAD = [
         "tf1_article",
         {"features": [*FEATURES_30[:29], "mean radius"]},
         "features are listed twice: ['mean radius']",
+    ),
+    (
+        "features-same-column",
+        "tf1_article",
+        {"features": [*FEATURES_30[:29], "Mean-Radius"]},
+        "features 'mean radius' and 'Mean-Radius' would both be the column MEAN_RADIUS",
+    ),
+    (
+        "softmax-with-probability-of",
+        "module_softmax",
+        {"probability_of": "benign"},
+        '"probability_of" is for a [N] or [N, 1] output',
     ),
     (
         "standardize-29-means",
