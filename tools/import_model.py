@@ -32,7 +32,7 @@ import os
 import platform
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -308,8 +308,13 @@ def read_rows(path: Path, features: list[str], *, what: str, label: tuple[str, s
         raise ModelImportError(f"{what} {path} has no row whose features are all numbers")
     rows = Rows(np.ascontiguousarray(values), path, _sha256(path), int((~converted.ok).sum()))
     if label is not None:
-        column = table.column(label[0]).filter(pa.array(converted.ok)).to_pylist()
-        rows.labels = np.array([str(v).strip() == label[1] for v in column], dtype=np.int8)
+        column = [
+            None if v is None else v.strip() for v in table.column(label[0]).filter(pa.array(converted.ok)).to_pylist()
+        ]
+        blank = sum(1 for v in column if not v)
+        if blank:
+            raise ModelImportError(f"{what} {path}: label_column {label[0]!r} is empty on {blank} row(s)")
+        rows.labels = np.array([v == label[1] for v in column], dtype=np.int8)
     return rows
 
 
@@ -503,7 +508,6 @@ class ImportResult:
     metadata: ModelMetadata
     max_abs_diff: float
     check_rows: int
-    notes: list[str] = field(default_factory=list)
 
 
 def metrics(labels: npt.NDArray[np.int8], predicted: npt.NDArray[np.int8]) -> dict[str, float | int]:

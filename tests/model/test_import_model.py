@@ -200,11 +200,14 @@ def _csv_without(column: str, path: Path) -> str:
     return str(path)
 
 
-def _csv_with_constant(column: str, path: Path) -> str:
+def _csv_with_constant(column: str, path: Path, *, add: str | None = None) -> str:
+    """The sample CSV with ``column`` set to 1.0 on every row (and, with ``add``, an empty column of that name)."""
     with SAMPLE_CSV.open(encoding="utf-8") as src, path.open("w", newline="", encoding="utf-8") as dst:
         rows = list(csv.reader(src))
         j = rows[0].index(column)
-        csv.writer(dst).writerows([rows[0], *[[*r[:j], "1.0", *r[j + 1 :]] for r in rows[1:]]])
+        extra = [] if add is None else [add]
+        body = [[*r[:j], "1.0", *r[j + 1 :], *([""] if add else [])] for r in rows[1:]]
+        csv.writer(dst).writerows([[*rows[0], *extra], *body])
     return str(path)
 
 
@@ -346,6 +349,16 @@ BAD = [
         "tf1_article",
         {"reference_csv": str(SAMPLE_CSV), "label_column": "diagnosis"},
         '"label_column" and "label_malignant_value" go together',
+    ),
+    (
+        "label-column-empty",
+        "tf1_article",
+        lambda tmp: {
+            "reference_csv": _csv_with_constant("mean area", tmp / "r.csv", add="diagnosis"),
+            "label_column": "diagnosis",
+            "label_malignant_value": "M",
+        },
+        "label_column 'diagnosis' is empty on 569 row(s)",
     ),
     (
         "label-column-not-in-reference",
