@@ -81,7 +81,8 @@ class Preprocessing(BaseModel):
             return batch
         mean = np.asarray(self.standardize.mean, dtype=np.float32)
         scale = np.asarray(self.standardize.scale, dtype=np.float32)
-        out: npt.NDArray[np.float32] = (batch - mean) / scale
+        out: npt.NDArray[np.float32] = batch - mean  # a new array: the caller's batch is left as it was
+        out /= scale
         return out
 
 
