@@ -362,23 +362,20 @@ def resolve_standardize(config: ImportConfig) -> tuple[Standardize | None, Rows 
 def plausible_ranges(
     config: ImportConfig, standardize: Standardize | None, fit: Rows | None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], str]:
-    """Low and high per feature for generated check rows, and where they came from."""
+    """Low and high per feature for generated check rows, and where they came from: the fit file's min..max, else
+    the sample export's (when it holds the features: measured values), else mean +/- 2 scale."""
     if fit is not None:
         return fit.values.min(axis=0), fit.values.max(axis=0), "rows generated in its min..max"
+    if SAMPLE_CSV.is_file() and set(config.features) <= set(pa_csv.open_csv(SAMPLE_CSV).schema.names):
+        sample = read_rows(SAMPLE_CSV, config.features, what="the sample CSV")
+        low, high = sample.values.min(axis=0), sample.values.max(axis=0)
+        return low, high, f"rows generated in the min..max of {shown_path(SAMPLE_CSV)}"
     if standardize is not None:
         mean, scale = np.asarray(standardize.mean), np.asarray(standardize.scale)
         return mean - 2 * scale, mean + 2 * scale, "rows generated in standardize.mean +/- 2 standardize.scale"
-    if SAMPLE_CSV.is_file():
-        header = pa_csv.open_csv(SAMPLE_CSV).schema.names
-        if set(config.features) <= set(header):
-            sample = read_rows(SAMPLE_CSV, config.features, what="the sample CSV")
-            return (
-                sample.values.min(axis=0),
-                sample.values.max(axis=0),
-                f"rows generated in the min..max of {shown_path(SAMPLE_CSV)}",
-            )
     raise ModelImportError(
-        "no rows to check parity on: give reference_csv, or standardize (its mean and scale bound the generated rows)"
+        "no rows to check parity on: give reference_csv, or standardize (its mean and scale bound the generated "
+        f"rows); the sample CSV does not hold the features {config.features}"
     )
 
 

@@ -449,6 +449,61 @@ def test_unreadable_config_is_refused(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("features", "standardize", "low", "high", "source"),
+    [
+        pytest.param(
+            ["mean radius", "worst area"],
+            None,
+            [6.981, 185.2],
+            [28.11, 4254.0],
+            "min..max of data/breast_cancer.csv",
+            id="sample-csv",
+        ),
+        pytest.param(
+            ["mean radius", "worst area"],
+            {"mean": [1.0, 2.0], "scale": [0.5, 1.0]},
+            [6.981, 185.2],
+            [28.11, 4254.0],
+            "min..max of data/breast_cancer.csv",
+            id="sample-csv-before-mean-scale",
+        ),
+        pytest.param(
+            ["a", "b"], {"mean": [1.0, 2.0], "scale": [0.5, 1.0]}, [0.0, 0.0], [2.0, 4.0], "mean +/- 2", id="mean-scale"
+        ),
+    ],
+)
+def test_generated_check_rows_stay_in_plausible_ranges(
+    features: list[str], standardize: dict[str, Any] | None, low: list[float], high: list[float], source: str
+) -> None:
+    """Given a config with no reference_csv and no fit_csv
+    When the check rows are generated
+    Then each feature ranges over the sample export's measured min..max when it holds the feature, else over
+    mean +/- 2 scale, and the rows include both ends."""
+    config = import_model.parse_config({"features": features, "standardize": standardize})
+    given, _ = import_model.resolve_standardize(config)
+
+    lo, hi, shown = import_model.plausible_ranges(config, given, None)
+    rows = import_model.generated_rows(lo, hi)
+
+    np.testing.assert_allclose(lo, low)
+    np.testing.assert_allclose(hi, high)
+    assert source in shown
+    assert (rows >= lo).all() and (rows <= hi).all()
+    np.testing.assert_array_equal(rows.min(axis=0), lo)
+    np.testing.assert_array_equal(rows.max(axis=0), hi)
+
+
+def test_no_way_to_find_plausible_rows_is_refused() -> None:
+    """Given features the sample export does not hold, no standardize and no reference_csv
+    When the check rows are sought
+    Then the import says to give reference_csv or standardize."""
+    config = import_model.parse_config({"features": ["a", "b"]})
+
+    with pytest.raises(import_model.ModelImportError, match="no rows to check parity on: give reference_csv"):
+        import_model.plausible_ranges(config, None, None)
+
+
 def test_a_parity_gap_above_1e_5_is_refused(
     models: Callable[[str], Built], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
