@@ -460,6 +460,12 @@ def probability_output(config: ImportConfig, info: SignatureInfo, raw: np.ndarra
     return ProbabilityOutput(output=key, kind="probability", probability_of=config.probability_of)
 
 
+def probability_json(probability: ProbabilityOutput) -> dict[str, Any]:
+    """How P(malignant) is read, with only the keys that apply to the output's kind."""
+    drop = {"probability_of"} if probability.kind == "classes" else {"classes"}
+    return probability.model_dump(mode="json", exclude=drop)
+
+
 def directory_sha256(path: Path) -> str:
     """sha256 over every file of a directory: relative path, size and content, in sorted order."""
     digest = hashlib.sha256()
@@ -593,7 +599,7 @@ def import_model(
         "decision_threshold": config.threshold,
         "labels": LABELS,
         "preprocessing": preprocessing.model_dump(mode="json"),
-        "probability": probability.model_dump(mode="json", exclude_none=True),
+        "probability": probability_json(probability),
         "source": source,
         **(extra_metadata or {}),
     }
@@ -682,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         "out": str(result.out),
         "model_version": meta.model_version,
         "features": meta.n_features,
-        "probability": meta.probability.model_dump(exclude_none=True),
+        "probability": probability_json(meta.probability),
         "standardize": meta.preprocessing.standardize is not None,
         "parity": (meta.model_extra or {}).get("reference", {}).get("parity"),
     }

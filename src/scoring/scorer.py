@@ -26,7 +26,13 @@ from scoring.interpreter import interpreter_class
 from scoring.metadata import ModelMetadata
 
 DEFAULT_MAX_BATCH_ROWS = 16_384  # fastest in benchmarks/bench_scoring.py sweep; 2.2 MB of tensors
-_NUMPY_DTYPES = {"float32": np.float32, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+_NUMPY_DTYPES = {
+    "float32": np.float32,
+    "int32": np.int32,
+    "int64": np.int64,
+    "bool": np.bool_,
+    "bytes": np.bytes_,  # a string output, e.g. the "classes" of a TF1 classify signature (never read)
+}
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,44 @@ def tf1_article(path: Path) -> Built:
     return Built("tf1_article", path, config, 1.0 - p_benign.astype(np.float64))
 
 
+def tf1_classify(path: Path) -> Built:
+    """A TF1 SavedModelBuilder export with the classify signature's usual pair of outputs: ``scores`` [None, 2]
+    (softmax over scikit-learn's classes, malignant first) and ``classes`` (strings), reference variables, on
+    standardised inputs (mean and scale given in the config). Untrained: seeded random weights suffice to compare
+    the .tflite with the model."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    d = data()
+    mean, scale = standardise(d.x)
+    xs = ((d.x - mean) / scale).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = v1.placeholder(tf.float32, [None, 30], name="inputs")
+        w = v1.Variable(np.random.default_rng(SEED).normal(0, 0.3, (30, 2)).astype(np.float32), use_resource=False)
+        scores = tf.nn.softmax(tf.matmul(inputs, w), name="scores")
+        classes = tf.tile(tf.constant([["malignant", "benign"]]), [tf.shape(inputs)[0], 1], name="classes")
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            p = session.run(scores, {inputs: xs})[:, 0]
+            builder = v1.saved_model.Builder(str(path))
+            info = v1.saved_model.utils.build_tensor_info
+            signature = v1.saved_model.signature_def_utils.build_signature_def(
+                inputs={"inputs": info(inputs)},
+                outputs={"scores": info(scores), "classes": info(classes)},
+                method_name="tensorflow/serving/classify",
+            )
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+            builder.save()
+    config = {
+        "output": "scores",
+        "features": d.features,
+        "standardize": {"mean": mean.tolist(), "scale": scale.tolist()},
+        "output_classes": ["malignant", "benign"],
+    }
+    return Built("tf1_classify", path, config, p.astype(np.float64))
+
+
 # --- Keras 3 model.export: the scaler inside, P(malignant) -------------------------------------------------------
 
 
@@ -307,6 +345,7 @@ def keras_in_module(path: Path) -> Built:
 
 BUILDERS: dict[str, Callable[[Path], Built]] = {
     "tf1_article": tf1_article,
+    "tf1_classify": tf1_classify,
     "keras_export": keras_export,
     "module_softmax": module_softmax,
     "ten_features": ten_features,

@@ -139,6 +139,25 @@ def test_metadata_says_where_the_model_came_from(
     assert meta.model_version.startswith(f"imported+{meta.tflite_sha256[:12]}.")
 
 
+def test_a_tf1_classify_signature_with_a_string_output_imports(
+    models: Callable[[str], Built], dataset: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a TF1 classify signature with outputs `scores` ([N, 2] softmax) and `classes` (strings)
+    When it is imported with output "scores" and its class order
+    Then it imports (the string output rides along, never read) and scores the model's own P(malignant)."""
+    built = models("tf1_classify")
+
+    code, out, err = run(built.path, built.write_config(tmp_path), tmp_path / "out", capsys)
+
+    assert code == 0, err
+    assert json.loads(out)["probability"] == {"output": "scores", "kind": "classes", "classes": ["malignant", "benign"]}
+    scorer = Scorer.load(tmp_path / "out")
+    assert scorer.metadata.signature.outputs == {"classes": "bytes", "scores": "float32"}
+    assert built.malignant_probability is not None
+    scores = scorer.score(dataset.x).malignant_probability
+    assert float(np.max(np.abs(scores - built.malignant_probability))) <= KNOWN_ANSWER_TOLERANCE
+
+
 def test_the_article_model_uses_reference_variables(models: Callable[[str], Built]) -> None:
     """Given the TF1 flavour
     Then its graph holds TF1 reference variables (VariableV2), not resource variables: the case that cannot be
