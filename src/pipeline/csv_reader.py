@@ -7,9 +7,10 @@ Handled here: gzip by magic bytes (whatever the name), of one member or many (``
 (stops at MAX_UNCOMPRESSED_BYTES), UTF-8 with or without BOM (a stray Windows-1252 byte in it is read as
 Windows-1252), UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not start as UTF-8), CRLF, quoted
 fields with embedded newlines, `,` `;` tab and `|` delimiters (from the header line), blank lines before the
-header, header names with surrounding spaces, empty trailing header fields (Excel's ``a,b,c,,``), rows with too
-few or too many fields (rejected one by one with their record number), blank lines (skipped), records longer
-than the parser's block and files that are not CSV at all (one clear reason each). The file's decimal mark is
+header, header names with surrounding spaces, in another case or with other separators (``Mean Radius``,
+``MEAN_RADIUS``: see pipeline.header), empty trailing header fields (Excel's ``a,b,c,,``), rows with too few or
+too many fields (rejected one by one with their record number), blank lines (skipped), records longer than the
+parser's block and files that are not CSV at all (one clear reason each). The file's decimal mark is
 decided here, from the numbers in its first MiB (see pipeline.features). A reason never quotes the file's
 data: pyarrow's messages are cut before the row text, and header cells that look like values are not quoted.
 """
@@ -32,6 +33,8 @@ import pyarrow.csv as pacsv
 
 from pipeline.errors import SourceUnavailableError, UnusableFileError
 from pipeline.features import decimal_mark, decimal_mark_counts
+from pipeline.header import ambiguity, match_features, missing_reason
+from pipeline.settings import HeaderMatching
 
 GZIP_MAGIC = b"\x1f\x8b"
 DELIMITERS = (",", ";", "\t", "|")
@@ -283,9 +286,11 @@ def _detect_delimiter(header_line: str) -> str:
 class CsvChunks:
     """Iterate a CSV stream as ``TextChunk``s of at most ``chunk_rows`` records.
 
-    ``source`` is the raw (possibly compressed) byte stream. ``required`` are column names that must be in
-    the header. The header is parsed and validated on construction, so a file that cannot be used fails
-    before anything is staged.
+    ``source`` is the raw (possibly compressed) byte stream. ``required`` are column names (the model's
+    features) that must be in the header, matched as ``header_matching`` says (see pipeline.header). The header
+    is parsed and validated on construction, so a file that cannot be used fails before anything is staged.
+    ``columns`` are the header's names with each matched one renamed to its required name (``Mean Radius`` ->
+    ``mean radius``); the chunks' tables carry those names, and other columns keep the file's.
     """
 
     def __init__(
@@ -296,6 +301,7 @@ class CsvChunks:
         chunk_rows: int,
         max_uncompressed_bytes: int,
         block_size: int = DEFAULT_BLOCK_SIZE,
+        header_matching: HeaderMatching = HeaderMatching.NORMALISED,
     ) -> None:
         self.chunk_rows = chunk_rows
         magic = _read_up_to(source, 2)
@@ -333,7 +339,9 @@ class CsvChunks:
         # name are dropped, as long as every cell under them is empty (checked chunk by chunk).
         named = len(header) - _trailing_empty(header)
         self.columns: list[str] = header[:named] if named else header
-        self._validate_header(required)
+        self.columns = self._match_header(required, strict=header_matching is HeaderMatching.STRICT)
+        if sample is not None:
+            sample = sample.rename_columns(self.columns + sample.column_names[len(self.columns) :])
         # The file's decimal mark, from the numbers in its first MiB (see pipeline.features.decimal_mark); when
         # those hold no number that tells (say a 10 MB first record), from the first chunk's, before it is used.
         self._required = required
@@ -401,23 +409,24 @@ class CsvChunks:
             return names, None
         return names, table.rename_columns([n.strip() for n in names])
 
-    def _validate_header(self, required: list[str]) -> None:
+    def _match_header(self, required: list[str], *, strict: bool) -> list[str]:
+        """The header's names with each matched column renamed to its required name; raises if it cannot be used."""
         names = self.columns
+        matches = match_features(names, required, strict=strict)
         # A reason built from the header may quote only a real header's names, never a data row's values: so
         # the no-header checks come first, and the duplicate check names a column by its position whenever its
         # name looks like a value (a number, NA).
-        present = set(required) & set(names)
+        present = any(matches)
         if not present and any(_looks_like_a_value(n) for n in names):
             raise UnusableFileError(
                 "the file has no header: its first line holds values (numbers or missing-value markers), not column "
                 "names",
                 reason="no_header",
             )
-        missing = [r for r in required if r not in set(names)]
+        matched = {feature for features in matches for feature in features}
+        missing = [r for r in required if r not in matched]
         if not present:
-            raise UnusableFileError(
-                f"{len(missing)} required column(s) missing from the header: {missing}", reason="missing_columns"
-            )
+            raise UnusableFileError(missing_reason(names, matches, missing, strict=strict), reason="missing_columns")
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1}, key=names.index)
             shown = [
@@ -430,10 +439,14 @@ class CsvChunks:
             raise UnusableFileError(
                 f"duplicate column names in the header: {', '.join(shown)}", reason="duplicate_columns"
             )
+        unclear = ambiguity(names, matches)
+        if unclear is not None:
+            raise UnusableFileError(unclear, reason="ambiguous_columns")
         if missing:
-            raise UnusableFileError(
-                f"{len(missing)} required column(s) missing from the header: {missing}", reason="missing_columns"
-            )
+            raise UnusableFileError(missing_reason(names, matches, missing, strict=strict), reason="missing_columns")
+        # One column per feature, one feature per column: each matched column takes its feature's name. The
+        # others keep theirs, which no feature has (a column named like a feature matches it).
+        return [features[0] if features else name for name, features in zip(names, matches, strict=True)]
 
     def _on_invalid_row(self, row: Any) -> str:
         number = int(row.number) + self._skipped_lines if row.number is not None else -1

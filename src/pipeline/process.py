@@ -236,6 +236,7 @@ class Pipeline:
                 chunk_rows=s.chunk_rows,
                 max_uncompressed_bytes=s.max_uncompressed_bytes,
                 block_size=block_size,
+                header_matching=s.header_matching,
             )
             layout = OutputLayout(chunks.columns, self.scorer.metadata, s)
         with timer("stage"):

@@ -63,6 +63,13 @@ class LoadMode(StrEnum):
     UPSERT = "upsert"
 
 
+class HeaderMatching(StrEnum):
+    """How header names are matched to the model's features (see pipeline.header)."""
+
+    NORMALISED = "normalised"  # ignoring case and separators: 'Mean Radius', 'MEAN_RADIUS' match 'mean radius'
+    STRICT = "strict"  # exactly as the model spells them
+
+
 # Environment variable -> field. Every variable the function reads is listed here, in one place.
 ENVIRONMENT: dict[str, str] = {
     "SNOWFLAKE_SECRET_NAME": "secret_name",
@@ -84,6 +91,7 @@ ENVIRONMENT: dict[str, str] = {
     "COLUMN_RENAMES": "column_renames",
     "DROP_COLUMNS": "drop_columns",
     "KEEP_EXTRA_COLUMNS": "keep_extra_columns",
+    "HEADER_MATCHING": "header_matching",
     "CHUNK_ROWS": "chunk_rows",
     "MAX_OBJECT_BYTES": "max_object_bytes",
     "MAX_UNCOMPRESSED_BYTES": "max_uncompressed_bytes",
@@ -118,6 +126,7 @@ class Settings(BaseModel):
     column_renames: JsonMap = Field(default_factory=dict)
     drop_columns: CsvList = Field(default_factory=list)
     keep_extra_columns: Bool = True
+    header_matching: HeaderMatching = HeaderMatching.NORMALISED
 
     chunk_rows: int = Field(default=200_000, ge=1, le=5_000_000)
     max_object_bytes: int = Field(default=2 * 1024**3, ge=1)
