@@ -82,6 +82,7 @@ def test_corpus_input(harness: Any, warehouse: Warehouse, case: dict[str, Any]) 
     else:
         assert result["reason_code"] == expect["reason_code"], result
         assert result["reason"]
+        assert expect.get("reason_contains", "") in result["reason"]
         [(status, loaded, rejected, reason_code, reason)] = warehouse.ledger(key)
         assert (status, loaded, rejected, reason_code) == ("FAILED", 0, 0, expect["reason_code"])
         assert reason == result["reason"]
