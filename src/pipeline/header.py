@@ -80,6 +80,6 @@ def missing_reason(header: list[str], matches: list[list[str]], missing: list[st
     how = (
         "HEADER_MATCHING=strict compares names exactly; normalised, the default, ignores case and separators"
         if strict
-        else "names are matched ignoring case and separators (spaces, '_', '-', '.'), but their words must be apart"
+        else "names match ignoring case and the separators space, '_', '-' and '.', but their words must be apart"
     )
     return f"{reason}; header names that differ from these only in case or separators: {pairs} ({how})"
