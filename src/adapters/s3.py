@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +38,7 @@ class OpenedObject:
     ref: ObjectRef  # with version/etag filled in from the response
     size: int
     body: io.RawIOBase
+    last_modified: datetime | None = None  # the response's Last-Modified: orders versions without a sequencer
 
 
 class _GuardedBody(io.RawIOBase):
@@ -119,7 +121,12 @@ class S3Source:
             raise UnusableFileError(
                 f"object is {size} bytes, over the limit of {max_bytes} (MAX_OBJECT_BYTES)", reason="object_too_large"
             )
-        return OpenedObject(ref=opened_ref, size=size, body=_GuardedBody(response["Body"], opened_ref))
+        return OpenedObject(
+            ref=opened_ref,
+            size=size,
+            body=_GuardedBody(response["Body"], opened_ref),
+            last_modified=response.get("LastModified"),
+        )
 
     @staticmethod
     def _classify(exc: ClientError, ref: ObjectRef) -> Exception:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -31,7 +33,15 @@ import pandas as pd
 import snowflake.connector
 from snowflake.connector.pandas_tools import write_pandas as _connector_write_pandas
 
-from pipeline.errors import LoadConflictError, PipelineError, WarehouseRejectedError, WarehouseUnavailableError
+from pipeline.errors import (
+    LoadConflictError,
+    PermanentError,
+    PipelineError,
+    SchemaEvolutionError,
+    WarehouseConnectionError,
+    WarehouseRejectedError,
+    WarehouseUnavailableError,
+)
 from pipeline.settings import LoadMode, Settings, validate_identifier
 
 LEDGER_COLUMNS: list[tuple[str, str]] = [
@@ -62,9 +72,11 @@ REJECT_COLUMNS: list[tuple[str, str]] = [
     ("RAW_TEXT", "VARCHAR"),
 ]
 REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
+# Upsert only: a column of the staging table (never of the target) that the publish sets, under the ledger lock,
+# on staged rows it must not publish: 'repeated' (a later line of the file has the same merge key) or
+# 'superseded' (a newer version of the same object already wrote that key). Those rows become rejects.
+UPSERT_NOTE = ("UPSERT_SKIP_", "VARCHAR(16)")
 
-# Snowflake error numbers that a retry can fix: lock wait timeout, statement aborted by a concurrent one,
-# transaction conflicts, warehouse suspended/resuming, session expired.
 # write_pandas options for the staging writes (shared with benchmarks/bench_e2e.py's I/O floor). write_pandas
 # passes the ones it does not know to DataFrame.to_parquet, i.e. pyarrow's parquet writer. The files are
 # read once, by COPY, and deleted: snappy instead of the connector's default gzip (gzip spent most of a chunk's
@@ -72,7 +84,32 @@ REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
 # dictionary per column and threw it away: ~35 % of the write) and no column statistics (COPY reads every row).
 WRITE_PANDAS_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": False, "write_statistics": False}
 
-_TRANSIENT_ERRNOS = {625, 604, 608, 390114, 390111, 250001, 250003, 251005, 254007}
+# How a Snowflake error is classified: by the connector's error number (errno) first, then by the SQLSTATE's
+# class, then by the exception's type; never by the message text ("lock" is also inside BLOCK_ID or CLOCK).
+# The session is gone: drop the cached connection so the retry logs in again.
+_CONNECTION_ERRNOS = frozenset(
+    {
+        250001,  # ER_FAILED_TO_CONNECT_TO_DB
+        250002,  # ER_CONNECTION_IS_CLOSED
+        250003,  # ER_FAILED_TO_REQUEST (the request never got an answer)
+        250005,  # ER_FAILED_TO_SERVER
+        251011,  # ER_CONNECTION_TIMEOUT
+        252007,  # ER_FAILED_TO_RENEW_SESSION
+        390111,  # session no longer exists
+        390112,  # session expired (the connector renews it itself; this reaches us only if that failed)
+        390113,  # master token not found
+        390114,  # master token expired: the connector also sets conn.expired
+        390115,  # master token invalid
+    }
+)
+# Another transaction holds the lock: the waiter gave up (LOCK_TIMEOUT) or the queue was full (20 waiters).
+_CONFLICT_ERRNOS = frozenset({625})
+# A statement cancelled or timed out, a warehouse suspended or resuming: the same statement can succeed later.
+_TRANSIENT_ERRNOS = frozenset({603, 604, 608, 630})
+_CONNECTION_SQLSTATE_CLASSES = frozenset({"08"})  # connection exception
+_CONFLICT_SQLSTATE_CLASSES = frozenset({"40"})  # transaction rollback: serialization failure, deadlock
+# Insufficient resources, operator intervention (cancelled, admin shutdown, cannot connect now), system error.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"53", "57", "58", "XX"})
 
 
 def load_key(bucket: str, key: str, version: str) -> str:
@@ -100,26 +137,61 @@ class PublishResult:
     load_id: str
 
 
+SEQUENCER_WIDTH = 64  # S3 sequencers are stored left-padded with zeros to this many hex digits
+_HEX = re.compile(rf"^[0-9A-Fa-f]{{1,{SEQUENCER_WIDTH}}}$")
+
+
+@dataclass(frozen=True)
+class SourceOrder:
+    """Where one object version stands among the versions of its S3 key, by S3's own ordering.
+
+    ``sequencer``: the event's ``sequencer`` (S3 notification or EventBridge), upper-case hex left-padded to
+    SEQUENCER_WIDTH digits, so that comparing two of them as text is S3's documented comparison (pad the
+    shorter one with zeros, then compare). Only meaningful between events of the same bucket and key.
+    ``last_modified``: the object's Last-Modified from the GET (one-second resolution), the fallback when either
+    side has no sequencer (backfill, hand-made events). The rule and its limits: docs/exactly-once.md.
+    """
+
+    sequencer: str | None = None
+    last_modified: datetime | None = None
+
+    @classmethod
+    def of(cls, sequencer: str | None, last_modified: datetime | None) -> SourceOrder:
+        """A malformed sequencer counts as none (the Last-Modified fallback applies), never as a wrong order."""
+        seq = sequencer.strip() if isinstance(sequencer, str) else ""
+        padded = seq.upper().rjust(SEQUENCER_WIDTH, "0") if _HEX.match(seq) else None
+        if last_modified is not None and last_modified.tzinfo is None:
+            last_modified = last_modified.replace(tzinfo=UTC)  # S3's times are UTC
+        return cls(padded, last_modified)
+
+    @property
+    def last_modified_text(self) -> str | None:
+        return self.last_modified.astimezone(UTC).isoformat() if self.last_modified is not None else None
+
+
 def classify(exc: BaseException, what: str) -> PipelineError:
-    """A snowflake.connector exception as the project's own typed error."""
+    """A snowflake.connector exception as the project's own typed error, decided by errno and SQLSTATE."""
     from snowflake.connector import errors as sf
 
     errno = getattr(exc, "errno", None)
-    message = f"Snowflake {what} failed: {type(exc).__name__} {errno or ''}".strip()
-    text = str(exc).lower()
-    if "conflict" in text or "lock" in text or "aborted" in text:
+    sqlstate = str(getattr(exc, "sqlstate", None) or "")
+    message = f"Snowflake {what} failed: {type(exc).__name__} {errno or ''} {sqlstate}".strip()
+    sqlstate_class = sqlstate[:2] if len(sqlstate) == 5 else ""
+    if errno in _CONNECTION_ERRNOS or sqlstate_class in _CONNECTION_SQLSTATE_CLASSES:
+        return WarehouseConnectionError(message)
+    if errno in _CONFLICT_ERRNOS or sqlstate_class in _CONFLICT_SQLSTATE_CLASSES:
         return LoadConflictError(f"{message} (concurrent transaction)")
-    if isinstance(exc, (sf.OperationalError, sf.InterfaceError, sf.DatabaseError)) and not isinstance(
-        exc, sf.ProgrammingError
-    ):
+    if errno in _TRANSIENT_ERRNOS or sqlstate_class in _TRANSIENT_SQLSTATE_CLASSES:
         return WarehouseUnavailableError(message)
-    if errno in _TRANSIENT_ERRNOS:
-        return WarehouseUnavailableError(message)
-    if isinstance(exc, sf.ProgrammingError):
+    if isinstance(exc, sf.ProgrammingError | sf.IntegrityError | sf.DataError | sf.NotSupportedError):
+        # The statement itself was refused (SQL, privileges, types, missing objects): the same statement fails
+        # the same way. Only the first line of the server's message: it names objects, never bound values.
         return WarehouseRejectedError(f"{message}: {str(exc).splitlines()[0][:300]}")
-    if isinstance(exc, (OSError, TimeoutError)):
-        return WarehouseUnavailableError(message)
-    return WarehouseUnavailableError(message)
+    if isinstance(exc, sf.DatabaseError | sf.InterfaceError):
+        return WarehouseUnavailableError(message)  # OperationalError, InternalError and the like
+    # HTTP-level failures (sf.Error subclasses such as InternalServerError after the connector's own retries),
+    # sockets and timeouts: the request never completed, so the session cannot be trusted either.
+    return WarehouseConnectionError(message)
 
 
 class SnowflakeWarehouse:
@@ -141,8 +213,10 @@ class SnowflakeWarehouse:
         self._ensured_fixed_tables = False
 
     def _connection(self) -> Any:
-        if self._conn is not None and not self._conn.is_closed():
-            return self._conn
+        if self._conn is not None:
+            if self._usable(self._conn):
+                return self._conn
+            self.close()  # closed, or its session has expired: log in again rather than fail on it
         connect = self._connect or snowflake.connector.connect
         s = self._settings
         creds = self._credentials()
@@ -182,12 +256,19 @@ class SnowflakeWarehouse:
             raise classify(exc, "connect") from exc
         return self._conn
 
+    @staticmethod
+    def _usable(conn: Any) -> bool:
+        """False once the connection is closed or the connector has marked its session expired."""
+        try:
+            return not conn.is_closed() and not getattr(conn, "expired", False)
+        except Exception:
+            return False
+
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a dead session cannot be logged out of; dropping it is enough
+                conn.close()
 
     @contextmanager
     def session(self, identity: LoadIdentity) -> Iterator[LoadSession]:
@@ -198,8 +279,13 @@ class SnowflakeWarehouse:
                 session.ensure_fixed_tables()
                 self._ensured_fixed_tables = True
             yield session
-        except PipelineError:
-            session.cleanup()
+        except PipelineError as exc:
+            if isinstance(exc, WarehouseConnectionError) or not self._usable(conn):
+                # The session is gone (its temporary tables with it): drop the connection, so the retry in this
+                # warm container logs in again instead of failing on the same dead session every time.
+                self.close()
+            else:
+                session.cleanup()
             raise
         except Exception as exc:
             # The connection may be in an unknown state: drop it, so the next attempt starts clean.
@@ -247,22 +333,42 @@ class LoadSession:
         cols = ", ".join(f"{validate_identifier(n)} {t}" for n, t in columns)
         kind = "TEMPORARY TABLE" if temporary else "TABLE"
         name = table if temporary else self._fq(table)
-        self._execute(f"CREATE {kind} IF NOT EXISTS {name} ({cols})", what=f"create {table}")
+        self._ddl(f"CREATE {kind} IF NOT EXISTS {name} ({cols})", what=f"create {table}")
+
+    def _ddl(self, sql: str, *, what: str) -> None:
+        """Run one DDL statement. Its failure is retriable, never a reason to fail the file for good.
+
+        Every DDL statement is idempotent (IF NOT EXISTS), so the one a concurrent delivery has just run makes
+        this one a no-op; what still fails (privileges, an outage, a conflict on the catalog) is an
+        environment problem a retry or an operator can fix, never a property of the file.
+        """
+        try:
+            self._execute(sql, what=what)
+        except PermanentError as exc:
+            raise SchemaEvolutionError(f"{exc} (retried: DDL never fails a file for good)") from exc
 
     def ensure_target(self, columns: list[tuple[str, str]]) -> None:
-        """Create the target with explicit types if missing; add new (nullable) columns a file brings."""
+        """Create the target with explicit types if missing; add new (nullable) columns a file brings.
+
+        Two deliveries may both find a column missing and both add it: ``ADD COLUMN IF NOT EXISTS`` makes the
+        second a no-op (the INFORMATION_SCHEMA read only saves the statements for columns that exist).
+        """
         self._create(self._s.target_table, columns)
-        cur = self._execute(
-            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-            (self._s.schema_name, self._s.target_table),
-            what="describe target",
-        )
+        try:
+            cur = self._execute(
+                "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                (self._s.schema_name, self._s.target_table),
+                what="describe target",
+            )
+        except PermanentError as exc:
+            raise SchemaEvolutionError(str(exc)) from exc
         existing = {str(r[0]).upper() for r in cur.fetchall()}
         for name, sql_type in columns:
             if name not in existing:
-                self._execute(
-                    f"ALTER TABLE {self._fq(self._s.target_table)} ADD COLUMN {validate_identifier(name)} {sql_type}",
-                    what="evolve target",
+                self._ddl(
+                    f"ALTER TABLE {self._fq(self._s.target_table)} ADD COLUMN IF NOT EXISTS "
+                    f"{validate_identifier(name)} {sql_type}",
+                    what=f"evolve target (add {name})",
                 )
 
     # --- ledger -----------------------------------------------------------------------------------------
@@ -310,6 +416,8 @@ class LoadSession:
 
     # --- staging ----------------------------------------------------------------------------------------
     def stage_rows(self, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
+        if self._s.load_mode is LoadMode.UPSERT:
+            columns = [*columns, UPSERT_NOTE]  # not in the frame: COPY leaves it NULL
         self._stage(self.stage_table, frame, columns)
         self.rows_staged += len(frame)
 
@@ -383,9 +491,21 @@ class LoadSession:
             what="ledger dedupe",
         )
 
-    def publish(self, columns: list[str], model_version: str) -> PublishResult:
-        """Rows + rejects + ledger LOADED, in one transaction; a duplicate publishes nothing."""
+    def publish(
+        self,
+        columns: list[str],
+        model_version: str,
+        order: SourceOrder | None = None,
+        merge_key_columns: str | None = None,
+    ) -> PublishResult:
+        """Rows + rejects + ledger LOADED, in one transaction; a duplicate publishes nothing.
+
+        ``order`` is this version's place among the versions of its key (stored with every row, and compared in
+        upsert mode); ``merge_key_columns`` names the merge key's input columns in the rejects it may add. The
+        counts returned, and written to the ledger, are the rows this transaction inserted into each table.
+        """
         i = self.identity
+        order = order or SourceOrder()
         target = self._fq(self._s.target_table)
         with self._transaction():
             self._lock_ledger()
@@ -394,8 +514,10 @@ class LoadSession:
                 self._conn.rollback()
                 return PublishResult(False, 0, 0, load_id or "")
             self._keep_one_ledger_row()
+            rows_loaded, rows_rejected = 0, self.rejects_staged
             if self.rows_staged:
-                self._publish_rows(target, columns, model_version)
+                kept_out = self._publish_rows(target, columns, model_version, order, merge_key_columns)
+                rows_loaded, rows_rejected = self.rows_staged - kept_out, rows_rejected + kept_out
             if self.rejects_staged:
                 cols = ", ".join(n for n, _ in REJECT_COLUMNS)
                 self._execute(
@@ -407,42 +529,114 @@ class LoadSession:
                 f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'LOADED', LOAD_ID = %s, ROWS_LOADED = %s, "
                 "ROWS_REJECTED = %s, REASON_CODE = NULL, REASON = NULL, MODEL_VERSION = %s, "
                 "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
-                (i.load_id, self.rows_staged, self.rejects_staged, model_version, i.load_key),
+                (i.load_id, rows_loaded, rows_rejected, model_version, i.load_key),
                 what="ledger loaded",
             )
-        return PublishResult(True, self.rows_staged, self.rejects_staged, i.load_id)
+        return PublishResult(True, rows_loaded, rows_rejected, i.load_id)
 
-    def _publish_rows(self, target: str, columns: list[str], model_version: str) -> None:
-        """Staged rows -> target. Lineage that is one value per load is bound here rather than staged per row."""
+    def _publish_rows(
+        self,
+        target: str,
+        columns: list[str],
+        model_version: str,
+        order: SourceOrder,
+        merge_key_columns: str | None,
+    ) -> int:
+        """Staged rows -> target; returns how many staged rows were kept out (and rejected instead).
+
+        Lineage that is one value per load is bound here rather than staged per row.
+        """
         i = self.identity
         cols = ", ".join(columns)
-        into = f"{cols}, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, MODEL_VERSION, LOAD_ID, LOADED_AT"
-        constants = "%s, %s, %s, %s, %s, CURRENT_TIMESTAMP()"
-        params = (i.bucket, i.key, i.version, model_version, i.load_id)
+        into = (
+            f"{cols}, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_SEQUENCER, SOURCE_LAST_MODIFIED, "
+            "MODEL_VERSION, LOAD_ID, LOADED_AT"
+        )
+        constants = "%s, %s, %s, %s, TO_TIMESTAMP_TZ(%s), %s, %s, CURRENT_TIMESTAMP()"
+        params = (i.bucket, i.key, i.version, order.sequencer, order.last_modified_text, model_version, i.load_id)
         if self._s.load_mode is LoadMode.APPEND:
             self._execute(
                 f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM {self.stage_table}",
                 params,
                 what="publish rows",
             )
-            return
-        # Upsert: MERGE semantics (matched keys take the new row, new keys are inserted) written as DELETE of the
-        # matched keys + INSERT, inside the publish transaction. Every column is rewritten either way; this form
-        # also runs on fakesnow, which cannot MERGE inside an explicit transaction. When a file repeats a key,
-        # its last record wins.
+            return 0
+        return self._publish_upsert(target, cols, into, constants, params, order, merge_key_columns)
+
+    def _publish_upsert(
+        self,
+        target: str,
+        cols: str,
+        into: str,
+        constants: str,
+        params: tuple[Any, ...],
+        order: SourceOrder,
+        merge_key_columns: str | None,
+    ) -> int:
+        """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count.
+
+        Written as UPDATEs of the staging table's note column, then DELETE of the matched keys + INSERT, all inside
+        the publish transaction (fakesnow cannot MERGE inside an explicit transaction; this runs on both). Staged
+        rows that are not published become rejects with their reason, so the ledger's counts are what landed:
+        * an earlier line whose merge key a later line of the same file repeats (the last line wins);
+        * a row whose key a newer version of the same S3 object already wrote (an older version's event that
+          arrives late must not overwrite it). "Newer" is S3's order: the sequencers when both rows have one,
+          else Last-Modified (docs/exactly-once.md). Rows written by other objects are replaced as before.
+        """
+        i = self.identity
+        stage = self.stage_table
+        note = UPSERT_NOTE[0]
         keys = self._s.merge_keys
         partition = ", ".join(keys)
-        latest = (
-            f"SELECT {cols} FROM {self.stage_table} "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) = 1"
-        )
-        match = " AND ".join(f"{target}.{k} = s.{k}" for k in keys)
-        self._execute(f"DELETE FROM {target} USING {self.stage_table} AS s WHERE {match}", what="upsert delete")
         self._execute(
-            f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM ({latest})",
+            f"UPDATE {stage} SET {note} = 'repeated' WHERE SOURCE_LINE IN (SELECT SOURCE_LINE FROM {stage} "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) > 1)",
+            what="upsert: mark repeated keys",
+        )
+        on_key = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        self._execute(
+            f"UPDATE {stage} SET {note} = 'superseded' WHERE {note} IS NULL AND SOURCE_LINE IN ("
+            f"SELECT s.SOURCE_LINE FROM {stage} AS s JOIN {target} AS t ON {on_key} "
+            "WHERE t.SOURCE_BUCKET = %s AND t.SOURCE_KEY = %s "
+            "AND COALESCE(t.SOURCE_SEQUENCER > %s, t.SOURCE_LAST_MODIFIED > TO_TIMESTAMP_TZ(%s)))",
+            (i.bucket, i.key, order.sequencer, order.last_modified_text),
+            what="upsert: mark keys a newer version wrote",
+        )
+        [(kept_out,)] = self._execute(f"SELECT COUNT({note}) FROM {stage}", what="upsert: count kept out").fetchall()
+        kept_out = int(kept_out or 0)
+        if kept_out:
+            key_names = ", ".join(keys)
+            repeated = f"merge key ({key_names}) repeated by a later line of this file; that line is loaded instead"
+            superseded = (
+                f"a newer version of this object (S3 sequencer, else Last-Modified) already loaded this merge key "
+                f"({key_names}); this older version's row is not loaded"
+            )
+            self._execute(
+                f"INSERT INTO {self._fq(self._s.rejects_table)} "
+                "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
+                f"REJECTED_AT) SELECT %s, %s, %s, %s, SOURCE_LINE, %s, CASE {note} WHEN 'repeated' THEN %s "
+                f"ELSE %s END, NULL, CURRENT_TIMESTAMP() FROM {stage} WHERE {note} IS NOT NULL",
+                (
+                    i.load_id,
+                    i.bucket,
+                    i.key,
+                    i.version,
+                    (merge_key_columns or key_names)[:255],
+                    repeated,
+                    superseded,
+                ),
+                what="upsert: reject rows kept out",
+            )
+        match = " AND ".join(f"{target}.{k} = s.{k}" for k in keys)
+        self._execute(
+            f"DELETE FROM {target} USING {stage} AS s WHERE s.{note} IS NULL AND {match}", what="upsert delete"
+        )
+        self._execute(
+            f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM {stage} WHERE {note} IS NULL",
             params,
             what="upsert insert",
         )
+        return kept_out
 
     def discard_staged(self) -> None:
         """Forget everything staged so far (the object is about to be read again from the start)."""

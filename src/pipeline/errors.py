@@ -75,6 +75,24 @@ class WarehouseUnavailableError(RetriableError):
     reason = "snowflake_unavailable"
 
 
+class WarehouseConnectionError(WarehouseUnavailableError):
+    """The Snowflake session itself is gone: network failure, closed connection, expired session or token.
+
+    The container's cached connection is dropped, so the retry logs in again instead of failing on it forever.
+    """
+
+    reason = "snowflake_connection_lost"
+
+
+class SchemaEvolutionError(RetriableError):
+    """Creating or widening a table failed (a concurrent delivery may be adding the same column right now).
+
+    Never a reason to fail a file for good: the retry finds the table as the other delivery left it.
+    """
+
+    reason = "schema_evolution_failed"
+
+
 class LoadConflictError(RetriableError):
     """Another delivery of the same object version is publishing right now; retry to find it loaded."""
 

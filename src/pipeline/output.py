@@ -5,6 +5,8 @@ Where a row's output is built: ``OutputLayout.frame``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +14,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import ConfigurationError, UnusableFileError
-from pipeline.settings import IDENTIFIER, Settings
+from pipeline.features import ConvertedFeatures, RowProblem
+from pipeline.settings import IDENTIFIER, LoadMode, Settings
 from scoring import ModelMetadata, Scores
 
 FLOAT = "FLOAT"
@@ -29,11 +34,34 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "SOURCE_BUCKET": "VARCHAR(255)",
     "SOURCE_KEY": "VARCHAR(2048)",
     "SOURCE_VERSION": "VARCHAR(1024)",
+    # The version's place among the versions of its S3 key (adapters.snowflake.SourceOrder): upsert mode
+    # compares them so that an older version's late event never overwrites a newer version's rows.
+    "SOURCE_SEQUENCER": "VARCHAR(64)",
+    "SOURCE_LAST_MODIFIED": "TIMESTAMP_TZ",
     "SOURCE_LINE": "NUMBER(19,0)",
     "MODEL_VERSION": "VARCHAR(128)",
     "LOAD_ID": "VARCHAR(36)",
 }
 LOADED_AT = ("LOADED_AT", "TIMESTAMP_TZ")  # set by Snowflake at publish time, in the same transaction
+# Internal to the staging table in upsert mode (adapters.snowflake.UPSERT_NOTE); no output column may take it.
+STAGING_ONLY_COLUMNS = frozenset({"UPSERT_SKIP_"})
+
+# Snowflake's reserved keywords that cannot name a column in the statements this function writes
+# (https://docs.snowflake.com/en/sql-reference/reserved-keywords): those reserved by ANSI or by Snowflake, and
+# those that "cannot be used as a column name" or "as column reference in a scalar expression". Left out, as the
+# same page allows them as column names: the ones limited only in SHOW commands (ACCOUNT, CONNECTION, DATABASE,
+# GSCLUSTER, ISSUE, ORGANIZATION, SCHEMA, VIEW) or only as table names or aliases in a FROM clause (CROSS, FULL,
+# INNER, JOIN, LATERAL, LEFT, NATURAL, RIGHT, SAMPLE). Unquoted, a reserved word makes the DDL invalid, so such a
+# column fails the file as bad_column_name before any SQL runs (fakesnow accepts some of them, e.g. ORDER).
+SNOWFLAKE_RESERVED_WORDS = frozenset(
+    """
+    ALL ALTER AND ANY AS BETWEEN BY CASE CAST CHECK COLUMN CONNECT CONSTRAINT CREATE CURRENT CURRENT_DATE
+    CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DELETE DISTINCT DROP ELSE EXISTS FALSE FOLLOWING FOR FROM GRANT
+    GROUP HAVING ILIKE IN INCREMENT INSERT INTERSECT INTO IS LIKE LOCALTIME LOCALTIMESTAMP MINUS NOT NULL OF ON
+    OR ORDER QUALIFY REGEXP REVOKE RLIKE ROW ROWS SELECT SET SOME START TABLE TABLESAMPLE THEN TO TRIGGER TRUE
+    TRY_CAST UNION UNIQUE UPDATE USING VALUES WHEN WHENEVER WHERE WITH
+    """.split()  # noqa: SIM905  (a word list reads better as words)
+)
 
 
 def default_column_name(name: str) -> str:
@@ -57,7 +85,7 @@ class OutputLayout:
     def __init__(self, header: list[str], metadata: ModelMetadata, settings: Settings) -> None:
         renames = settings.column_renames
         drop = set(settings.drop_columns)
-        reserved = set(SCORE_COLUMNS) | set(LINEAGE_COLUMNS) | {LOADED_AT[0]}
+        reserved = set(SCORE_COLUMNS) | set(LINEAGE_COLUMNS) | {LOADED_AT[0]} | STAGING_ONLY_COLUMNS
         feature_names = set(metadata.feature_names)
         columns: list[OutputColumn] = []
         for feature in metadata.features:
@@ -74,6 +102,13 @@ class OutputLayout:
                 raise UnusableFileError(
                     f"column {col.source!r} maps to {col.name!r}, not a valid Snowflake identifier; "
                     "map it with COLUMN_RENAMES or drop it with DROP_COLUMNS",
+                    reason="bad_column_name",
+                )
+            if col.name.upper() in SNOWFLAKE_RESERVED_WORDS and col.name.upper() not in drop:
+                raise UnusableFileError(
+                    f"column {col.source!r} maps to {col.name!r}, a Snowflake reserved word that cannot name a "
+                    f"column; map it with COLUMN_RENAMES (e.g. {json.dumps({col.source: col.name.upper() + '_'})}) "
+                    "or drop it with DROP_COLUMNS",
                     reason="bad_column_name",
                 )
             if col.name in reserved:
@@ -107,6 +142,39 @@ class OutputLayout:
                 f"MERGE_KEYS {missing_keys} are not among this file's data or score columns",
                 reason="missing_merge_keys",
             )
+        by_name = {c.name: c for c in self.data_columns}
+        # The merge key as the file names it (for the rejects' COLUMN_NAME), and, in upsert mode, its columns that
+        # come from the file's text: a feature or a score is never empty in a row that is scored.
+        self.merge_key_columns = ", ".join(str(by_name[k].source) if k in by_name else k for k in settings.merge_keys)
+        self._merge_key_text: list[str] = [
+            str(by_name[k].source)
+            for k in settings.merge_keys
+            if settings.load_mode is LoadMode.UPSERT and k in by_name and by_name[k].sql_type == TEXT
+        ]
+
+    def reject_missing_merge_keys(self, table: pa.Table, converted: ConvertedFeatures) -> ConvertedFeatures:
+        """Upsert: a row whose merge key is empty cannot be merged with anything; it is rejected with the column.
+
+        (Empty cells are '' rather than NULL, so without this every keyless row would collapse into one.)
+        """
+        if not self._merge_key_text:
+            return converted
+        ok = converted.ok.copy()
+        problems = {p.index: p for p in converted.problems}
+        for source in self._merge_key_text:
+            text = pc.utf8_trim_whitespace(table.column(source))
+            empty = pc.fill_null(pc.equal(text, ""), True).to_numpy(zero_copy_only=False)
+            for flat in np.flatnonzero(empty & ok):
+                i = int(flat)
+                ok[i] = False
+                problems[i] = RowProblem(
+                    index=i,
+                    column=source,
+                    reason=f"missing merge key: column {source!r} is empty (LOAD_MODE=upsert merges on MERGE_KEYS)",
+                )
+        if bool((ok == converted.ok).all()):
+            return converted
+        return dataclasses.replace(converted, ok=ok, problems=[problems[i] for i in sorted(problems)])
 
     @property
     def staged_column_names(self) -> list[str]:

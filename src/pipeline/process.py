@@ -29,6 +29,7 @@ from adapters.snowflake import (
     LoadIdentity,
     LoadSession,
     SnowflakeWarehouse,
+    SourceOrder,
     new_load_id,
 )
 from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
@@ -156,6 +157,7 @@ class Pipeline:
         timer = _Timer()
         opened: OpenedObject | None = None
         unopenable: PermanentError | None = None
+        sequencer = ref.sequencer  # the event's; the GET's reply does not carry it
         if ref.version is None:  # the event did not say which version: learn it from the GET
             try:
                 opened = self._open(ref, timer)
@@ -180,7 +182,8 @@ class Pipeline:
             try:
                 if unopenable is not None:
                     raise unopenable
-                columns = self._load_object(session, opened or self._open(ref, timer), timer, result)
+                opened = opened or self._open(ref, timer)
+                layout = self._load_object(session, opened, timer, result)
             except PermanentError as exc:
                 session.cleanup()
                 session.record_failure(exc.reason, str(exc), model_version)
@@ -188,10 +191,16 @@ class Pipeline:
                 result.rows_loaded = result.rows_rejected = 0
                 return result
             with timer("publish"):
-                published = session.publish(columns, model_version)
+                published = session.publish(
+                    layout.staged_column_names,
+                    model_version,
+                    SourceOrder.of(sequencer, opened.last_modified),
+                    layout.merge_key_columns,
+                )
+            # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
+            result.rows_loaded, result.rows_rejected = published.rows_loaded, published.rows_rejected
             if not published.published:
                 result.status, result.load_id = "duplicate", published.load_id
-                result.rows_loaded = result.rows_rejected = 0
         return result
 
     def _open(self, ref: ObjectRef, timer: _Timer) -> OpenedObject:
@@ -200,7 +209,7 @@ class Pipeline:
 
     def _load_object(
         self, session: LoadSession, opened: OpenedObject, timer: _Timer, result: ObjectResult
-    ) -> list[str]:
+    ) -> OutputLayout:
         """Read with small parser blocks (flat memory); a file with a longer record is read once more, from S3."""
         try:
             with opened.body:
@@ -225,8 +234,8 @@ class Pipeline:
         result: ObjectResult,
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
-    ) -> list[str]:
-        """Parse, convert, score and stage every chunk; return the staged columns."""
+    ) -> OutputLayout:
+        """Parse, convert, score and stage every chunk; return the layout the rows were staged in."""
         s = self.settings
         features = self.scorer.metadata.feature_names
         with timer("parse"):
@@ -260,7 +269,7 @@ class Pipeline:
         if session.rows_staged == 0 and session.rejects_staged == 0:
             raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
         result.rows_loaded, result.rows_rejected = session.rows_staged, session.rejects_staged
-        return layout.staged_column_names
+        return layout
 
     def _prepare_chunk(
         self,
@@ -275,6 +284,7 @@ class Pipeline:
         names = self.scorer.metadata.feature_names
         with timer("convert"):
             converted = convert_features(chunk.table, names, decimal_mark=chunks.decimal_mark)
+            converted = layout.reject_missing_merge_keys(chunk.table, converted)
             ok = converted.ok
             result.rows_blank += int(converted.blank.sum())
         frame = None

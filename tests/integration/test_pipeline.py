@@ -12,8 +12,23 @@ import pytest
 
 from pipeline.errors import WarehouseUnavailableError
 from scoring import Scorer
+from tests.ledger_invariant import assert_summary_matches_ledger
 
 KEY = "incoming/2026/11/wdbc.csv"
+
+
+@pytest.fixture(autouse=True)
+def _ledger_tells_the_truth(harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After every delivery in this module: the ledger's counts for the loads it finished equal the rows those
+    loads put in the target and rejects tables, and the summary says the same (tests/ledger_invariant.py)."""
+    invoke = harness.invoke
+
+    def invoke_and_check(event: dict[str, Any], **env: str) -> dict[str, Any]:
+        summary: dict[str, Any] = invoke(event, **env)
+        assert_summary_matches_ledger(harness.query, harness.tables, summary)
+        return summary
+
+    monkeypatch.setattr(harness, "invoke", invoke_and_check)
 
 
 def _scores_by_sample(csv_bytes: bytes) -> dict[str, int]:
@@ -237,8 +252,8 @@ def test_a_snowflake_failure_mid_publish_leaves_no_rows_and_the_retry_completes(
     # Given Snowflake failing right after the rows were inserted, before the ledger and the commit
     original = adapter.LoadSession._publish_rows
 
-    def insert_then_fail(self: Any, target: str, columns: list[str], model_version: str) -> None:
-        original(self, target, columns, model_version)
+    def insert_then_fail(self: Any, *args: Any) -> None:
+        original(self, *args)
         raise WarehouseUnavailableError("injected: connection lost mid-publish")
 
     monkeypatch.setattr(adapter.LoadSession, "_publish_rows", insert_then_fail)
@@ -275,3 +290,81 @@ def test_upsert_mode_merges_on_the_key_columns(harness: Any, make_csv: Any) -> N
     assert len(rows) == 15
     assert [rows[f"WDBC-{i:04d}"] for i in range(6, 16)] == [99.5] * 10
     assert rows["WDBC-0001"] == 17.99
+
+
+UPSERT = {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}
+
+
+def _set_sample_ids(ids: dict[int, str]) -> Any:
+    """An edit for make_csv: line number (header = 1) -> the SAMPLE_ID written on that line."""
+
+    def edit(lines: list[str]) -> list[str]:
+        for line_no, sample_id in ids.items():
+            cells = lines[line_no - 1].split(",")
+            cells[0] = sample_id
+            lines[line_no - 1] = ",".join(cells)
+        return lines
+
+    return edit
+
+
+def test_upsert_rejects_rows_without_a_merge_key_and_counts_what_landed(harness: Any, make_csv: Any) -> None:
+    # Given upsert mode on SAMPLE_ID, and a file of 10 rows where four have no SAMPLE_ID (empty, or only spaces)
+    keyless = {3: "", 5: "", 6: "   ", 9: ""}
+    summary = harness.invoke(harness.put("incoming/keyless.csv", make_csv(10, _set_sample_ids(keyless))), **UPSERT)
+    # Then the 6 keyed rows load and the 4 keyless ones are rejected, naming the column; none collapses into another
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (6, 4)
+    assert harness.count() == 6
+    rejects = harness.query("SELECT SOURCE_LINE, COLUMN_NAME, REASON FROM {rejects} ORDER BY SOURCE_LINE")
+    assert [(r[0], r[1]) for r in rejects] == [(line, "sample_id") for line in sorted(keyless)]
+    assert all("missing merge key" in r[2] and "'sample_id'" in r[2] for r in rejects)
+    # When a later file has a keyless row of its own
+    later = harness.invoke(harness.put("incoming/keyless-2.csv", make_csv(1, _set_sample_ids({2: ""}))), **UPSERT)
+    # Then it is rejected too, and deletes nothing that is already there
+    assert (later["rows_loaded"], later["rows_rejected"]) == (0, 1)
+    assert harness.count() == 6
+    # (the ledger's counts equal the rows of each load: checked after every delivery by _ledger_tells_the_truth)
+
+
+def test_upsert_keeps_the_last_line_of_a_repeated_key_and_rejects_the_earlier_ones(harness: Any, make_csv: Any) -> None:
+    # Given upsert mode, and a file whose lines 2, 4 and 7 share one SAMPLE_ID (line 7 is the last)
+    summary = harness.invoke(
+        harness.put("incoming/repeats.csv", make_csv(8, _set_sample_ids({2: "S-1", 4: "S-1", 7: "S-1"}))), **UPSERT
+    )
+    # Then line 7 is the row for S-1; lines 2 and 4 are rejected with the reason, so loaded + rejected = 8 records
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (6, 2)
+    assert harness.query("SELECT SOURCE_LINE FROM {target} WHERE SAMPLE_ID = 'S-1'") == [(7,)]
+    rejects = harness.query("SELECT SOURCE_LINE, COLUMN_NAME, REASON FROM {rejects} ORDER BY SOURCE_LINE")
+    assert [(r[0], r[1]) for r in rejects] == [(2, "sample_id"), (4, "sample_id")]
+    assert all("repeated by a later line" in r[2] for r in rejects)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["group", "select", "order", "current_date", "Qualify"],
+    ids=["group", "select", "order-fakesnow-accepts", "current_date-fakesnow-accepts", "mixed-case"],
+)
+def test_an_extra_column_named_like_a_reserved_word_fails_as_bad_column_name(
+    harness: Any, make_csv: Any, name: str
+) -> None:
+    """fakesnow (DuckDB) accepts ORDER and CURRENT_DATE as column names, Snowflake does not: the function must
+    refuse them itself, before any SQL, rather than rely on the warehouse."""
+
+    # Given a file with an extra column whose name is a Snowflake reserved word
+    def add_column(lines: list[str]) -> list[str]:
+        return [lines[0] + f",{name}"] + [line + ",x" for line in lines[1:]]
+
+    event = harness.put("incoming/reserved.csv", make_csv(5, add_column))
+    # When it is delivered
+    result = harness.invoke(event)["objects"][0]
+    # Then it fails as bad_column_name, naming the column and the fix, and nothing is created
+    assert (result["status"], result["reason_code"]) == ("failed", "bad_column_name")
+    assert repr(name) in result["reason"] and "COLUMN_RENAMES" in result["reason"]
+    assert harness.query("SELECT STATUS, REASON_CODE FROM {ledger}") == [("FAILED", "bad_column_name")]
+    # and with the rename the reason suggests, a new upload of the file loads
+    renamed = harness.invoke(
+        harness.put("incoming/reserved-renamed.csv", make_csv(5, add_column)),
+        COLUMN_RENAMES=json.dumps({name: f"{name.upper()}_"}),
+    )
+    assert renamed["rows_loaded"] == 5
+    assert harness.query(f"SELECT COUNT({name.upper()}_) FROM {{target}}") == [(5,)]

@@ -7,6 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from pipeline.errors import UnusableFileError
+from pipeline.features import convert_features
 from pipeline.output import OutputLayout
 from pipeline.settings import Settings
 from scoring import ModelMetadata, Scores
@@ -80,3 +82,67 @@ def test_renamed_and_dropped_features_keep_the_right_values(metadata: ModelMetad
     assert frame["PERIMETER_MEAN"].tolist() == [2.0, 102.0, 202.0]
     assert frame["MEAN_AREA"].tolist() == [3.0, 103.0, 203.0]
     assert frame[names[-1].upper().replace(" ", "_")].tolist() == [29.0, 129.0, 229.0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "env"),
+    [
+        ("group", {}),
+        ("select", {}),
+        ("order", {}),  # fakesnow accepts it as a column name; Snowflake does not
+        ("current_date", {}),  # the same
+        ("Try_Cast", {}),
+        ("site", {"COLUMN_RENAMES": '{"site": "WHERE"}'}),  # a rename onto a reserved word
+    ],
+    ids=["group", "select", "order", "current_date", "mixed-case", "renamed-onto-reserved"],
+)
+def test_a_column_named_like_a_reserved_word_is_refused_with_the_fix(
+    metadata: ModelMetadata, extra: str, env: dict[str, str]
+) -> None:
+    # Given a header whose extra column maps to a Snowflake reserved word
+    # When the layout is built
+    with pytest.raises(UnusableFileError) as raised:
+        OutputLayout([*metadata.feature_names, extra], metadata, Settings.from_env(BASE | env))
+    # Then the file is refused as bad_column_name; the reason names the column and the fix
+    assert raised.value.reason == "bad_column_name"
+    assert repr(extra) in str(raised.value) and "COLUMN_RENAMES" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "column"),
+    [
+        ("sample", {}, "SAMPLE"),  # limited only as a table name or alias in FROM: a valid column name
+        ("account", {}, "ACCOUNT"),  # limited only in SHOW commands
+        ("left", {}, "LEFT"),
+        ("group", {"COLUMN_RENAMES": '{"group": "GROUP_"}'}, "GROUP_"),  # the fix the reason suggests
+        ("group", {"DROP_COLUMNS": "GROUP"}, None),  # or dropped
+    ],
+    ids=["sample", "account", "left", "renamed", "dropped"],
+)
+def test_keywords_that_can_name_a_column_and_fixed_names_are_accepted(
+    metadata: ModelMetadata, extra: str, env: dict[str, str], column: str | None
+) -> None:
+    # Given a header with such a column / When the layout is built
+    layout = OutputLayout([*metadata.feature_names, extra], metadata, Settings.from_env(BASE | env))
+    # Then it is kept under that name (or dropped)
+    extras = [c.name for c in layout.data_columns if c.source == extra]
+    assert extras == ([column] if column else [])
+
+
+def test_upsert_rejects_rows_whose_merge_key_is_empty(metadata: ModelMetadata) -> None:
+    # Given upsert on SAMPLE_ID, and a chunk whose rows 1, 2 and 4 have an empty, blank or missing key
+    names = metadata.feature_names
+    settings = Settings.from_env(BASE | {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"})
+    layout = OutputLayout(["sample_id", *names], metadata, settings)
+    table = pa.table({"sample_id": pa.array(["a", "", "  ", "d", None]), **{n: pa.array(["1"] * 5) for n in names}})
+    converted = convert_features(table, names)
+    # When rows without a merge key are taken out
+    checked = layout.reject_missing_merge_keys(table, converted)
+    # Then exactly those rows are rejected, naming the column, and the others stay scoreable
+    assert checked.ok.tolist() == [True, False, False, True, False]
+    assert [(p.index, p.column) for p in checked.problems] == [(1, "sample_id"), (2, "sample_id"), (4, "sample_id")]
+    assert all("missing merge key" in p.reason for p in checked.problems)
+    assert checked.good_values.shape == (2, len(names))
+    # and in append mode nothing is taken out
+    append = OutputLayout(["sample_id", *names], metadata, Settings.from_env(BASE))
+    assert append.reject_missing_merge_keys(table, converted) is converted

@@ -1,0 +1,68 @@
+"""The ledger tells the truth: for every load, its counts equal the rows that load put in the tables.
+
+``assert_ledger_matches_tables`` is called after every delivery in the suites that load (tests/integration,
+tests/hardening/test_faults.py, test_duplicates.py, test_ddl_races.py, test_upsert_order.py). It checks the loads
+the delivery just finished, right after it: in upsert mode a later load may replace an earlier one's rows, which is
+what upsert means, so an earlier load's count is only checked when it lands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+Query = Callable[[str], list[tuple[Any, ...]]]
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _table_exists(query: Query, table: str) -> bool:
+    rows = query(f"SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = {_quoted(table)}")
+    return bool(rows[0][0])
+
+
+def ledger_vs_tables(query: Query, tables: dict[str, str], load_ids: Iterable[str] | None = None) -> list[str]:
+    """Each disagreement between the ledger and the tables, as text (empty when they agree).
+
+    ``load_ids``: the loads to check (None: every ledger row). A LOADED row's ROWS_LOADED / ROWS_REJECTED must
+    equal the target / rejects rows carrying its LOAD_ID; a FAILED or STARTED row must have none.
+    """
+    if not _table_exists(query, tables["ledger"]):
+        return []
+    where = "TRUE" if load_ids is None else f"LOAD_ID IN ({', '.join(_quoted(i) for i in load_ids) or 'NULL'})"
+    ledger = query(f"SELECT LOAD_ID, STATUS, ROWS_LOADED, ROWS_REJECTED FROM {tables['ledger']} WHERE {where}")
+    problems = []
+    for load_id, status, rows_loaded, rows_rejected in ledger:
+        landed = []
+        for table in ("target", "rejects"):
+            if not _table_exists(query, tables[table]):
+                landed.append(0)
+                continue
+            count = query(f"SELECT COUNT(*) FROM {tables[table]} WHERE LOAD_ID = {_quoted(str(load_id))}")
+            landed.append(int(count[0][0]))
+        expected = [int(rows_loaded or 0), int(rows_rejected or 0)] if status == "LOADED" else [0, 0]
+        if landed != expected:
+            problems.append(
+                f"load {load_id} ({status}): ledger says loaded/rejected {expected}, the tables hold {landed}"
+            )
+    return problems
+
+
+def assert_ledger_matches_tables(query: Query, tables: dict[str, str], load_ids: Iterable[str] | None = None) -> None:
+    problems = ledger_vs_tables(query, tables, load_ids)
+    assert not problems, "; ".join(problems)
+
+
+def assert_summary_matches_ledger(query: Query, tables: dict[str, str], summary: dict[str, Any]) -> None:
+    """After one delivery: each object it loaded or failed agrees with its ledger row and with the tables."""
+    finished = [o for o in summary.get("objects", []) if o.get("status") in {"loaded", "failed"}]
+    for obj in finished:
+        [(status, rows_loaded, rows_rejected)] = query(
+            f"SELECT STATUS, ROWS_LOADED, ROWS_REJECTED FROM {tables['ledger']} "
+            f"WHERE LOAD_ID = {_quoted(str(obj['load_id']))}"
+        )
+        assert status == obj["status"].upper(), (status, obj)
+        assert (int(rows_loaded or 0), int(rows_rejected or 0)) == (obj["rows_loaded"], obj["rows_rejected"]), obj
+    assert_ledger_matches_tables(query, tables, [str(o["load_id"]) for o in finished])
