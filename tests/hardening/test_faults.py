@@ -27,6 +27,7 @@ from pipeline.errors import (
     WarehouseUnavailableError,
 )
 from tests.hardening.conftest import Warehouse
+from tests.ledger_invariant import assert_summary_matches_ledger
 
 KEY = "incoming/faults/export.csv"
 ROWS = 250
@@ -44,6 +45,24 @@ def export(make_csv: Callable[..., bytes]) -> bytes:
         return lines
 
     return make_csv(ROWS, spoil)
+
+
+@pytest.fixture
+def container(container: Any, harness: Any) -> Any:
+    """The warm container of tests/hardening/conftest.py, checking after every delivery that returns that the
+    ledger's counts equal the rows each finished load put in the tables (tests/ledger_invariant.py)."""
+
+    def start(**env: str) -> Any:
+        deliver = container(**env)
+
+        def deliver_and_check(event: dict[str, Any]) -> dict[str, Any]:
+            summary: dict[str, Any] = deliver(event)
+            assert_summary_matches_ledger(harness.query, harness.tables, summary)
+            return summary
+
+        return deliver_and_check
+
+    return start
 
 
 # --- the injectors -----------------------------------------------------------------------------------------
@@ -366,4 +385,70 @@ def test_snowflake_refusing_the_staging_write_is_recorded_and_not_retried(
     assert deliver(event)["objects"][0]["status"] == "duplicate"
 
 
-FAULTS_INJECTED = len(RETRIABLE) + 3
+# --- a cached connection whose session died -------------------------------------------------------------------
+DEAD_SESSIONS = [
+    pytest.param(
+        sf.ProgrammingError(msg="Session no longer exists. New login required.", errno=390111, sqlstate="08001"),
+        False,
+        id="session-gone",
+    ),
+    pytest.param(
+        sf.ProgrammingError(msg="Authentication token has expired.", errno=390114, sqlstate="08001"),
+        True,
+        id="token-expired-and-flagged",
+    ),
+    pytest.param(
+        sf.OperationalError(msg="injected: connection reset by peer", errno=250003), False, id="network-dropped"
+    ),
+]
+
+
+@pytest.mark.parametrize(("error", "flagged"), DEAD_SESSIONS)
+def test_a_dead_cached_connection_is_replaced_and_the_retry_loads(
+    harness: Any,
+    warehouse: Warehouse,
+    container: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    export: bytes,
+    make_csv: Callable[..., bytes],
+    error: Exception,
+    flagged: bool,
+) -> None:
+    from snowflake.connector.cursor import SnowflakeCursor
+
+    from handler import app
+
+    # Given a warm container that has loaded a file, whose cached Snowflake session then dies: every statement on
+    # it fails, while is_closed() stays False (and `expired` is True only when the connector noticed the expiry)
+    deliver = container()
+    assert deliver(harness.put("incoming/faults/first.csv", make_csv(5)))["rows_loaded"] == 5
+    dead = app.build_pipeline().warehouse._conn
+    dead.expired = flagged
+    original = SnowflakeCursor.execute
+
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        if self.connection is dead:
+            raise error
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(SnowflakeCursor, "execute", execute)
+    event = harness.put(KEY, export)
+
+    # When the next event is delivered, and retried on the same container if it raises
+    outcomes: list[str] = []
+    for _ in range(2):
+        try:
+            outcomes.append(deliver(event)["objects"][0]["status"])
+            break
+        except RetriableError as exc:
+            outcomes.append(type(exc).__name__)
+
+    # Then a flagged expiry is noticed before use and the delivery loads on a new session; an unflagged death
+    # raises a retriable error once, the connection is dropped, and the retry loads on a new session
+    assert outcomes == (["loaded"] if flagged else ["WarehouseConnectionError", "loaded"])
+    assert app.build_pipeline().warehouse._conn is not dead
+    good = ROWS - len(BAD_LINES)
+    assert warehouse.count("target") == 5 + good and warehouse.count("rejects") == len(BAD_LINES)
+
+
+FAULTS_INJECTED = len(RETRIABLE) + 3 + len(DEAD_SESSIONS)
