@@ -22,6 +22,7 @@ import pytest
 
 from pipeline.errors import RetriableError
 from tests.hardening.conftest import Warehouse
+from tests.ledger_invariant import assert_ledger_matches_tables
 
 ROWS = 120
 DELIVERIES_IN_SEQUENCE = 5
@@ -39,6 +40,7 @@ def test_the_same_event_five_times_in_sequence_loads_once(
     assert warehouse.count("target") == ROWS
     assert warehouse.query("SELECT COUNT(DISTINCT SOURCE_LINE), COUNT(DISTINCT LOAD_ID) FROM {target}") == [(ROWS, 1)]
     assert [r[:3] for r in warehouse.ledger()] == [("LOADED", ROWS, 0)]
+    assert_ledger_matches_tables(warehouse.query, harness.tables)
 
 
 def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -146,6 +148,7 @@ def test_the_same_event_twice_at_once_loads_once(
     ]
     # and a late third delivery is a duplicate too
     assert handle(event, pipelines[0])["objects"][0]["status"] == "duplicate"
+    assert_ledger_matches_tables(warehouse.query, harness.tables)
     for pipeline in pipelines:
         pipeline.warehouse.close()
 
@@ -171,3 +174,4 @@ def test_two_claims_that_both_inserted_leave_one_ledger_row(
     assert harness.invoke(event)["objects"][0]["status"] == "loaded"
     # Then the ledger holds exactly one row for the version, LOADED
     assert warehouse.ledger("incoming/dupes/claimed-twice.csv") == [("LOADED", ROWS, 0, None, None)]
+    assert_ledger_matches_tables(warehouse.query, harness.tables)
