@@ -46,20 +46,22 @@ LOADED_AT = ("LOADED_AT", "TIMESTAMP_TZ")  # set by Snowflake at publish time, i
 # Internal to the staging table in upsert mode (adapters.snowflake.UPSERT_NOTE); no output column may take it.
 STAGING_ONLY_COLUMNS = frozenset({"UPSERT_SKIP_"})
 
-# Snowflake's reserved keywords that cannot name a column in the statements this function writes
-# (https://docs.snowflake.com/en/sql-reference/reserved-keywords): those reserved by ANSI or by Snowflake, and
-# those that "cannot be used as a column name" or "as column reference in a scalar expression". Left out, as the
-# same page allows them as column names: the ones limited only in SHOW commands (ACCOUNT, CONNECTION, DATABASE,
-# GSCLUSTER, ISSUE, ORGANIZATION, SCHEMA, VIEW) or only as table names or aliases in a FROM clause (CROSS, FULL,
-# INNER, JOIN, LATERAL, LEFT, NATURAL, RIGHT, SAMPLE). Unquoted, a reserved word makes the DDL invalid, so such a
-# column fails the file as bad_column_name before any SQL runs (fakesnow accepts some of them, e.g. ORDER).
+# Snowflake's reserved and limited keywords (https://docs.snowflake.com/en/sql-reference/reserved-keywords) that
+# this function refuses as column names: those reserved by ANSI or by Snowflake, those that "cannot be used as a
+# column name" or "as column reference in a scalar expression", and, to be safe, those limited "as table name or
+# alias in a FROM clause" (CROSS, FULL, INNER, JOIN, LATERAL, LEFT, NATURAL, RIGHT, SAMPLE, TABLESAMPLE; DuckDB
+# refuses them as columns, and a refused CREATE would now be retried rather than fail the file). Allowed: the ones
+# limited only in SHOW commands (ACCOUNT, CONNECTION, DATABASE, GSCLUSTER, ISSUE, ORGANIZATION, SCHEMA, VIEW).
+# Unquoted, a reserved word makes the DDL invalid, so such a column fails the file as bad_column_name before any
+# SQL runs (fakesnow accepts some reserved ones, e.g. ORDER and CURRENT_DATE).
 SNOWFLAKE_RESERVED_WORDS = frozenset(
     """
-    ALL ALTER AND ANY AS BETWEEN BY CASE CAST CHECK COLUMN CONNECT CONSTRAINT CREATE CURRENT CURRENT_DATE
-    CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DELETE DISTINCT DROP ELSE EXISTS FALSE FOLLOWING FOR FROM GRANT
-    GROUP HAVING ILIKE IN INCREMENT INSERT INTERSECT INTO IS LIKE LOCALTIME LOCALTIMESTAMP MINUS NOT NULL OF ON
-    OR ORDER QUALIFY REGEXP REVOKE RLIKE ROW ROWS SELECT SET SOME START TABLE TABLESAMPLE THEN TO TRIGGER TRUE
-    TRY_CAST UNION UNIQUE UPDATE USING VALUES WHEN WHENEVER WHERE WITH
+    ALL ALTER AND ANY AS BETWEEN BY CASE CAST CHECK COLUMN CONNECT CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE
+    CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DELETE DISTINCT DROP ELSE EXISTS FALSE FOLLOWING FOR FROM FULL
+    GRANT GROUP HAVING ILIKE IN INCREMENT INNER INSERT INTERSECT INTO IS JOIN LATERAL LEFT LIKE LOCALTIME
+    LOCALTIMESTAMP MINUS NATURAL NOT NULL OF ON OR ORDER QUALIFY REGEXP REVOKE RIGHT RLIKE ROW ROWS SAMPLE SELECT
+    SET SOME START TABLE TABLESAMPLE THEN TO TRIGGER TRUE TRY_CAST UNION UNIQUE UPDATE USING VALUES WHEN WHENEVER
+    WHERE WITH
     """.split()  # noqa: SIM905  (a word list reads better as words)
 )
 

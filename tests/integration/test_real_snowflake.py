@@ -214,3 +214,91 @@ def test_real_two_deliveries_at_once_load_once(
     assert real.query("SELECT STATUS, COUNT(*) FROM {ledger} GROUP BY STATUS") == [("LOADED", 1)]
     for pipeline in pipelines:
         pipeline.warehouse.close()
+
+
+def test_real_upsert_keeps_the_newer_version_and_rejects_keyless_rows(
+    real: RealSnowflake, monkeypatch: pytest.MonkeyPatch, make_csv: Callable[..., bytes]
+) -> None:
+    """The upsert publish's statements on Snowflake itself: UPDATE of the staging table with a QUALIFY subquery,
+    the COALESCE(sequencer, TO_TIMESTAMP_TZ(last-modified)) comparison, DELETE ... USING and the counts."""
+    import time
+
+    from adapters.s3 import ObjectRef
+    from handler import app
+
+    # Given upsert mode, a versioned bucket, and versions 1 and 2 of one key (version 1 has a keyless row)
+    from pipeline.settings import get_settings
+    from tests.integration.test_upsert_order import CHANGED_RADIUS, _versions
+    from tests.ledger_invariant import assert_ledger_matches_tables
+
+    for name, value in (real.env | {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    app.build_pipeline.cache_clear()
+    s3 = real.stack.client("s3")
+    bucket = f"versioned-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    body_v1, body_v2 = _versions(make_csv)
+    body_v1 = body_v1.replace(b"WDBC-0003,", b",", 1)
+    v1 = s3.put_object(Bucket=bucket, Key="incoming/real/upsert.csv", Body=body_v1)["VersionId"]
+    time.sleep(1.1)
+    v2 = s3.put_object(Bucket=bucket, Key="incoming/real/upsert.csv", Body=body_v2)["VersionId"]
+    pipeline = app.build_pipeline()
+    # When version 2's event is delivered, then version 1's (a late retry)
+    second = pipeline.process(ObjectRef(bucket, "incoming/real/upsert.csv", version_id=v2, sequencer="100"))
+    first = pipeline.process(ObjectRef(bucket, "incoming/real/upsert.csv", version_id=v1, sequencer="FF"))
+    # Then version 2's rows stand; version 1 loads only samples 1, 2, 4, 5 and rejects the keyless and older rows
+    assert (second.rows_loaded, second.rows_rejected) == (10, 0)
+    assert (first.rows_loaded, first.rows_rejected) == (4, 6)
+    rows = dict(real.query("SELECT SAMPLE_ID, MEAN_RADIUS FROM {target}"))
+    assert len(rows) == 14 and all(rows[f"WDBC-{i:04d}"] == CHANGED_RADIUS for i in range(6, 16))
+    tables = {"target": "TARGET_TABLE", "rejects": "REJECTS_TABLE", "ledger": "LEDGER_TABLE"}
+    assert_ledger_matches_tables(real.query, {name: real.env[var] for name, var in tables.items()})
+    pipeline.warehouse.close()
+
+
+def test_real_keywords_allowed_as_column_names_load_and_reserved_ones_fail_cleanly(
+    real: RealSnowflake, make_csv: Callable[..., bytes]
+) -> None:
+    """Checks the split in pipeline/output.py: ACCOUNT and VIEW (limited only in SHOW commands) are valid column
+    names on Snowflake; GROUP and SAMPLE are refused by the function before any SQL."""
+
+    def add(names: list[str]) -> Callable[[list[str]], list[str]]:
+        return lambda lines: (
+            [lines[0] + "".join(f",{n}" for n in names)] + [line + ",x" * len(names) for line in lines[1:]]
+        )
+
+    loaded = real.invoke(real.put("incoming/real/keywords.csv", make_csv(3, add(["account", "view"]))))
+    assert loaded["rows_loaded"] == 3
+    assert real.query("SELECT COUNT(ACCOUNT), COUNT(VIEW) FROM {target}") == [(3, 3)]
+    for word in ("group", "sample"):
+        refused = real.invoke(real.put(f"incoming/real/{word}.csv", make_csv(3, add([word]))))
+        assert refused["objects"][0]["reason_code"] == "bad_column_name"
+
+
+def test_real_two_sessions_adding_one_column_at_once_both_succeed(
+    real: RealSnowflake, monkeypatch: pytest.MonkeyPatch, make_csv: Callable[..., bytes]
+) -> None:
+    """The ALTER race of tests/hardening/test_ddl_races.py under Snowflake's own DDL locking."""
+    from handler.app import handle
+    from tests.hardening.test_ddl_races import AtOnce, _in_parallel
+    from tests.hardening.test_duplicates import _two_containers
+
+    pipelines = _two_containers(SimpleNamespace(env=real.env), monkeypatch)
+    assert handle(real.put("incoming/real/ddl-first.csv", make_csv(3)), pipelines[0])["rows_loaded"] == 3
+
+    def with_clinic(lines: list[str]) -> list[str]:
+        return [lines[0] + ",clinic"] + [line + ",north" for line in lines[1:]]
+
+    events = [real.put(f"incoming/real/ddl-{i}.csv", make_csv(10, with_clinic)) for i in range(2)]
+    at_once = AtOnce(monkeypatch, rf"^ALTER TABLE \S+\.{real.env['TARGET_TABLE']}\b.*\bCLINIC\b")
+    outcomes = _in_parallel([lambda i=i: handle(events[i], pipelines[i]) for i in range(2)])
+    at_once.armed = False
+    for i, outcome in enumerate(outcomes):
+        if outcome is not None:
+            handle(events[i], pipelines[i])
+    assert real.query("SELECT COUNT(*), COUNT(CLINIC) FROM {target}") == [(23, 20)]
+    assert real.query("SELECT STATUS, COUNT(*) FROM {ledger} GROUP BY STATUS") == [("LOADED", 3)]
+    for pipeline in pipelines:
+        pipeline.warehouse.close()

@@ -92,9 +92,11 @@ def test_renamed_and_dropped_features_keep_the_right_values(metadata: ModelMetad
         ("order", {}),  # fakesnow accepts it as a column name; Snowflake does not
         ("current_date", {}),  # the same
         ("Try_Cast", {}),
+        ("sample", {}),  # limited as a table name or alias in FROM; refused to be safe (DuckDB refuses it too)
+        ("left", {}),
         ("site", {"COLUMN_RENAMES": '{"site": "WHERE"}'}),  # a rename onto a reserved word
     ],
-    ids=["group", "select", "order", "current_date", "mixed-case", "renamed-onto-reserved"],
+    ids=["group", "select", "order", "current_date", "mixed-case", "sample", "left", "renamed-onto-reserved"],
 )
 def test_a_column_named_like_a_reserved_word_is_refused_with_the_fix(
     metadata: ModelMetadata, extra: str, env: dict[str, str]
@@ -111,13 +113,12 @@ def test_a_column_named_like_a_reserved_word_is_refused_with_the_fix(
 @pytest.mark.parametrize(
     ("extra", "env", "column"),
     [
-        ("sample", {}, "SAMPLE"),  # limited only as a table name or alias in FROM: a valid column name
-        ("account", {}, "ACCOUNT"),  # limited only in SHOW commands
-        ("left", {}, "LEFT"),
+        ("account", {}, "ACCOUNT"),  # limited only in SHOW commands: a valid column name
+        ("view", {}, "VIEW"),
         ("group", {"COLUMN_RENAMES": '{"group": "GROUP_"}'}, "GROUP_"),  # the fix the reason suggests
         ("group", {"DROP_COLUMNS": "GROUP"}, None),  # or dropped
     ],
-    ids=["sample", "account", "left", "renamed", "dropped"],
+    ids=["account", "view", "renamed", "dropped"],
 )
 def test_keywords_that_can_name_a_column_and_fixed_names_are_accepted(
     metadata: ModelMetadata, extra: str, env: dict[str, str], column: str | None
