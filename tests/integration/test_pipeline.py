@@ -368,3 +368,16 @@ def test_an_extra_column_named_like_a_reserved_word_fails_as_bad_column_name(
     )
     assert renamed["rows_loaded"] == 5
     assert harness.query(f"SELECT COUNT({name.upper()}_) FROM {{target}}") == [(5,)]
+
+
+def test_the_events_sequencer_and_the_objects_last_modified_are_stored_with_every_row(
+    harness: Any, make_csv: Any
+) -> None:
+    # Given an S3 notification whose record carries a sequencer (as S3 sends it: hex, unpadded)
+    event = harness.put(KEY, make_csv(3))
+    sequencer = event["Records"][0]["s3"]["object"]["sequencer"]
+    # When it is delivered
+    harness.invoke(event)
+    # Then every row stores it upper-cased and left-padded to 64 hex digits, and the GET's Last-Modified
+    stored = harness.query("SELECT DISTINCT SOURCE_SEQUENCER, SOURCE_LAST_MODIFIED IS NOT NULL FROM {target}")
+    assert stored == [(sequencer.upper().rjust(64, "0"), True)]
