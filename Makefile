@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install model import-model test test-fast lint format demo bench backfill clean
+.PHONY: help install lock model import-model test test-fast lint format demo score query bench backfill clean
 
 include mk/sam.mk
 
@@ -21,16 +21,29 @@ help: ## list the targets
 
 install: $(VENV)/.installed ## create .venv (Python 3.13) with the locked dev dependencies
 
-$(VENV)/.installed: requirements/dev.txt requirements/runtime.txt
+# Two install levels in one .venv. The light one (requirements/local.txt: runtime + local stack, no TensorFlow
+# or scikit-learn) serves `make demo` and `make score`; the full one (requirements/dev.txt, a superset with the
+# same pins) serves everything else and upgrades a light .venv in place.
+$(VENV)/bin/uv:
 	@test -n "$(PYTHON_BOOTSTRAP)" || { echo "Python $(PYTHON_VERSION) not found: install it with 'pyenv install $(PYTHON_VERSION)'" >&2; exit 1; }
-	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements/dev.txt
-	touch $@
+	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+
+$(VENV)/.installed: requirements/dev.txt requirements/runtime.txt | $(VENV)/bin/uv
+	@echo "installing the dev dependencies (requirements/dev.txt) into $(VENV)" >&2
+	@$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements/dev.txt
+	@touch $@ $(VENV)/.installed-local
+
+# `uv pip install`, not `sync`: it never removes what the full install added.
+$(VENV)/.installed-local: requirements/local.txt | $(VENV)/bin/uv
+	@echo "installing the demo dependencies (requirements/local.txt) into $(VENV)" >&2
+	@$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements/local.txt
+	@touch $@
 
 lock: ## re-resolve requirements/*.txt from requirements/*.in
 	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 --python-platform x86_64-manylinux_2_34 runtime.in -o runtime.txt
 	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 dev.in -o dev.txt
+	cd requirements && ../$(VENV)/bin/uv pip compile -q --python-version 3.13 local.in -o local.txt
 
 model: install ## retrain, export the SavedModel, import it (as import-model does) into model/, rewrite the sample CSV
 	$(PY) model/train.py
@@ -39,10 +52,10 @@ import-model: install ## convert SAVED_MODEL=<dir> per CONFIG=<file.json> to mod
 	@test -n "$(SAVED_MODEL)" && test -n "$(CONFIG)" || { echo "usage: make import-model SAVED_MODEL=<dir> CONFIG=<file.json> [OUT=<dir>]" >&2; exit 2; }
 	$(PY) -m tools.import_model --saved-model "$(SAVED_MODEL)" --config "$(CONFIG)" $(if $(OUT),--out "$(OUT)")
 
-test: install ## run every test (unit, model, integration, artifact, template)
+test: install ## every test: unit, model, integration (with the benchmark smoke runs), hardening, artifact, template
 	$(PY) -m pytest -q
 
-test-fast: install ## unit tests only
+test-fast: install ## unit tests only (no servers, no network; a few seconds)
 	$(PY) -m pytest -q tests/unit
 
 lint: install ## ruff (lint + format check) and mypy
@@ -54,8 +67,18 @@ format: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-demo: install ## the main job on the embedded defaults (no AWS or Snowflake account needed); MODEL_DIR=<dir> [model/]
-	$(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))") $(PY) -m tools.demo
+# MODEL_DIR=<dir> scores with another imported model (make import-model); the default is model/.
+WITH_MODEL_DIR = $(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))")
+
+demo: $(VENV)/.installed-local ## the sample file through the handler on the local stack (CSV=your.csv for your own) [MODEL_DIR=<dir>]
+	@$(WITH_MODEL_DIR) $(PY) -m tools.demo $(if $(CSV),--csv "$(CSV)")
+
+score: $(VENV)/.installed-local ## your own file through the handler on the local stack: FILE=x.csv[.gz] [KEY=incoming/x.csv]
+	@test -n "$(FILE)" || { echo "usage: make score FILE=path/to/file.csv [KEY=incoming/name.csv]" >&2; exit 2; }
+	@$(WITH_MODEL_DIR) $(PY) -m tools.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
+
+query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/
+	@$(PY) -m tools.query $(if $(SQL),"$(SQL)")
 
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py

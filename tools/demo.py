@@ -1,23 +1,20 @@
 """`make demo`: the whole job on the embedded defaults, with no AWS or Snowflake account.
 
 Starts moto (S3 + Secrets Manager, real HTTP) and fakesnow (HTTP, file-backed under .local/snowflake),
-uploads the sample CSV, delivers the S3 ObjectCreated event to the Lambda handler, and prints what landed.
+uploads the sample CSV (or `make demo CSV=your.csv`), delivers the S3 ObjectCreated event to the Lambda
+handler, and prints what landed. The run itself is `make score`'s (tools/score.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
-from tools.local_stack import BUCKET, DATABASE, SCHEMA, LambdaContext, LocalStack, local_stack
+from tools.local_stack import BUCKET, LocalStack
+from tools.score import DB_PATH, ROOT, default_key
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "breast_cancer.csv"
-DB_PATH = ROOT / ".local" / "snowflake"
+SAMPLE_KEY = "incoming/2026/11/wdbc sample+1.csv"  # a space and a `+`: the event carries it URL-encoded
+__all__ = ["DB_PATH", "SAMPLE", "s3_put_event", "upload"]
 
 
 def s3_put_event(bucket: str, key: str, etag: str, size: int, version_id: str | None = None) -> dict[str, Any]:
@@ -57,73 +54,13 @@ def upload(stack: LocalStack, key: str, body: bytes, bucket: str = BUCKET) -> di
     return s3_put_event(bucket, key, put["ETag"].strip('"'), len(body), put.get("VersionId"))
 
 
-def invoke_in_process(stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
-    """Run the handler in this process with the function's environment pointed at the stack."""
-    os.environ.update(stack.function_env())
-    from handler import app
+def main(argv: list[str] | None = None) -> int:
+    """The sample file (or ``--csv``, the same as ``make score FILE=...``) through the handler; see tools/score.py."""
+    from tools.score import parse_args, run
 
-    app.build_pipeline.cache_clear()
-    from pipeline.settings import get_settings
-
-    get_settings.cache_clear()
-    return app.lambda_handler(event, LambdaContext(aws_request_id="local-demo"))  # type: ignore[arg-type]
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--csv", type=Path, default=SAMPLE)
-    parser.add_argument("--key", default="incoming/2026/11/wdbc sample+1.csv")
-    parser.add_argument("--db-path", type=Path, default=DB_PATH)
-    args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-
-    with local_stack(args.db_path) as stack:
-        event = upload(stack, args.key, args.csv.read_bytes())
-        summary = invoke_in_process(stack, event)
-        print("Load summary:")
-        print(
-            json.dumps(
-                {k: v for k, v in summary.items() if k != "objects"}
-                | {
-                    "objects": [
-                        {
-                            k: o.get(k)
-                            for k in ("key", "version", "status", "rows_loaded", "rows_rejected", "load_id", "reason")
-                        }
-                        for o in summary["objects"]
-                    ]
-                },
-                indent=2,
-            )
-        )
-        conn = stack.snowflake_connect()
-        cur = conn.cursor()
-        print("\nRows in TUMOUR_SCORES by CONDITION:")
-        for condition, n in cur.execute(
-            "SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY CONDITION ORDER BY CONDITION"
-        ).fetchall():
-            print(f"  {condition:<10} {n}")
-        print("\nA few rows:")
-        rows = cur.execute(
-            "SELECT SAMPLE_ID, MEAN_RADIUS, CLASSIFICATION, CONDITION, ROUND(MALIGNANT_PROBABILITY, 4), SOURCE_LINE "
-            "FROM TUMOUR_SCORES ORDER BY SOURCE_LINE LIMIT 5"
-        ).fetchall()
-        print("  SAMPLE_ID   MEAN_RADIUS  CLASSIFICATION  CONDITION  P(malignant)  SOURCE_LINE")
-        for r in rows:
-            print(f"  {r[0]:<11} {r[1]:>11}  {r[2]:>14}  {r[3]:<9}  {r[4]:>12}  {r[5]:>11}")
-        print("\nLoad ledger:")
-        for r in cur.execute(
-            "SELECT SOURCE_KEY, STATUS, ROWS_LOADED, ROWS_REJECTED, LOAD_ID FROM TUMOUR_SCORE_LOADS"
-        ).fetchall():
-            print("  ", r)
-        conn.close()
-    print(f"\nThe emulated Snowflake is kept in {args.db_path}/{DATABASE}.db (schema {SCHEMA}). Query it with:")
-    print(f'  {sys.executable} -m tools.query "SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY 1"')
-    statuses = [o["status"] for o in summary["objects"]]
-    if statuses == ["duplicate"]:
-        print("\n(This object version was already loaded by an earlier `make demo`: the re-delivery was")
-        print(" recognised as a duplicate and loaded nothing. `rm -rf .local` starts afresh.)")
-    return 0 if statuses and all(s in {"loaded", "duplicate"} for s in statuses) else 1
+    args = parse_args(argv, default_file=SAMPLE)
+    key = args.key or (SAMPLE_KEY if args.file.resolve() == SAMPLE else default_key(args.file))
+    return run(args.file, key, args.db_path)
 
 
 if __name__ == "__main__":

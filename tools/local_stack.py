@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,9 @@ def _fakesnow_server(db_path: Path | None) -> Iterator[int]:
 
     _patch_fakesnow_copy_from_literal()
     logging.getLogger("fakesnow").setLevel(logging.WARNING)
+    logging.getLogger("fakesnow.server").setLevel(logging.WARNING)  # it sets INFO itself: a line per login
+    # DuckDB's advice to fakesnow's own code (about an extra copy when it answers a query); nothing to act on.
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
     if db_path is not None:
         db_path.mkdir(parents=True, exist_ok=True)
         fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))

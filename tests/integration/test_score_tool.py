@@ -1,0 +1,192 @@
+"""`make score FILE=...` and `make demo CSV=...`: a user's own file through the handler on the local stack.
+
+Each case runs the tool as a user does (a fresh process: `python -m tools.score`, without PYTHONPATH) with
+its own emulated Snowflake under tmp_path, and reads what it prints. The emulator is fakesnow: the tool's
+queries are plain Snowflake SQL, nothing here relies on fakesnow behaviour beyond it answering them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOISE = ("Traceback", "XNNPACK", "Session login", "UserWarning", '"_aws"', "CloudWatchMetrics")
+
+
+def _run_tool(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "POWERTOOLS_LOG_LEVEL"}}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _title_case_header(lines: list[str]) -> list[str]:
+    return [",".join(name.title() for name in lines[0].split(",")), *lines[1:]]
+
+
+def _two_bad_rows(lines: list[str]) -> list[str]:
+    out = list(lines)
+    for line_no, field in ((4, 2), (6, 5)):  # record 4: 'mean texture'; record 6: 'mean smoothness'
+        cells = out[line_no - 1].split(",")
+        cells[field] = "abc" if line_no == 4 else ""
+        out[line_no - 1] = ",".join(cells)
+    return out
+
+
+CASES = [
+    # id, rows, edit, gzip, env, expected exit status, lines stdout must hold
+    pytest.param(
+        30, None, False, {}, 0, ["status         loaded", "rows loaded    30", "SAMPLE_ID", "malignant"], id="plain"
+    ),
+    pytest.param(30, None, True, {}, 0, ["status         loaded", "rows loaded    30"], id="csv-gz"),
+    pytest.param(
+        30,
+        None,
+        False,
+        {"COLUMN_RENAMES": '{"sample_id": "PATIENT_REF"}', "TARGET_TABLE": "RENAMED_SCORES"},
+        0,
+        ["rows loaded    30", "PATIENT_REF", "Rows in RENAMED_SCORES by CONDITION", "FROM RENAMED_SCORES"],
+        id="column-renames",
+    ),
+    pytest.param(
+        30, None, False, {"KEEP_EXTRA_COLUMNS": "false"}, 0, ["rows loaded    30", "benign"], id="no-extra-columns"
+    ),
+    pytest.param(
+        30,
+        None,
+        False,
+        {"DROP_COLUMNS": "CONDITION"},
+        0,
+        ["rows loaded    30", "by CLASSIFICATION (CONDITION is dropped by DROP_COLUMNS)"],
+        id="condition-dropped",
+    ),
+    pytest.param(
+        10,
+        _two_bad_rows,
+        False,
+        {},
+        0,
+        [
+            "rows rejected  2",
+            "Rejected rows in TUMOUR_SCORE_REJECTS (2; line 1 is the header):",
+            "4     mean texture     non-numeric value in column 'mean texture'",
+            "6     mean smoothness  missing value in column 'mean smoothness'",
+        ],
+        id="bad-rows",
+    ),
+    pytest.param(
+        10,
+        _title_case_header,
+        False,
+        {},
+        1,
+        ["status         failed", "reason         missing_columns:", "STATUS         FAILED"],
+        id="title-case-header-failed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "edit", "gz", "env", "status", "expected"), CASES)
+def test_score_prints_the_load_its_rows_rejects_and_ledger_row(
+    make_csv: Callable[..., bytes],
+    tmp_path: Path,
+    rows: int,
+    edit: Callable[[list[str]], list[str]] | None,
+    gz: bool,
+    env: dict[str, str],
+    status: int,
+    expected: list[str],
+) -> None:
+    # Given a user's file and settings in the environment
+    body = make_csv(rows, edit)
+    file = tmp_path / ("upload.csv.gz" if gz else "upload.csv")
+    file.write_bytes(gzip.compress(body) if gz else body)
+
+    # When it is scored
+    proc = _run_tool("tools.score", str(file), "--db-path", str(tmp_path / "db"), env=env)
+
+    # Then the report is on stdout, the exit status says how it went, and nothing else is printed
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    for line in expected:
+        assert line in proc.stdout, f"{line!r} not in:\n{proc.stdout}"
+    assert "Ledger row in" in proc.stdout
+    for noise in NOISE:
+        assert noise not in proc.stdout + proc.stderr, proc.stderr
+    if status:
+        assert proc.stderr.strip().startswith("error:"), proc.stderr
+    else:
+        assert proc.stderr == ""
+
+
+def test_a_second_run_of_the_same_file_reports_the_first_load_and_the_same_status(
+    make_csv: Callable[..., bytes], tmp_path: Path
+) -> None:
+    # Given a file that failed once (a title-case header) and one that loaded, each scored once already
+    failed, loaded = tmp_path / "failed.csv", tmp_path / "loaded.csv"
+    failed.write_bytes(make_csv(5, _title_case_header))
+    loaded.write_bytes(make_csv(5))
+    db = str(tmp_path / "db")
+    firsts = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
+
+    # When each is scored again
+    seconds = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
+
+    # Then the second run is a duplicate with the first run's status and ledger row, and loads nothing more
+    assert [p.returncode for p in firsts] == [p.returncode for p in seconds] == [1, 0]
+    for first, second in zip(firsts, seconds, strict=True):
+        assert "status         duplicate" in second.stdout
+        ledger = first.stdout.split("Ledger row in")[1].split("\n\n")[0]
+        assert ledger in second.stdout
+    assert "rows loaded    5" in firsts[1].stdout
+    assert "benign" in seconds[1].stdout or "malignant" in seconds[1].stdout
+
+
+def test_demo_scores_the_file_named_with_csv(make_csv: Callable[..., bytes], tmp_path: Path) -> None:
+    # Given a file of the user's with a title-case header
+    file = tmp_path / "mine.csv"
+    file.write_bytes(make_csv(5, _title_case_header))
+
+    # When the demo is pointed at it
+    proc = _run_tool("tools.demo", "--csv", str(file), "--db-path", str(tmp_path / "db"))
+
+    # Then that file (not the sample) is the one loaded, and its failure is reported without a traceback
+    assert proc.returncode == 1
+    assert "incoming/mine.csv" in proc.stdout
+    assert "missing_columns" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no/such/file.csv"], "no such file: no/such/file.csv"),
+        (["data/breast_cancer.csv", "--db-path", "{tmp}"], "COLUMN_RENAMES: Value error, must be a JSON object"),
+    ],
+    ids=["missing-file", "bad-setting"],
+)
+def test_usage_and_configuration_errors_are_one_line_without_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    # Given a missing file, or a setting the function would refuse
+    env = {"COLUMN_RENAMES": "{not json"}
+
+    # When the tool is run
+    proc = _run_tool("tools.score", *[a.format(tmp=tmp_path) for a in args], env=env)
+
+    # Then it says what is wrong, with status 2 and no traceback
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

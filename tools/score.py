@@ -1,0 +1,299 @@
+"""`make score FILE=<csv or csv.gz> [KEY=...]`: your own file through the Lambda handler, on the local stack.
+
+The path is the demo's: moto (S3 + Secrets Manager) and fakesnow (Snowflake over HTTP, file-backed under
+.local/snowflake) start on loopback, the file is uploaded under KEY, the S3 ObjectCreated event goes to the
+handler in this process, and the outcome is read back from the three tables:
+
+* the load summary (status, rows loaded / rejected, load id);
+* counts by condition, and a few scored rows;
+* the rejected rows with their line, column and reason (never their values);
+* the ledger row.
+
+The function's settings come from the environment as on Lambda (`COLUMN_RENAMES`, `KEEP_EXTRA_COLUMNS`,
+`TARGET_TABLE`, ...; README "Configuration"); the queries use the configured table and column names.
+Only that report goes to stdout. The function's logs go to stderr at WARNING unless `POWERTOOLS_LOG_LEVEL`
+says otherwise.
+
+Exit status: 0 when the file loaded (or was already loaded: a re-run of the same bytes is a `duplicate` and
+reports the earlier load), 1 when it was recorded FAILED (the reason is printed), 2 for a usage or
+configuration error, 3 when the load raised a retriable error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_PATH = ROOT / ".local" / "snowflake"
+QUERY_TOOL = ROOT / "tools" / "query.py"
+MAX_REJECTS_SHOWN = 20
+SAMPLE_ROWS_SHOWN = 5
+# Third-party lines on the native stderr that carry nothing for the user: LiteRT announces its CPU delegate.
+NATIVE_NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
+# Columns of the target table that are not worth showing in the sample rows (one value per load).
+LOAD_LINEAGE = {"SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION", "MODEL_VERSION", "LOAD_ID", "LOADED_AT"}
+SHOWN_SCORES = ("CLASSIFICATION", "CONDITION", "MALIGNANT_PROBABILITY", "SOURCE_LINE")
+
+
+def make_importable() -> None:
+    """`python -m tools.score` without PYTHONPATH: the function's packages live in src/."""
+    for path in (str(ROOT), str(ROOT / "src")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def quiet_by_default() -> None:
+    """Logs at WARNING unless asked, no CloudWatch metrics blob, no TensorFlow chatter."""
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def default_key(file: Path) -> str:
+    return f"incoming/{file.name}"
+
+
+@contextlib.contextmanager
+def native_stderr_without(noise: re.Pattern[bytes]) -> Iterator[None]:
+    """Drop matching lines that native code writes straight to file descriptor 2; pass the rest through."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured:
+                if not noise.match(line):
+                    sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+
+
+def load_handler() -> Any:
+    """Import the handler (its init builds the scorer and clients) with its logs on stderr."""
+    with contextlib.redirect_stdout(sys.stderr), native_stderr_without(NATIVE_NOISE):
+        from handler import app
+    return app
+
+
+def invoke(stack: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """Run the handler in this process with the function's environment pointed at the stack."""
+    from pipeline.settings import get_settings
+    from tools.local_stack import LambdaContext
+
+    os.environ.update(stack.function_env())
+    get_settings.cache_clear()
+    app = load_handler()
+    app.build_pipeline.cache_clear()
+    with contextlib.redirect_stdout(sys.stderr), native_stderr_without(NATIVE_NOISE):
+        result: dict[str, Any] = app.lambda_handler(event, LambdaContext(aws_request_id="local-score"))
+    return result
+
+
+@dataclass(frozen=True)
+class Tables:
+    target: str
+    rejects: str
+    ledger: str
+
+
+def _table_exists(cur: Any, table: str) -> bool:
+    # Asked through INFORMATION_SCHEMA: selecting from a missing table would make the emulator log an error.
+    cur.execute(
+        "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = CURRENT_SCHEMA() AND TABLE_NAME = %s",
+        (table,),
+    )
+    return int(cur.fetchone()[0]) > 0
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "  ") -> None:
+    cells = [[str(h) for h in header], *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for row in cells:
+        print(indent + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
+    """Print what one object's delivery left in the three tables (queries use the configured names).
+
+    Returns the ledger's status for the object version: for a duplicate, that of the earlier delivery."""
+    ledger_row = None
+    if _table_exists(cur, tables.ledger):
+        cur.execute(
+            "SELECT STATUS, ROWS_LOADED, ROWS_REJECTED, REASON_CODE, REASON, LOAD_ID, MODEL_VERSION, STARTED_AT, "
+            f"FINISHED_AT FROM {tables.ledger} WHERE SOURCE_BUCKET = %s AND SOURCE_KEY = %s AND SOURCE_VERSION = %s "
+            "ORDER BY FINISHED_AT DESC NULLS LAST LIMIT 1",
+            (obj["bucket"], obj["key"], obj["version"]),
+        )
+        ledger_row = cur.fetchone()
+        ledger_names = [d[0] for d in cur.description]
+    # Rows exist only for a LOADED ledger row (a duplicate reports the earlier load; a FAILED one loaded none).
+    loaded = ledger_row is not None and ledger_row[0] == "LOADED"
+    load_id = (obj.get("load_id") or ledger_row[5]) if loaded and ledger_row is not None else None
+
+    if load_id and _table_exists(cur, tables.target):
+        columns, shown = _columns(cur, tables.target)
+        if "CONDITION" in columns:
+            cur.execute(
+                f"SELECT CONDITION, COUNT(*) FROM {tables.target} WHERE LOAD_ID = %s GROUP BY CONDITION "
+                "ORDER BY CONDITION",
+                (load_id,),
+            )
+            print(f"\nRows in {tables.target} by CONDITION:")
+            _print_table(["CONDITION", "ROWS"], cur.fetchall())
+        elif "CLASSIFICATION" in columns:
+            cur.execute(
+                f"SELECT CLASSIFICATION, COUNT(*) FROM {tables.target} WHERE LOAD_ID = %s GROUP BY CLASSIFICATION "
+                "ORDER BY CLASSIFICATION",
+                (load_id,),
+            )
+            print(f"\nRows in {tables.target} by CLASSIFICATION (CONDITION is dropped by DROP_COLUMNS):")
+            _print_table(["CLASSIFICATION", "ROWS"], cur.fetchall())
+        else:
+            print("\n(CONDITION and CLASSIFICATION are both dropped by DROP_COLUMNS: no counts by condition.)")
+        if shown:
+            names = ", ".join(shown)
+            cur.execute(
+                f"SELECT {names} FROM {tables.target} WHERE LOAD_ID = %s ORDER BY SOURCE_LINE "
+                f"LIMIT {SAMPLE_ROWS_SHOWN}",
+                (load_id,),
+            )
+            print(f"\nThe first {SAMPLE_ROWS_SHOWN} rows (identifiers and scores):")
+            _print_table(shown, cur.fetchall())
+
+    if load_id and _table_exists(cur, tables.rejects):
+        cur.execute(f"SELECT COUNT(*) FROM {tables.rejects} WHERE LOAD_ID = %s", (load_id,))
+        n_rejects = int(cur.fetchone()[0])
+        if n_rejects:
+            cur.execute(
+                f"SELECT SOURCE_LINE, COLUMN_NAME, REASON FROM {tables.rejects} WHERE LOAD_ID = %s "
+                f"ORDER BY SOURCE_LINE, COLUMN_NAME LIMIT {MAX_REJECTS_SHOWN}",
+                (load_id,),
+            )
+            print(f"\nRejected rows in {tables.rejects} ({n_rejects}; line 1 is the header):")
+            _print_table(["LINE", "COLUMN", "REASON"], cur.fetchall())
+            if n_rejects > MAX_REJECTS_SHOWN:
+                print(f"  ... and {n_rejects - MAX_REJECTS_SHOWN} more")
+
+    print(f"\nLedger row in {tables.ledger}:")
+    if ledger_row is None:
+        print("  (none)")
+    else:
+        width = max(len(n) for n in ledger_names)
+        for name, value in zip(ledger_names, ledger_row, strict=True):
+            if value is not None:
+                print(f"  {name.ljust(width)}  {value}")
+    return None if ledger_row is None else str(ledger_row[0])
+
+
+def _columns(cur: Any, table: str) -> tuple[list[str], list[str]]:
+    """The table's columns, and those worth showing: the first kept text columns (identifiers such as
+    SAMPLE_ID, under whatever name COLUMN_RENAMES gives them) and the scores that were not dropped."""
+    cur.execute(f"SELECT * FROM {table} LIMIT 0")
+    cur.fetchall()
+    text_type = 2  # snowflake.connector's type code for TEXT (VARCHAR)
+    names = [d[0] for d in cur.description]
+    texts = [d[0] for d in cur.description if d[1] == text_type and d[0] not in LOAD_LINEAGE and d[0] != "CONDITION"]
+    return names, texts[:2] + [n for n in SHOWN_SCORES if n in names]
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for obj in summary["objects"]:
+        lines.append(f"  s3://{obj['bucket']}/{obj['key']} (version {obj['version']})")
+        lines.append(f"  status         {obj['status']}")
+        if obj["status"] == "loaded":
+            lines.append(f"  rows loaded    {obj['rows_loaded']}")
+            lines.append(f"  rows rejected  {obj['rows_rejected']}")
+            if obj.get("rows_blank"):
+                lines.append(f"  blank lines    {obj['rows_blank']}")
+            lines.append(f"  load id        {obj['load_id']}")
+        elif obj["status"] == "duplicate":
+            lines.append(
+                "  (this version was delivered before: nothing loaded again; below is what that delivery left)"
+            )
+        if obj.get("reason"):
+            lines.append(f"  reason         {obj.get('reason_code') or ''}: {obj['reason']}".replace(" : ", " "))
+    return lines
+
+
+def query_hint(db_path: Path, table: str) -> str:
+    db = "" if db_path.resolve() == DB_PATH.resolve() else f" --db-path {db_path}"
+    return f'  {sys.executable} {QUERY_TOOL}{db} "SELECT CONDITION, COUNT(*) FROM {table} GROUP BY 1"'
+
+
+def run(file: Path, key: str, db_path: Path) -> int:
+    """Upload ``file`` under ``key``, deliver its event to the handler, print the report; the exit status."""
+    make_importable()
+    quiet_by_default()
+    from pipeline.errors import ConfigurationError, PipelineError
+    from pipeline.settings import Settings
+    from tools.demo import upload
+    from tools.local_stack import DATABASE, local_stack
+
+    data = file.read_bytes()
+    with local_stack(db_path) as stack:
+        try:
+            settings = Settings.from_env({**os.environ, **stack.function_env()})
+        except ConfigurationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        tables = Tables(settings.target_table, settings.rejects_table, settings.ledger_table)
+        event = upload(stack, key, data)
+        try:
+            summary = invoke(stack, event)
+        except PipelineError as exc:
+            retry = "a retry may help" if exc.retriable else "a retry will not help"
+            print(f"error: {file} was not loaded ({exc.reason}: {exc}); {retry}", file=sys.stderr)
+            return 3 if exc.retriable else 1
+        print("Load summary:")
+        print("\n".join(summary_lines(summary)))
+        conn = stack.snowflake_connect()
+        try:
+            cur = conn.cursor()
+            outcomes = {obj["key"]: report(cur, tables, obj) for obj in summary["objects"]}
+        finally:
+            conn.close()
+    print(f"\nThe emulated Snowflake is kept in {db_path}/{DATABASE}.db (`rm -rf {db_path}` starts afresh). Query it:")
+    print(query_hint(db_path, tables.target))
+    # A re-run of a file that failed is a duplicate, and still a failure: the ledger decides.
+    failed = [o for o in summary["objects"] if outcomes[o["key"]] != "LOADED"]
+    for obj in failed:
+        print(f"error: {file} was recorded {outcomes[obj['key']]}: see the reason above", file=sys.stderr)
+    return 0 if summary["objects"] and not failed else 1
+
+
+def parse_args(argv: Sequence[str] | None, *, default_file: Path | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if default_file is None:
+        parser.add_argument("file", type=Path, help="a CSV file (.csv, or gzipped .csv.gz)")
+    else:
+        parser.add_argument("--csv", dest="file", type=Path, default=default_file, help="the CSV file to load")
+    parser.add_argument("--key", help="the S3 key to upload it under (default: incoming/<file name>)")
+    parser.add_argument("--db-path", type=Path, default=DB_PATH, help="where the emulated Snowflake keeps its data")
+    args = parser.parse_args(argv)
+    if not args.file.is_file():
+        parser.error(f"no such file: {args.file}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run(args.file, args.key or default_key(args.file), args.db_path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
