@@ -1,6 +1,6 @@
 """Scoring benchmark: batched TFLite scoring vs a per-row interpreter loop vs a plain numpy forward pass.
 
-Issue 2, item 6. In one run, for each N it measures rows/s of
+In one run, for each N it measures rows/s of
 
 * ``batched``  ``Scorer.score(x)``: the product path (validation, one ``invoke`` per chunk of
                ``max_batch_rows`` rows, probability, class and label);
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = ["batched", "per-row", "numpy"] + (["numpy-1t"] if blas1 else [])
     numpy_methods = [m for m in methods if m.startswith("numpy")]
 
-    print("Scoring benchmark (issue 2, item 6)")
+    print("Scoring benchmark")
     print(
         f"machine: {info['nproc']} CPU(s) [{info['cpu_model']}], Python {info['python']}, numpy {info['numpy']}, "
         f"{scorer.interpreter_package}; load average at start {info['load_average_at_start']}"
@@ -488,7 +488,6 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "benchmark": "scoring",
-        "issue": "2 item 6",
         "machine": info,
         "model_version": scorer.model_version,
         "interpreter_package": scorer.interpreter_package,

@@ -1,6 +1,6 @@
 """Cold start of the BUILT Lambda artifact, with and without precompiled bytecode, and first vs second invocation.
 
-1. Init time: ``.aws-sam/build/ScoringFunction`` (``make -f Makefile -f mk/sam.mk build``) is imported the way
+1. Init time: ``.aws-sam/build/ScoringFunction`` (``make build``) is imported the way
    Lambda's init phase does it (``handler.app``: imports, settings, model load, boto3 client, Snowflake
    connector) in a clean ``python3.13 -I -S`` process with ``sys.dont_write_bytecode`` (``/var/task`` is
    read-only), ``--runs`` times each, for
@@ -44,7 +44,7 @@ SAMPLE = REPO_ROOT / "data" / "breast_cancer.csv"
 def artifact_problem(artifact: Path) -> str | None:
     """Why the built artifact cannot be timed, or None."""
     if not (artifact / "handler" / "app.py").exists() and not (artifact / "handler" / "app.pyc").exists():
-        return f"{artifact} has no handler: build it with `make -f Makefile -f mk/sam.mk build`"
+        return f"{artifact} has no handler: build it with `make build`"
     if not any(artifact.glob("**/*.pyc")):
         return f"{artifact} has no bytecode: it was built with --no-bytecode"
     return None
@@ -55,7 +55,7 @@ def init_figures(runs: int) -> dict[str, Any]:
 
     problem = artifact_problem(ARTIFACT)
     if problem is None and not RUNTIME_PROVIDED.exists():
-        problem = f"{RUNTIME_PROVIDED} is missing: `make -f Makefile -f mk/sam.mk runtime-provided`"
+        problem = f"{RUNTIME_PROVIDED} is missing: `make runtime-provided`"
     if problem:
         return {"skipped": problem}
     with_bc: list[float] = []

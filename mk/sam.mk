@@ -1,5 +1,5 @@
 # SAM targets: build, local invoke, validate, deploy. Included from the Makefile (`include mk/sam.mk`);
-# also usable on its own: `make -f Makefile -f mk/sam.mk build`.
+# Not usable on its own: it relies on the Makefile's PYTHON_BOOTSTRAP and install targets.
 #
 #   make build                      sam build (no Docker): .aws-sam/build/ScoringFunction + the built template
 #   make invoke EVENT=events/x.json the built artifact on one event, against the local moto + fakesnow stack
