@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install lock model import-model test test-fast lint format demo score query bench backfill clean
+.PHONY: help install lock model import-model test test-fast lint format demo score score-usage query bench backfill clean
 
 include mk/sam.mk
 
@@ -73,9 +73,11 @@ WITH_MODEL_DIR = $(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))")
 demo: $(VENV)/.installed-local ## the sample file through the handler on the local stack (CSV=your.csv for your own) [MODEL_DIR=<dir>]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.demo $(if $(CSV),--csv "$(CSV)")
 
-score: $(VENV)/.installed-local ## your own file through the handler on the local stack: FILE=x.csv[.gz] [KEY=incoming/x.csv]
-	@test -n "$(FILE)" || { echo "usage: make score FILE=path/to/file.csv [KEY=incoming/name.csv]" >&2; exit 2; }
+score: score-usage $(VENV)/.installed-local ## your own file through the handler on the local stack: FILE=x.csv[.gz] [KEY=incoming/x.csv]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
+
+score-usage:
+	@test -n "$(FILE)" || { echo "usage: make score FILE=path/to/file.csv [KEY=incoming/name.csv]" >&2; exit 2; }
 
 query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/
 	@$(PY) -m tools.query $(if $(SQL),"$(SQL)")
