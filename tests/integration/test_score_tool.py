@@ -190,3 +190,45 @@ def test_usage_and_configuration_errors_are_one_line_without_traceback(
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def scored_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An emulated Snowflake with one scored file in it, as `make score` leaves it."""
+    db = tmp_path_factory.mktemp("scored") / "db"
+    proc = _run_tool("tools.score", str(REPO_ROOT / "data" / "breast_cancer.csv"), "--db-path", str(db))
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+@pytest.mark.parametrize(
+    ("sql", "status", "stdout", "stderr"),
+    [
+        ("SELECT CONDITION, COUNT(*) AS N FROM TUMOUR_SCORES GROUP BY 1 ORDER BY 1", 0, "CONDITION\tN\nbenign\t3", ""),
+        ("SELECT * FROM NO_SUCH_TABLE", 1, "", "query failed: "),
+        ("SELEKT 1", 1, "", "query failed: "),
+    ],
+    ids=["good", "missing-table", "syntax-error"],
+)
+def test_query_runs_from_any_directory_and_reports_a_bad_query_without_traceback(
+    scored_db: Path, tmp_path: Path, sql: str, status: int, stdout: str, stderr: str
+) -> None:
+    # Given the emulated Snowflake a score run left, and a shell in another directory without PYTHONPATH
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    # When tools/query.py is run by its path
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "query.py"), sql, "--db-path", str(scored_db)],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then a good query prints its rows, and a bad one its message, with no traceback
+    assert proc.returncode == status, proc.stderr
+    assert proc.stdout.startswith(stdout)
+    assert proc.stderr.startswith(stderr)
+    assert "Traceback" not in proc.stderr
