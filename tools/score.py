@@ -95,9 +95,12 @@ def invoke(stack: Any, event: dict[str, Any]) -> dict[str, Any]:
     from tools.local_stack import LambdaContext
 
     os.environ.update(stack.function_env())
-    get_settings.cache_clear()
+    rerun = "handler.app" in sys.modules  # a second run in this process: settings and pipeline afresh
+    if rerun:
+        get_settings.cache_clear()
     app = load_handler()
-    app.build_pipeline.cache_clear()
+    if rerun:
+        app.build_pipeline.cache_clear()
     with contextlib.redirect_stdout(sys.stderr), native_stderr_without(NATIVE_NOISE):
         result: dict[str, Any] = app.lambda_handler(event, LambdaContext(aws_request_id="local-score"))
     return result
@@ -258,7 +261,7 @@ def run(file: Path, key: str, db_path: Path) -> int:
         except PipelineError as exc:
             retry = "a retry may help" if exc.retriable else "a retry will not help"
             print(f"error: {file} was not loaded ({exc.reason}: {exc}); {retry}", file=sys.stderr)
-            return 3 if exc.retriable else 1
+            return 2 if isinstance(exc, ConfigurationError) else 3 if exc.retriable else 1
         print("Load summary:")
         print("\n".join(summary_lines(summary)))
         conn = stack.snowflake_connect()
