@@ -68,6 +68,10 @@ def handle(event: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
             logger.info("event record skipped", extra={"skipped": reason})
     if parsed.malformed:
         metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=len(parsed.malformed))
+    if expected_skips := len(parsed.skipped) - len(parsed.malformed):
+        # Counted, so that an event with nothing to load (a test event, a delete) flushes a metric instead of
+        # Powertools' "No application metrics to publish" warning.
+        metrics.add_metric(name="RecordsSkipped", unit=MetricUnit.Count, value=expected_skips)
     results: list[dict[str, Any]] = []
     failed_messages: list[str] = list(parsed.bad_messages)
     first_error: BaseException | None = None
