@@ -235,7 +235,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def query_hint(db_path: Path, table: str) -> str:
     db = "" if db_path.resolve() == DB_PATH.resolve() else f" --db-path {db_path}"
-    return f'  {sys.executable} {QUERY_TOOL}{db} "SELECT CONDITION, COUNT(*) FROM {table} GROUP BY 1"'
+    return f'  {sys.executable} {QUERY_TOOL}{db} "SELECT * FROM {table} ORDER BY LOADED_AT DESC, SOURCE_LINE LIMIT 10"'
 
 
 def run(file: Path, key: str, db_path: Path) -> int:
