@@ -37,6 +37,10 @@ def _title_case_header(lines: list[str]) -> list[str]:
     return [",".join(name.title() for name in lines[0].split(",")), *lines[1:]]
 
 
+def _unknown_feature_name(lines: list[str]) -> list[str]:
+    return [lines[0].replace("mean radius", "radius of the mean"), *lines[1:]]
+
+
 def _two_bad_rows(lines: list[str]) -> list[str]:
     out = list(lines)
     for line_no, field in ((4, 2), (6, 5)):  # record 4: 'mean texture'; record 6: 'mean smoothness'
@@ -88,13 +92,25 @@ CASES = [
         id="bad-rows",
     ),
     pytest.param(
+        30, _title_case_header, False, {}, 0, ["rows loaded    30", "SAMPLE_ID", "malignant"], id="title-case-header"
+    ),
+    pytest.param(
         10,
         _title_case_header,
         False,
-        {},
+        {"HEADER_MATCHING": "strict"},
         1,
         ["status         failed", "reason         missing_columns:", "STATUS         FAILED"],
-        id="title-case-header-failed",
+        id="title-case-header-strict-failed",
+    ),
+    pytest.param(
+        10,
+        _unknown_feature_name,
+        False,
+        {},
+        1,
+        ["status         failed", "reason         missing_columns:", "'mean radius'", "STATUS         FAILED"],
+        id="missing-column-failed",
     ),
 ]
 
@@ -134,9 +150,9 @@ def test_score_prints_the_load_its_rows_rejects_and_ledger_row(
 def test_a_second_run_of_the_same_file_reports_the_first_load_and_the_same_status(
     make_csv: Callable[..., bytes], tmp_path: Path
 ) -> None:
-    # Given a file that failed once (a title-case header) and one that loaded, each scored once already
+    # Given a file that failed once (a feature column missing) and one that loaded, each scored once already
     failed, loaded = tmp_path / "failed.csv", tmp_path / "loaded.csv"
-    failed.write_bytes(make_csv(5, _title_case_header))
+    failed.write_bytes(make_csv(5, _unknown_feature_name))
     loaded.write_bytes(make_csv(5))
     db = str(tmp_path / "db")
     firsts = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
@@ -155,9 +171,9 @@ def test_a_second_run_of_the_same_file_reports_the_first_load_and_the_same_statu
 
 
 def test_demo_scores_the_file_named_with_csv(make_csv: Callable[..., bytes], tmp_path: Path) -> None:
-    # Given a file of the user's with a title-case header
+    # Given a file of the user's without one of the model's columns
     file = tmp_path / "mine.csv"
-    file.write_bytes(make_csv(5, _title_case_header))
+    file.write_bytes(make_csv(5, _unknown_feature_name))
 
     # When the demo is pointed at it
     proc = _run_tool("tools.demo", "--csv", str(file), "--db-path", str(tmp_path / "db"))
