@@ -134,7 +134,7 @@ def _good_rows(files: Path) -> tuple[str, list[str]]:
 
 @generator
 def multi_member_gzip(files: Path) -> bytes:
-    """cat a.gz b.gz: the header and 10 rows in one gzip member, 15 more rows in a second (issue 14)."""
+    """cat a.gz b.gz: the header and 10 rows in one gzip member, 15 more rows in a second."""
     header, rows = _good_rows(files)
     first = "\n".join([header, *(rows * 2)]) + "\n"
     second = "\n".join(rows * 3) + "\n"

@@ -1,4 +1,4 @@
-"""Every DDL statement the function runs, run by two sessions at the same moment (issue 14, item 2).
+"""Every DDL statement the function runs, run by two sessions at the same moment.
 
 The function creates the ledger, the rejects table and the target, adds the columns a file brings to the target
 (``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``, including the lineage columns an older target lacks), and creates

@@ -15,7 +15,7 @@ from pipeline.errors import (
 )
 
 CASES = [
-    # Permanent refusals whose text happens to contain "lock", "conflict" or "aborted" (issue 14, item 7)
+    # Permanent refusals whose text happens to contain "lock", "conflict" or "aborted"
     (sf.ProgrammingError(msg="invalid identifier 'BLOCK_ID'", errno=904, sqlstate="42000"), WarehouseRejectedError),
     (sf.ProgrammingError(msg="invalid identifier 'CLOCK_SKEW'", errno=904, sqlstate="42000"), WarehouseRejectedError),
     (
@@ -48,7 +48,7 @@ CASES = [
     (sf.ProgrammingError(msg="No active warehouse selected", errno=606, sqlstate="57P03"), WarehouseUnavailableError),
     (sf.OperationalError(msg="internal error", errno=12345, sqlstate="XX000"), WarehouseUnavailableError),
     (sf.OperationalError(msg="something transient"), WarehouseUnavailableError),
-    # The session is gone: the connection must be dropped (issue 14, item 6)
+    # The session is gone: the connection must be dropped
     (
         sf.ProgrammingError(msg="Authentication token has expired.", errno=390114, sqlstate="08001"),
         WarehouseConnectionError,

@@ -83,7 +83,7 @@ def test_events_without_objects_are_skipped_not_errors(event: dict[str, Any]) ->
     assert len(parsed.skipped) == 1
 
 
-# --- malformed messages: reported and skipped, never raised (issue 14, item 10) -------------------------------
+# --- malformed messages: reported and skipped, never raised -------------------------------
 
 
 def sqs(message_id: str, body: Any) -> dict[str, Any]:
