@@ -43,8 +43,9 @@ sam-cli: $(SAM_VENV)/.installed ## install the pinned SAM CLI into its own venv 
 build: .aws-sam/build/.stamp-$(SAM_FUNCTION) ## sam build without Docker (BuildMethod: makefile -> build/build_artifact.py)
 
 .aws-sam/build/.stamp-$(SAM_FUNCTION): $(ARTIFACT_INPUTS) | $(VENV)/.installed $(SAM_VENV)/.installed
-	$(SAM_ENV) $(SAM) build --template-file template.yaml >&2
-	touch $@
+	@echo "sam build --template-file template.yaml" >&2
+	@$(SAM_ENV) $(SAM) build --template-file template.yaml >&2
+	@touch $@
 
 build-no-sam: $(VENV)/.installed ## the same artifact without SAM CLI (no built template for sam deploy)
 	$(PY) build/build_artifact.py --out $(ARTIFACT)
@@ -52,30 +53,33 @@ build-no-sam: $(VENV)/.installed ## the same artifact without SAM CLI (no built 
 runtime-provided: $(RUNTIME_PROVIDED)/.installed ## boto3 & co. as the Lambda runtime provides them (for invoke)
 
 $(RUNTIME_PROVIDED)/.installed: requirements/runtime.txt build/build_artifact.py | $(VENV)/.installed
-	$(PY) build/build_artifact.py --runtime-provided $(RUNTIME_PROVIDED)
-	touch $@
+	@$(PY) build/build_artifact.py --runtime-provided $(RUNTIME_PROVIDED) >&2
+	@touch $@
 
 runtime-ric: $(RUNTIME_RIC)/.installed ## awslambdaric, the Runtime Interface Client (for invoke without Docker)
 
 $(RUNTIME_RIC)/.installed: build/local-image/requirements.txt | $(VENV)/.installed
-	rm -rf $(RUNTIME_RIC)
-	$(VENV)/bin/uv pip install --quiet --target $(RUNTIME_RIC) --python-version 3.13 \
+	@echo "awslambdaric -> $(RUNTIME_RIC)" >&2
+	@rm -rf $(RUNTIME_RIC)
+	@$(VENV)/bin/uv pip install --quiet --target $(RUNTIME_RIC) --python-version 3.13 \
 		--python-platform x86_64-manylinux_2_28 --only-binary :all: --no-deps --require-hashes \
-		-r build/local-image/requirements.txt
-	touch $@
+		-r build/local-image/requirements.txt >&2
+	@touch $@
 
 invoke: build runtime-provided runtime-ric ## EVENT=events/<file> through the built artifact, aws-lambda-rie + awslambdaric, no Docker
-	$(PY) -m tools.invoke $(EVENT) --env-vars events/env.json
+	@$(PY) -m tools.invoke $(EVENT) --env-vars events/env.json
 
 local-image: runtime-provided ## build the offline python3.13 emulation image for sam local invoke (once; reused)
-	build/local-image/build.sh $(LOCAL_IMAGE) $(RUNTIME_PROVIDED) $(VENV)/bin/uv
+	@build/local-image/build.sh $(LOCAL_IMAGE) $(RUNTIME_PROVIDED) $(VENV)/bin/uv
 
 local-stack: $(VENV)/.installed ## moto + fakesnow for sam local invoke, on our Docker network; prints the env file; Ctrl-C stops
-	$(PY) -m tools.local_stack
+	@$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image >&2)
+	@$(PY) -m tools.local_stack --invoke-image $(SAM_INVOKE_IMAGE)
 
-sam-local-invoke: build runtime-provided ## EVENT=events/<file> through the real sam local invoke (Docker) against the stack
-	$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image)
-	$(PY) -m tools.invoke --sam $(EVENT) --env-vars events/env.json --invoke-image $(SAM_INVOKE_IMAGE)
+sam-local-invoke: build runtime-provided sam-cli ## EVENT=events/<file> through the real sam local invoke (Docker) against the stack
+	@$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image >&2)
+	@echo "tools.invoke --sam $(EVENT) --invoke-image $(SAM_INVOKE_IMAGE)" >&2
+	@$(PY) -m tools.invoke --sam $(EVENT) --env-vars events/env.json --invoke-image $(SAM_INVOKE_IMAGE)
 
 validate: $(VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-lint on the translated template
 	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml

@@ -356,6 +356,9 @@ def serve(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=Path, default=Path("events"), help="sample events to upload objects for")
     parser.add_argument("--events-out", type=Path, default=SAM_EVENTS_DIR)
     parser.add_argument("--data", type=Path, default=Path("data") / "breast_cancer.csv")
+    parser.add_argument(
+        "--invoke-image", default="official", help="the image to name in the printed command; 'official' = SAM's"
+    )
     args = parser.parse_args(argv)
 
     host = args.host or docker_network_gateway(args.network)
@@ -375,6 +378,7 @@ def serve(argv: list[str] | None = None) -> int:
         env_vars = sam_env_vars(stack)
         args.env_file.write_text(json.dumps(env_vars, indent=2) + "\n", encoding="utf-8")
         network = "" if args.host else f" --docker-network {args.network}"
+        image = "" if args.invoke_image == "official" else f" --invoke-image {args.invoke_image} --skip-pull-image"
         print(json.dumps(env_vars, indent=2))
         print(
             f"\nLocal stack up: S3 + Secrets Manager at {stack.aws_endpoint}, Snowflake at http://{host}:"
@@ -382,8 +386,7 @@ def serve(argv: list[str] | None = None) -> int:
             f"Env file: {args.env_file}; sample events with their objects uploaded: {args.events_out}/\n"
             f"In another shell:\n"
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local sam local invoke ScoringFunction"
-            f" -e {args.events_out}/s3-put.json --env-vars {args.env_file}{network} --region {REGION}"
-            f"  [--invoke-image IMAGE --skip-pull-image]\n"
+            f" -e {args.events_out}/s3-put.json --env-vars {args.env_file}{network} --region {REGION}{image}\n"
             f"Ctrl-C stops the stack.",
             flush=True,
         )
