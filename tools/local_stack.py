@@ -37,6 +37,8 @@ FAKE_CREDENTIALS = {"user": "fake", "password": "snow", "account": "fakesnow"}
 def _free_port(host: str = "127.0.0.1", port: int | None = None) -> int:
     """A port free on ``host``: any (port None) or the one asked for, with a clear error if it is taken."""
     with contextlib.closing(socket.socket()) as sock:
+        # as the servers themselves bind: connections of a stack just stopped (TIME_WAIT) do not block the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port or 0))
         except OSError as exc:
@@ -366,7 +368,7 @@ def serve(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a kill (also when started in the background)
         signal.signal(signum, lambda *_: stopping.set())
     with local_stack(args.db_path, host=host, aws_port=args.aws_port, snowflake_port=args.snowflake_port) as stack:
-        upload = make_uploader(stack, args.data.read_bytes())
+        upload = make_uploader(stack, args.data.read_bytes(), versioned=True)  # as deployed: each start, new versions
         args.events_out.mkdir(parents=True, exist_ok=True)
         for event_file in sorted(args.events.glob("*.json")):
             if event_file.name == "env.json":
