@@ -450,6 +450,26 @@ def docker_unusable_reason() -> str | None:
     return None
 
 
+def sam_cli_environment() -> dict[str, str]:
+    """SAM CLI's environment for a local run: offline, and with credentials for moto only.
+
+    SAM passes its session's credentials into the container, so this shell's are never used: fake ones, which
+    moto accepts. Telemetry is off, and SAM's weekly version check (a request to the package index) is
+    marked as just done in a SAM config folder of our own, so a local run talks to nothing but the stack.
+    """
+    app_dir = ROOT / "build-cache" / "sam-cli-config"
+    app_dir.mkdir(parents=True, exist_ok=True)
+    metadata = app_dir / "metadata.json"
+    config = json.loads(metadata.read_text(encoding="utf-8")) if metadata.exists() else {}
+    config.update(lastVersionCheck=time.time(), telemetryEnabled=False)
+    metadata.write_text(json.dumps(config), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(SAM_CLI_TELEMETRY="0", __SAM_CLI_APP_DIR=str(app_dir))
+    env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    return env
+
+
 def sam_local_invoke(
     event_path: Path,
     *,
@@ -502,10 +522,7 @@ def sam_local_invoke(
         ]  # fmt: skip
         if image:
             command += ["--invoke-image", image, "--skip-pull-image"]
-        # Credentials for moto only: never this shell's (SAM passes its session's credentials into the container).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(SAM_CLI_TELEMETRY="0", AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
-        env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        env = sam_cli_environment()
         started = time.monotonic()
         proc = subprocess.run(
             command,
