@@ -61,4 +61,7 @@ tar -C "$rootfs" -c . | docker import \
 	--change "LABEL recipe=$recipe" \
 	--change 'LABEL description="Offline stand-in for the python3.13 Lambda emulation image: Debian trixie, not Amazon Linux"' \
 	- "$image" >/dev/null
+# SAM layers its emulator on top as <repo>:rapid-<arch> and, with --skip-pull-image, reuses that image while it
+# exists: drop the ones built on an older base so the next `sam local invoke` builds them on this one.
+docker image ls --format '{{.Repository}}:{{.Tag}}' "${image%:*}" | grep ':rapid-' | xargs -r docker image rm -f >/dev/null
 echo "[local-image] built $image in $(( $(date +%s) - started )) s" >&2
