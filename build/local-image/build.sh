@@ -51,6 +51,7 @@ install -m 0755 "$here/bootstrap" "$rootfs/var/runtime/bootstrap"
 mkdir -p "$rootfs/var/task" "$rootfs/opt"
 
 echo "[local-image] docker import -> $image ..." >&2
+previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 tar -C "$rootfs" -c . | docker import \
 	--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
 	--change 'ENV LANG=C.UTF-8' \
@@ -64,4 +65,6 @@ tar -C "$rootfs" -c . | docker import \
 # SAM layers its emulator on top as <repo>:rapid-<arch> and, with --skip-pull-image, reuses that image while it
 # exists: drop the ones built on an older base so the next `sam local invoke` builds them on this one.
 docker image ls --format '{{.Repository}}:{{.Tag}}' "${image%:*}" | grep ':rapid-' | xargs -r docker image rm -f >/dev/null
+# and the previous build of this image, now untagged (kept if something still uses it)
+[ -z "$previous" ] || docker image rm "$previous" >/dev/null 2>&1 || true
 echo "[local-image] built $image in $(( $(date +%s) - started )) s" >&2
