@@ -64,7 +64,8 @@ tar -C "$rootfs" -c . | docker import \
 	- "$image" >/dev/null
 # SAM layers its emulator on top as <repo>:rapid-<arch> and, with --skip-pull-image, reuses that image while it
 # exists: drop the ones built on an older base so the next `sam local invoke` builds them on this one.
-docker image ls --format '{{.Repository}}:{{.Tag}}' "${image%:*}" | grep ':rapid-' | xargs -r docker image rm -f >/dev/null
+docker image ls --format '{{.Repository}}:{{.Tag}}' "${image%:*}" | { grep ':rapid-' || true; } \
+	| xargs -r docker image rm -f >/dev/null
 # and the previous build of this image, now untagged (kept if something still uses it)
 [ -z "$previous" ] || docker image rm "$previous" >/dev/null 2>&1 || true
 echo "[local-image] built $image in $(( $(date +%s) - started )) s" >&2
