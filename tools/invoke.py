@@ -1,18 +1,25 @@
-"""`make invoke EVENT=events/<file>`: the stand-in for `sam local invoke` on machines without Docker.
+"""`make invoke` (no Docker) and `make sam-local-invoke` (the real `sam local invoke`): the built artifact on one event.
 
-    python -m tools.invoke events/s3-put.json [--env-vars events/env.json] [--artifact DIR] [--json-out FILE]
+    python -m tools.invoke events/s3-put.json [--env-vars events/env.json] [--json-out FILE]
+    python -m tools.invoke --sam events/s3-put.json [--invoke-image IMAGE|official] [--env NAME=VALUE ...]
 
+Without --sam (`make invoke`, no Docker):
 1. Reads the function's Handler, Runtime, Timeout, MemorySize and Environment from template.yaml (parameters
    from their defaults, then env.json's "Parameters"; then env.json's per-function variables, which, as with
    SAM, may only override variables the template declares).
 2. Starts the local stack (tools/local_stack.py: moto + fakesnow on loopback) and uploads the sample CSV to
    every bucket/key the event names (gzipped for .gz keys). The event's ETag, size and version id are then
    set to the uploaded object's, as S3 would have written them (the function GETs with If-Match).
-3. Runs the BUILT artifact (.aws-sam/build/ScoringFunction), not the source tree, in a fresh python3.13
-   started with -I -S: only the standard library is on sys.path, then the bootstrap below puts the artifact
-   first and the runtime-provided packages (boto3, botocore, ...; what Lambda's python3.13 runtime ships)
-   after it. /var/task is read-only on Lambda, so no bytecode is written.
-4. Prints the logs (stderr), the response (stdout) and a REPORT line like Lambda's/SAM's.
+3. Runs the BUILT artifact (.aws-sam/build/ScoringFunction), not the source tree, the way Lambda does: the
+   Runtime Interface Emulator shipped in the SAM CLI package (aws-lambda-rie, on loopback) starts
+   `python3.13 -S -m awslambdaric <handler>` in the artifact, with awslambdaric and the runtime-provided
+   packages (boto3, botocore, ...; what Lambda's python3.13 runtime ships) after it on sys.path, and the
+   event goes through the real Lambda Runtime API. /var/task is read-only on Lambda: no bytecode is written.
+4. The logs and the emulator's START/END/REPORT lines go to stderr, the response to stdout.
+
+With --sam (`make sam-local-invoke`, needs Docker): the same upload and patching, then the real
+`sam local invoke` of the built template in a container on our own Docker network, against the stack
+listening on that network's gateway (sam_local_invoke below).
 
 Exit status: 0 if the function returned, 1 if it raised or timed out, 2 on a usage or setup problem.
 """
@@ -20,9 +27,12 @@ Exit status: 0 if the function returned, 1 if it raised or timed out, 2 on a usa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gzip
 import json
+import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,92 +49,44 @@ RUNTIME_PROVIDED = ROOT / ".aws-sam" / "runtime-provided"
 SAMPLE_CSV = ROOT / "data" / "breast_cancer.csv"
 INIT_PHASE_LIMIT_S = 10.0  # Lambda's init phase budget for on-demand functions
 
-# Runs inside the fresh interpreter. Emulates the parts of Lambda's python runtime the function can notice.
-BOOTSTRAP = r"""
-import json, os, resource, signal, sys, time, traceback, uuid
-cfg = json.loads(sys.argv[1])
-sys.dont_write_bytecode = True           # /var/task is read-only on Lambda
-sys.path.insert(0, cfg["task_root"])    # /var/task first ...
-sys.path.insert(1, cfg["runtime_dir"])  # ... then what the runtime provides (boto3, botocore, ...)
-os.chdir(cfg["task_root"])
-module_name, _, function_name = cfg["handler"].rpartition(".")
-request_id = cfg["request_id"]
+# `make invoke` runs the artifact the way Lambda's python runtime does, without Docker: the Runtime Interface
+# Emulator that ships inside the SAM CLI package (aws-lambda-rie, on loopback) starts the runtime,
+# `python3.13 -m awslambdaric <handler>` (the Runtime Interface Client, as in /var/runtime/bootstrap of the
+# offline image), and the event goes to it over the real Lambda Runtime API.
+RUNTIME_RIC = ROOT / ".aws-sam" / "runtime-ric"  # awslambdaric + deps (build/local-image/requirements.txt)
+SAM_SITE_PACKAGES = ROOT / "build-cache" / "venv-sam" / "lib"
 
-class LambdaContext:
-    function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-    function_version = "$LATEST"
-    invoked_function_arn = f"arn:aws:lambda:{os.environ['AWS_REGION']}:123456789012:function:{function_name}"
-    memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
-    aws_request_id = request_id
-    log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-    log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-    identity = None
-    client_context = None
-    def __init__(self, deadline):
-        self._deadline = deadline
-    def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-def emit(**fields):
-    with open(cfg["result_file"], "w", encoding="utf-8") as handle:
-        json.dump(fields, handle, default=str)
-
-def error_payload(exc):
-    return {"errorMessage": str(exc), "errorType": type(exc).__name__, "requestId": request_id,
-            "stackTrace": traceback.format_tb(exc.__traceback__)}
-
-def module_files():
-    # every loaded module and the file it came from (None for built-in and frozen modules)
-    return {name: getattr(module, "__file__", None) for name, module in sorted(sys.modules.items())}
-
-def max_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-t0 = time.perf_counter()
-try:
-    import importlib
-    module = importlib.import_module(module_name)
-    handler = getattr(module, function_name)
-except BaseException as exc:
-    traceback.print_exc()
-    emit(phase="init", init_ms=(time.perf_counter() - t0) * 1000, error=error_payload(exc), max_rss_mb=max_rss_mb())
-    sys.exit(1)
-init_ms = (time.perf_counter() - t0) * 1000
-init_modules = sorted(sys.modules) if cfg.get("list_modules") else None
-
-event = json.loads(open(cfg["event_file"], encoding="utf-8").read())
-timeout = cfg["timeout"]
-start = time.perf_counter()
-
-def on_timeout(signum, frame):
-    duration = (time.perf_counter() - start) * 1000
-    message = f"Task timed out after {timeout:.2f} seconds"
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} {message}", file=sys.stderr)
-    emit(phase="invoke", init_ms=init_ms, duration_ms=duration, timed_out=True,
-         error={"errorMessage": message, "errorType": "Sandbox.Timedout", "requestId": request_id},
-         max_rss_mb=max_rss_mb())
-    os._exit(1)
-
-signal.signal(signal.SIGALRM, on_timeout)
-signal.setitimer(signal.ITIMER_REAL, timeout)
-print(f"START RequestId: {request_id} Version: $LATEST", file=sys.stderr, flush=True)
-try:
-    response = handler(event, LambdaContext(time.monotonic() + timeout))
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    duration = (time.perf_counter() - start) * 1000
-    json.dumps(response)  # Lambda serialises the response; unserialisable is an error there too
-    emit(phase="invoke", init_ms=init_ms, duration_ms=duration, response=response, max_rss_mb=max_rss_mb(),
-         init_modules=init_modules, modules=module_files() if init_modules else None)
-except BaseException as exc:
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    duration = (time.perf_counter() - start) * 1000
-    traceback.print_exc()
-    emit(phase="invoke", init_ms=init_ms, duration_ms=duration, error=error_payload(exc), max_rss_mb=max_rss_mb(),
-         init_modules=init_modules, modules=module_files() if init_modules else None)
-    sys.exit(1)
-finally:
-    print(f"END RequestId: {request_id}", file=sys.stderr, flush=True)
+# Only with list_modules (a test asks which file every module came from): the same runtime, with the handler
+# wrapped so that after each invocation it writes sys.modules to INVOKE_MODULES_FILE.
+LIST_MODULES_LAUNCHER = r"""
+import json, os, runpy, sys
+sys.path.insert(0, os.getcwd())  # what -m does: the task root first
+import awslambdaric.bootstrap as bootstrap
+_get_handler = bootstrap._get_handler
+def _listing(handler):
+    function = _get_handler(handler)
+    def handle(event, context):
+        try:
+            return function(event, context)
+        finally:
+            modules = {name: getattr(m, "__file__", None) for name, m in sorted(sys.modules.items())}
+            with open(os.environ["INVOKE_MODULES_FILE"], "w", encoding="utf-8") as out:
+                json.dump(modules, out)
+    return handle
+bootstrap._get_handler = _listing
+runpy.run_module("awslambdaric", run_name="__main__", alter_sys=True)
 """
+
+
+def rie_binary() -> Path:
+    """aws-lambda-rie from the SAM CLI package (build-cache/venv-sam; `make sam-cli`)."""
+    import platform
+
+    arch = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    found = sorted(SAM_SITE_PACKAGES.glob(f"python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{arch}"))
+    if not found:
+        raise SystemExit(f"aws-lambda-rie-{arch} not found under {SAM_SITE_PACKAGES}: run `make sam-cli` first")
+    return found[-1]
 
 
 def python313() -> str:
@@ -186,13 +148,20 @@ def _write_head(obj: dict[str, Any], head: dict[str, Any], *, etag_key: str, ver
         obj[version_key] = head["version"]
 
 
-def make_uploader(stack: Any, data: bytes) -> Any:
+def make_uploader(stack: Any, data: bytes, *, versioned: bool = False) -> Any:
+    """``upload(bucket, key)``: put the sample there and return S3's ETag, size and version id for it.
+
+    ``versioned``: turn on bucket versioning first (as the deployed bucket has it), so that uploading the same
+    bytes to the same key again is a new object version, hence a new load, not a duplicate.
+    """
     s3 = stack.client("s3")
     seen: set[str] = set()
 
     def upload(bucket: str, key: str) -> dict[str, Any]:
         if bucket not in seen:
             stack.seed(bucket=bucket)
+            if versioned:
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             seen.add(bucket)
         body = gzip.compress(data, mtime=0) if key.endswith(".gz") else data
         s3.put_object(Bucket=bucket, Key=key, Body=body)
@@ -271,6 +240,33 @@ def lambda_environment(spec: Any, function_env: dict[str, str], artifact: Path, 
 # --- running it ----------------------------------------------------------------------------------------------
 
 
+def _listening(port: int) -> bool:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_loopback_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _max_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of the runtime: the emulator's child process, read before it exits."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent != pid:
+                continue
+            for line in (stat.parent / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except (OSError, IndexError, ValueError):
+            continue
+    return 0.0
+
+
 def run_artifact(
     *,
     spec: Any,
@@ -279,52 +275,91 @@ def run_artifact(
     artifact: Path,
     runtime_dir: Path,
     list_modules: bool = False,
+    ric_dir: Path = RUNTIME_RIC,
 ) -> dict[str, Any]:
+    """One invocation of the built artifact under aws-lambda-rie + awslambdaric, both on loopback.
+
+    The runtime is the base python3.13 with -S (no site-packages: nothing of .venv or the system), the task
+    root first on sys.path (-m, working directory = the artifact), then awslambdaric and the runtime-provided
+    packages (PYTHONPATH, like /var/runtime), then the standard library. No bytecode is written (/var/task is
+    read-only on Lambda). Returns {"response" | "error", "duration_ms", "max_rss_mb", "wall_s", "modules"?}.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not (ric_dir / "awslambdaric").is_dir():
+        raise SystemExit(f"{ric_dir} is missing awslambdaric: run `make runtime-ric` first")
+    rie_port, api_port = _free_loopback_port(), _free_loopback_port()
     with tempfile.TemporaryDirectory(prefix="invoke-") as tmp:
-        event_file = Path(tmp) / "event.json"
-        result_file = Path(tmp) / "result.json"
         home = Path(tmp) / "home"  # Lambda: only /tmp is writable
         home.mkdir()
-        event_file.write_text(json.dumps(event), encoding="utf-8")
-        cfg = {
-            "task_root": str(artifact),
-            "runtime_dir": str(runtime_dir),
-            "handler": spec.handler,
-            "timeout": spec.timeout,
-            "event_file": str(event_file),
-            "result_file": str(result_file),
-            "request_id": str(uuid.uuid4()),
-            "list_modules": list_modules,
+        modules_file = Path(tmp) / "modules.json"
+        runtime_env = {
+            **env,
+            "HOME": str(home),
+            "TMPDIR": tmp,
+            "PYTHONPATH": f"{ric_dir}:{runtime_dir}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "INVOKE_MODULES_FILE": str(modules_file),
         }
-        env = {**env, "HOME": str(home), "TMPDIR": tmp}
+        if list_modules:
+            runtime = [python313(), "-S", "-c", LIST_MODULES_LAUNCHER, spec.handler]
+        else:
+            runtime = [python313(), "-S", "-m", "awslambdaric", spec.handler]
+        command = [
+            str(rie_binary()),
+            "--log-level", "error",
+            "--runtime-interface-emulator-address", f"127.0.0.1:{rie_port}",
+            "--runtime-api-address", f"127.0.0.1:{api_port}",
+            *runtime,
+        ]  # fmt: skip
         started = time.monotonic()
-        proc = subprocess.run(
-            [python313(), "-I", "-S", "-c", BOOTSTRAP, json.dumps(cfg)],
-            env=env,
-            cwd=str(artifact),
-            stdout=sys.stderr,  # the function's logs; our stdout carries only the response, as with SAM
-            check=False,
-            timeout=spec.timeout + INIT_PHASE_LIMIT_S + 60,
-        )
-        wall = time.monotonic() - started
-        if not result_file.exists():
-            return {"error": {"errorMessage": f"runtime exited ({proc.returncode}) without a result"}, "wall_s": wall}
-        result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
-        result.update(returncode=proc.returncode, request_id=cfg["request_id"], wall_s=wall)
+        # The emulator's and the runtime's output (the function's logs, START/END/REPORT) go to our stderr:
+        # stdout carries only the response, as with SAM.
+        rie = subprocess.Popen(command, env=runtime_env, cwd=str(artifact), stdout=sys.stderr, stderr=sys.stderr)
+        try:
+            while not _listening(rie_port):
+                if rie.poll() is not None or time.monotonic() - started > 30:
+                    return {"error": {"errorMessage": f"aws-lambda-rie did not start ({rie.returncode})"}}
+                time.sleep(0.05)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{rie_port}/2015-03-31/functions/function/invocations",
+                data=json.dumps(event).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            sent = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=spec.timeout + INIT_PHASE_LIMIT_S + 60) as reply:
+                    body = reply.read()
+            except urllib.error.HTTPError as exc:
+                body = exc.read()
+            duration_ms = (time.monotonic() - sent) * 1000
+            max_rss = _max_rss_mb(rie.pid)
+        finally:
+            rie.terminate()
+            try:
+                rie.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                rie.kill()
+                rie.wait()
+        try:
+            payload = json.loads(body) if body else None
+        except json.JSONDecodeError:
+            payload = {"errorMessage": "the response is not JSON", "errorType": "InvalidResponse"}
+        result: dict[str, Any] = {
+            "duration_ms": duration_ms,
+            "max_rss_mb": max_rss,
+            "wall_s": time.monotonic() - started,
+        }
+        result["error" if function_raised(payload) else "response"] = payload
+        if list_modules and modules_file.exists():
+            result["modules"] = json.loads(modules_file.read_text(encoding="utf-8"))
         return result
 
 
-def report_line(result: dict[str, Any], memory_size: int) -> str:
-    duration = result.get("duration_ms", 0.0)
-    parts = [f"REPORT RequestId: {result.get('request_id', '-')}"]
-    parts.append(f"Init Duration: {result.get('init_ms', 0.0):.2f} ms")
-    parts.append(f"Duration: {duration:.2f} ms")
-    parts.append(f"Billed Duration: {int(-(-duration // 1))} ms")
-    parts.append(f"Memory Size: {memory_size} MB")
-    parts.append(f"Max Memory Used: {int(result.get('max_rss_mb', 0))} MB")
-    if result.get("timed_out"):
-        parts.append("Status: timeout")
-    return "\t".join(parts)
+def function_raised(response: Any) -> bool:
+    """Whether a response is the runtime's error payload (the function raised), as Lambda reports it."""
+    return isinstance(response, dict) and {"errorMessage", "errorType"} <= set(response)
 
 
 def invoke(
@@ -337,8 +372,12 @@ def invoke(
     db_path: Path | None = None,
     parameter_overrides: dict[str, str] | None = None,
     list_modules: bool = False,
+    env_overrides: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run one event through the built artifact against a fresh local stack; return the result record."""
+    """Run one event through the built artifact against a fresh local stack; return the result record.
+
+    ``env_overrides``: function variables set last, over the stack's wiring (e.g. a secret it does not hold).
+    """
     from tools.local_stack import local_stack
 
     for path, what in ((artifact, "make build"), (runtime_dir, "make runtime-provided")):
@@ -350,7 +389,7 @@ def invoke(
         if spec.runtime != "python3.13":
             raise SystemExit(f"template runtime is {spec.runtime}; this stand-in emulates python3.13 only")
         patched = patch_event(event, make_uploader(stack, data.read_bytes()))
-        env = lambda_environment(spec, function_env, artifact, runtime_dir)
+        env = lambda_environment(spec, {**function_env, **(env_overrides or {})}, artifact, runtime_dir)
         result = run_artifact(
             spec=spec, env=env, event=patched, artifact=artifact, runtime_dir=runtime_dir, list_modules=list_modules
         )
@@ -385,6 +424,132 @@ def _count_rows(stack: Any, env: dict[str, str]) -> dict[str, int]:
     return counts
 
 
+# --- the real `sam local invoke`, in Docker ----------------------------------------------------------------
+
+SAM = ROOT / "build-cache" / "venv-sam" / "bin" / "sam"
+BUILT_TEMPLATE = ROOT / ".aws-sam" / "build" / "template.yaml"
+OFFICIAL_IMAGE = "public.ecr.aws/lambda/python:3.13"
+LOCAL_IMAGE = "tumour-scoring/lambda-python:3.13-trixie"  # build/local-image/build.sh (`make local-image`)
+
+
+def docker_unusable_reason() -> str | None:
+    """None when a Docker engine answers; otherwise why `sam local invoke` cannot run here."""
+    import shutil
+
+    if shutil.which("docker") is None:
+        return "no docker client on PATH (apt-get install docker.io)"
+    try:
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return "docker info timed out"
+    if proc.returncode != 0 or not proc.stdout.strip():
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return f"no Docker engine: {lines[-1] if lines else 'docker info failed'}"
+    return None
+
+
+def sam_cli_environment() -> dict[str, str]:
+    """SAM CLI's environment for a local run: offline, and with credentials for moto only.
+
+    SAM passes its session's credentials into the container, so this shell's are never used: fake ones, which
+    moto accepts. Telemetry is off, and SAM's weekly version check (a request to the package index) is
+    marked as just done in a SAM config folder of our own, so a local run talks to nothing but the stack.
+    """
+    app_dir = ROOT / "build-cache" / "sam-cli-config"
+    app_dir.mkdir(parents=True, exist_ok=True)
+    metadata = app_dir / "metadata.json"
+    config = json.loads(metadata.read_text(encoding="utf-8")) if metadata.exists() else {}
+    config.update(lastVersionCheck=time.time(), telemetryEnabled=False)
+    metadata.write_text(json.dumps(config), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(SAM_CLI_TELEMETRY="0", __SAM_CLI_APP_DIR=str(app_dir))
+    env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    return env
+
+
+def sam_local_invoke(
+    event_path: Path,
+    *,
+    stack: Any = None,
+    image: str | None = LOCAL_IMAGE,
+    env_vars: Path | None = None,
+    env_overrides: dict[str, str] | None = None,
+    data: Path = SAMPLE_CSV,
+    sam: Path = SAM,
+    capture_logs: bool = False,
+) -> dict[str, Any]:
+    """Run one event through the REAL `sam local invoke` of the built artifact, against the local stack.
+
+    The stack (moto + fakesnow) listens on our own Docker network's gateway and the container joins that
+    network (`--docker-network`); a running ``stack`` (bound there) is reused, else one is started for this
+    call. The sample is uploaded to every object the event names (bucket versioning on, as deployed) and the
+    event carries the real ETag, size and version. ``image``: `--invoke-image` (the offline stand-in), or
+    None for SAM's official image. Returns {"response" | "error", "returncode", "rows", "stdout", "stderr"}
+    (stderr only with ``capture_logs``; otherwise it goes straight to this process's stderr).
+    """
+    from tools import local_stack as ls
+
+    if (reason := docker_unusable_reason()) is not None:
+        raise SystemExit(f"sam local invoke needs Docker: {reason}")
+    for path, what in ((BUILT_TEMPLATE, "make build"), (sam, "make sam-cli")):
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run `{what}` first")
+    with contextlib.ExitStack() as cleanup:
+        if stack is None:
+            db = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sam-local-db-")))
+            stack = cleanup.enter_context(ls.local_stack(db, host=ls.docker_network_gateway()))
+        tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sam-local-")))
+        event = json.loads(event_path.read_text(encoding="utf-8"))
+        patched = patch_event(event, make_uploader(stack, data.read_bytes(), versioned=True))
+        (tmp / "event.json").write_text(json.dumps(patched), encoding="utf-8")
+        env_json: dict[str, Any] = json.loads(env_vars.read_text(encoding="utf-8")) if env_vars else {}
+        function_vars = {
+            **env_json.get(FUNCTION_ID, {}),
+            **ls.sam_env_vars(stack)[FUNCTION_ID],
+            **(env_overrides or {}),
+        }
+        (tmp / "env.json").write_text(json.dumps({**env_json, FUNCTION_ID: function_vars}), encoding="utf-8")
+        command = [
+            str(sam), "local", "invoke", FUNCTION_ID,
+            "--template", str(BUILT_TEMPLATE),
+            "--event", str(tmp / "event.json"),
+            "--env-vars", str(tmp / "env.json"),
+            "--docker-network", ls.DOCKER_NETWORK,
+            "--region", ls.REGION,
+        ]  # fmt: skip
+        if image:
+            command += ["--invoke-image", image, "--skip-pull-image"]
+        env = sam_cli_environment()
+        started = time.monotonic()
+        proc = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if capture_logs else None,  # SAM's messages, the function's logs, REPORT
+            text=True,
+            check=False,
+            timeout=1200,
+        )
+        result: dict[str, Any] = {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+        result["wall_s"] = time.monotonic() - started
+        try:
+            response = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
+        except json.JSONDecodeError:
+            response = None
+        if proc.returncode != 0 or response is None:
+            result["error"] = {"errorMessage": f"sam local invoke exited {proc.returncode} without a response"}
+        elif function_raised(response):
+            result["error"] = response
+        else:
+            result["response"] = response
+        result["rows"] = _count_rows(stack, function_vars)
+        return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("event", type=Path, help="event JSON, e.g. events/s3-put.json")
@@ -397,11 +562,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE", help="template parameters (as SAM)"
     )
+    parser.add_argument("--sam", action="store_true", help="run the real `sam local invoke` (needs Docker)")
+    parser.add_argument(
+        "--invoke-image",
+        default=LOCAL_IMAGE,
+        help=f"with --sam: the emulation image (default: the offline stand-in); 'official' = {OFFICIAL_IMAGE}",
+    )
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="function variables, set last")
     args = parser.parse_args(argv)
     if not args.event.is_file():
         print(f"no such event file: {args.event}", file=sys.stderr)
         return 2
     env_vars = args.env_vars if args.env_vars and args.env_vars.is_file() else None
+    if args.sam:
+        return _main_sam(args, env_vars)
     result = invoke(
         args.event,
         env_vars=env_vars,
@@ -410,15 +584,33 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data,
         db_path=args.db_path,
         parameter_overrides=dict(item.split("=", 1) for item in args.parameter_overrides),
+        env_overrides=dict(item.split("=", 1) for item in args.env),
     )
     payload = result.get("response", result.get("error"))
-    print(report_line(result, result.get("memory_size", 0)), file=sys.stderr)
-    if result.get("init_ms", 0) > INIT_PHASE_LIMIT_S * 1000:
-        print(f"[invoke] WARNING: init took more than Lambda's {INIT_PHASE_LIMIT_S:.0f} s budget", file=sys.stderr)
-    if result.get("max_rss_mb", 0) > result.get("memory_size", 0):
+    rss, memory = result.get("max_rss_mb", 0), result.get("memory_size", 0)
+    print(f"[invoke] runtime process peak RSS (VmHWM): {rss:.0f} MB of {memory} MB", file=sys.stderr)
+    if rss > memory:
         print("[invoke] WARNING: max memory used exceeds MemorySize; Lambda would kill the function", file=sys.stderr)
     print(f"[invoke] Snowflake rows after the run: {result.get('rows')}", file=sys.stderr)
     print(json.dumps(payload, indent=2, default=str))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return 0 if "response" in result else 1
+
+
+def _main_sam(args: argparse.Namespace, env_vars: Path | None) -> int:
+    image = None if args.invoke_image == "official" else args.invoke_image
+    result = sam_local_invoke(
+        args.event,
+        image=image,
+        env_vars=env_vars,
+        env_overrides=dict(item.split("=", 1) for item in args.env),
+        data=args.data,
+    )
+    print(f"[sam-local-invoke] Snowflake rows after the run: {result.get('rows')}", file=sys.stderr)
+    if "error" in result and result["returncode"] != 0:
+        print(f"[sam-local-invoke] {result['error']['errorMessage']}", file=sys.stderr)
+    print(json.dumps(result.get("response", result.get("error")), indent=2, default=str))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return 0 if "response" in result else 1

@@ -35,9 +35,15 @@ BUCKET = "hospital-drop-local"
 FAKE_CREDENTIALS = {"user": "fake", "password": "snow", "account": "fakesnow"}
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1", port: int | None = None) -> int:
+    """A port free on ``host``: any (port None) or the one asked for, with a clear error if it is taken."""
     with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
+        # as the servers themselves bind: connections of a stack just stopped (TIME_WAIT) do not block the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port or 0))
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror} (is a local stack running?)") from exc
         return int(sock.getsockname()[1])
 
 
@@ -59,6 +65,58 @@ def _patch_fakesnow_copy_from_literal() -> None:
 
     copy_into._from_source = _from_source
     copy_into._tumour_patched = True
+
+
+def _put_over_http(app: Any) -> Any:
+    """fakesnow's ASGI app, with write_pandas' uploads sent over HTTP (for a function in a container).
+
+    write_pandas uploads with ``PUT 'file://...' ?`` and the stage as a bound parameter. fakesnow answers a PUT
+    with a bound stage with a path in its own filesystem (LOCAL_FS), which a client in a container cannot
+    write to, and only a PUT without bindings with an HTTP upload URL. This wrapper inlines the bound stage so
+    the upload goes over HTTP, as it does with real Snowflake (the client sends the file over the network).
+    The connector's direct uploads carry no command text, so it does not re-request the URL without the
+    binding. Used only when the stack listens for containers; on loopback the shared filesystem suffices.
+    """
+    import gzip
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("path") != "/queries/v1/query-request":
+            await app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        headers = [(k, v) for k, v in scope.get("headers", [])]
+        gzipped = any(k.lower() == b"content-encoding" and v.lower() == b"gzip" for k, v in headers)
+        try:
+            data = json.loads(gzip.decompress(body) if gzipped else body)
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict):
+            sql = str(data.get("sqlText", ""))
+            bindings = data.get("bindings") or {}
+            stage = (bindings.get("1") or {}).get("value") if set(bindings) == {"1"} else None
+            if sql.lstrip().upper().startswith("PUT ") and sql.count("?") == 1 and isinstance(stage, str):
+                data["sqlText"] = sql.replace("?", stage)
+                del data["bindings"]
+                body = json.dumps(data).encode()
+                headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
+                headers.append((b"content-length", str(len(body)).encode()))
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app({**scope, "headers": headers}, replay, send)
+
+    return wrapped
 
 
 @dataclass
@@ -149,21 +207,21 @@ class LocalStack:
 
 
 @contextlib.contextmanager
-def _moto_server() -> Iterator[str]:
+def _moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    port = _free_port(host, port)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 
 
 @contextlib.contextmanager
-def _fakesnow_server(db_path: Path | None) -> Iterator[int]:
+def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | None = None) -> Iterator[int]:
     import fakesnow.server
     import uvicorn
     from fakesnow.instance import FakeSnow
@@ -178,8 +236,9 @@ def _fakesnow_server(db_path: Path | None) -> Iterator[int]:
         fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
     else:
         fakesnow.server.shared_fs = FakeSnow()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(fakesnow.server.app, host="127.0.0.1", port=port, log_level="warning"))
+    port = _free_port(host, port)
+    app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="fakesnow-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -197,17 +256,153 @@ def _fakesnow_server(db_path: Path | None) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def local_stack(db_path: Path | None = None, *, seed: bool = True) -> Iterator[LocalStack]:
-    """Start moto + fakesnow on loopback for the duration of the block.
+def local_stack(
+    db_path: Path | None = None,
+    *,
+    seed: bool = True,
+    host: str = "127.0.0.1",
+    aws_port: int | None = None,
+    snowflake_port: int | None = None,
+) -> Iterator[LocalStack]:
+    """Start moto + fakesnow on loopback (or on ``host``) for the duration of the block.
 
     ``db_path``: a folder for fakesnow's DuckDB files (one per database), kept after the run; None = in memory.
+    ``host``: the address both servers listen on: loopback, or the gateway of a Docker network this run
+    created (``docker_network_gateway``), so that a function in a container can reach them. Ports: free ones
+    unless given.
     """
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(var, None)
-    with _moto_server() as aws_endpoint, _fakesnow_server(db_path) as sf_port:
+    with (
+        _moto_server(host, aws_port) as aws_endpoint,
+        _fakesnow_server(db_path, host, snowflake_port) as sf_port,
+    ):
         stack = LocalStack(
-            aws_endpoint=aws_endpoint, snowflake_host="127.0.0.1", snowflake_port=sf_port, snowflake_db_path=db_path
+            aws_endpoint=aws_endpoint, snowflake_host=host, snowflake_port=sf_port, snowflake_db_path=db_path
         )
         if seed:
             stack.seed()
         yield stack
+
+
+# --- for the function in a container: `make local-stack` and `make sam-local-invoke` -------------------------
+
+DOCKER_NETWORK = "tumour-scoring-local"
+SAM_ENV_FILE = Path(".local") / "sam-env.json"
+SAM_EVENTS_DIR = Path(".local") / "events"
+
+
+def docker_network_gateway(name: str = DOCKER_NETWORK) -> str:
+    """The gateway address of our own Docker bridge network (created if missing): where the stack listens.
+
+    A container started by `sam local invoke --docker-network <name>` reaches the host at this address. It is
+    an address of this machine (the bridge's end on the host), reachable from the host and from containers
+    only; the stack is never bound to an address outside this machine.
+    """
+    import ipaddress
+    import subprocess
+
+    def gateway() -> str | None:
+        proc = subprocess.run(
+            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return proc.stdout.split()[0] if proc.returncode == 0 and proc.stdout.split() else None
+
+    address = gateway()
+    if address is None:
+        subprocess.run(
+            ["docker", "network", "create", "--driver", "bridge", "--label", "project=tumour-scoring", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        address = gateway()
+    if address is None or not ipaddress.ip_address(address).is_private:
+        raise RuntimeError(f"docker network {name}: no private gateway address ({address!r})")
+    return address
+
+
+def sam_env_vars(stack: LocalStack, logical_id: str = "ScoringFunction") -> dict[str, dict[str, str]]:
+    """The `sam local invoke --env-vars` file: the variables template.yaml declares, pointed at the stack.
+
+    SAM passes only variables the template declares (AWS_ENDPOINT_URL, SNOWFLAKE_HOST/PORT/PROTOCOL are
+    declared for this, empty by default); credentials and region come from SAM's own environment.
+    """
+    env = stack.function_env()
+    declared = (
+        "AWS_ENDPOINT_URL",
+        "SNOWFLAKE_HOST",
+        "SNOWFLAKE_PORT",
+        "SNOWFLAKE_PROTOCOL",
+        "SNOWFLAKE_SECRET_NAME",
+        "SNOWFLAKE_DATABASE",
+        "SNOWFLAKE_SCHEMA",
+        "SNOWFLAKE_WAREHOUSE",
+    )
+    return {logical_id: {name: env[name] for name in declared}}
+
+
+def serve(argv: list[str] | None = None) -> int:
+    """`make local-stack`: moto + fakesnow as long-running servers for `sam local invoke`, until Ctrl-C."""
+    import argparse
+    import signal
+
+    from tools.invoke import make_uploader, patch_event
+
+    parser = argparse.ArgumentParser(prog="python -m tools.local_stack", description=serve.__doc__)
+    parser.add_argument("--network", default=DOCKER_NETWORK, help="Docker network whose gateway the stack binds")
+    parser.add_argument("--host", help="bind here instead (e.g. 127.0.0.1 when no container needs the stack)")
+    parser.add_argument("--aws-port", type=int, default=4566)
+    parser.add_argument("--snowflake-port", type=int, default=4567)
+    parser.add_argument("--db-path", type=Path, default=Path(".local") / "snowflake")
+    parser.add_argument("--env-file", type=Path, default=SAM_ENV_FILE)
+    parser.add_argument("--events", type=Path, default=Path("events"), help="sample events to upload objects for")
+    parser.add_argument("--events-out", type=Path, default=SAM_EVENTS_DIR)
+    parser.add_argument("--data", type=Path, default=Path("data") / "breast_cancer.csv")
+    parser.add_argument(
+        "--invoke-image", default="official", help="the image to name in the printed command; 'official' = SAM's"
+    )
+    args = parser.parse_args(argv)
+
+    host = args.host or docker_network_gateway(args.network)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a kill (also when started in the background)
+        signal.signal(signum, lambda *_: stopping.set())
+    with local_stack(args.db_path, host=host, aws_port=args.aws_port, snowflake_port=args.snowflake_port) as stack:
+        upload = make_uploader(stack, args.data.read_bytes(), versioned=True)  # as deployed: each start, new versions
+        args.events_out.mkdir(parents=True, exist_ok=True)
+        for event_file in sorted(args.events.glob("*.json")):
+            if event_file.name == "env.json":
+                continue
+            event = json.loads(event_file.read_text(encoding="utf-8"))
+            patched = patch_event(event, upload)
+            (args.events_out / event_file.name).write_text(json.dumps(patched, indent=2), encoding="utf-8")
+        args.env_file.parent.mkdir(parents=True, exist_ok=True)
+        env_vars = sam_env_vars(stack)
+        args.env_file.write_text(json.dumps(env_vars, indent=2) + "\n", encoding="utf-8")
+        network = "" if args.host else f" --docker-network {args.network}"
+        image = "" if args.invoke_image == "official" else f" --invoke-image {args.invoke_image} --skip-pull-image"
+        print(json.dumps(env_vars, indent=2))
+        print(
+            f"\nLocal stack up: S3 + Secrets Manager at {stack.aws_endpoint}, Snowflake at http://{host}:"
+            f"{stack.snowflake_port} (data in {args.db_path}/).\n"
+            f"Env file: {args.env_file}; sample events with their objects uploaded: {args.events_out}/\n"
+            f"In another shell:\n"
+            f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local sam local invoke ScoringFunction"
+            f" -e {args.events_out}/s3-put.json --env-vars {args.env_file}{network} --region {REGION}{image}\n"
+            f"Ctrl-C stops the stack.",
+            flush=True,
+        )
+        while not stopping.wait(0.5):
+            pass
+        print("\nLocal stack stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(serve())

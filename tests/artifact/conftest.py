@@ -21,8 +21,9 @@ def make_command(*targets: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def artifact() -> Path:
-    """`make build` (sam build, no Docker; a no-op when the artifact is up to date) and the runtime emulation."""
-    subprocess.run(make_command("build", "runtime-provided"), cwd=ROOT, check=True)
+    """`make build` (sam build, no Docker; a no-op when the artifact is up to date), the runtime-provided packages
+    and awslambdaric (the runtime `make invoke` runs the artifact under)."""
+    subprocess.run(make_command("build", "runtime-provided", "runtime-ric"), cwd=ROOT, check=True)
     assert ARTIFACT.is_dir(), f"{ARTIFACT} was not built"
     assert RUNTIME_PROVIDED.is_dir()
     return ARTIFACT

@@ -1,4 +1,4 @@
-"""Every sample event, run through the BUILT artifact the way `make invoke` does (the sam local invoke stand-in)."""
+"""Every sample event through the BUILT artifact as `make invoke` runs it: aws-lambda-rie + awslambdaric, no Docker."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tools.artifact_checks import RUNTIME_PROVIDED
+from tools.invoke import RUNTIME_RIC
 from tools.sam_template import ROOT
 
 pytestmark = pytest.mark.slow
@@ -89,13 +90,13 @@ def test_modules_come_only_from_the_artifact_the_runtime_and_the_stdlib_with_byt
     result = invoke(EVENTS / "s3-multi-record.json", list_modules=True)
     assert "response" in result, result.get("error")
     stdlib = Path(sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})["stdlib"])
-    allowed = (artifact.resolve(), RUNTIME_PROVIDED.resolve(), stdlib.resolve())
+    allowed = (artifact.resolve(), RUNTIME_PROVIDED.resolve(), RUNTIME_RIC.resolve(), stdlib.resolve())
     leaked, without_bytecode = [], []
     for name, file in result["modules"].items():
         if not file:
             continue  # built-in / frozen
         path = Path(file).resolve()
-        # Then nothing comes from the dev venv or the source tree
+        # Then nothing comes from the dev venv or the source tree (the runtime is awslambdaric, as on Lambda)
         if not any(path.is_relative_to(root) for root in allowed):
             leaked.append(f"{name}: {path}")
         # And every module of the artifact was loaded from precompiled bytecode (sourceless .pyc or __pycache__)
@@ -105,3 +106,21 @@ def test_modules_come_only_from_the_artifact_the_runtime_and_the_stdlib_with_byt
                 without_bytecode.append(name)
     assert not leaked
     assert not without_bytecode, "imported without bytecode (compiled at every cold start)"
+
+
+def test_a_function_that_raises_makes_invoke_exit_non_zero_with_the_error_payload(artifact: Path) -> None:
+    # Given a secret name the local stack does not hold (the function raises SecretUnavailableError)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.invoke", str(EVENTS / "s3-put.json"), "--env", "SNOWFLAKE_SECRET_NAME=no/such"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    # Then the runtime's error payload is the response on stdout, and the exit status says the function raised
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    error = json.loads(proc.stdout)
+    assert error["errorType"] == "SecretUnavailableError"
+    # And the emulator's REPORT line is on stderr
+    assert "REPORT RequestId:" in proc.stderr
