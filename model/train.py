@@ -8,7 +8,10 @@ It writes, next to itself:
                      and ``classification``).
 * ``model.tflite``   the TFLite conversion of that SavedModel, scored in Lambda by LiteRT.
 * ``metadata.json``  feature order, output columns, threshold, label mapping, held-out
-                     metrics, tool versions, the .tflite's sha256 and a model version.
+                     metrics, tool versions, the .tflite's sha256 and a model version; per
+                     feature its valid domain (the 30 measurements are sizes, ratios and counts
+                     of a cell nucleus image: never negative) and its training range over the
+                     rows the model was trained on.
 
 and ``data/breast_cancer.csv`` at the repository root: the 569 rows as a hospital export.
 
@@ -41,7 +44,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 from sklearn.model_selection import train_test_split
 
-from tools.import_model import import_model, parse_config
+from tools.import_model import TrainingRows, import_model, parse_config
 
 SEED = 42
 THRESHOLD = 0.5
@@ -49,6 +52,9 @@ TEST_SIZE = 0.2
 EPOCHS = 150
 MODEL_DIR = Path(__file__).resolve().parent
 REPO_ROOT = MODEL_DIR.parent
+# Every one of the 30 measurements (radius, texture, perimeter, area, smoothness, compactness, concavity, concave
+# points, symmetry, fractal dimension: their means, standard errors and worst values) is >= 0.
+DOMAIN = {"all": {"min": 0.0}}
 
 
 def load_data() -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -117,6 +123,35 @@ def write_sample_csv(features: list[str], x64: np.ndarray, path: Path) -> None:
             writer.writerow([f"WDBC-{i:04d}", *(repr(float(v)) for v in row)])
 
 
+def split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified train/held-out split (row indices), the same on every run."""
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=SEED)
+    return np.asarray(idx_train), np.asarray(idx_test)
+
+
+def training_rows(idx_train: np.ndarray) -> TrainingRows:
+    """The rows the model is trained on, as float64 (the values the sample CSV writes and the function parses)."""
+    return TrainingRows(
+        values=load_breast_cancer().data[np.sort(idx_train)],
+        source=f"the {len(idx_train)} training rows of sklearn.datasets.load_breast_cancer (model/train.py's split)",
+    )
+
+
+def import_config(sample_csv: Path) -> dict[str, object]:
+    """The import config of the project's model. The normalisation is inside the model, and it outputs
+    P(malignant): no preprocessing, no flip."""
+    return {
+        "signature": "serving_default",
+        "input": "features",
+        "output": "malignant_probability",
+        "features": [str(name) for name in load_breast_cancer().feature_names],
+        "probability_of": "malignant",
+        "threshold": THRESHOLD,
+        "reference_csv": str(sample_csv),
+        "domain": DOMAIN,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="where the model files go")
@@ -128,7 +163,7 @@ def main() -> None:
     tf.config.experimental.enable_op_determinism()
 
     features, x, y = load_data()
-    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=SEED)
+    idx_train, idx_test = split(y)
     model = build_model(x[idx_train])
     model.fit(x[idx_train], y[idx_train], epochs=args.epochs, batch_size=32, verbose=0, shuffle=True)
 
@@ -153,19 +188,7 @@ def main() -> None:
     save_reference_weights(model, args.out / "reference_weights.npz")
     write_sample_csv(features, load_breast_cancer().data, args.sample_csv)
 
-    # The normalisation is inside the model, and it outputs P(malignant): no preprocessing, no flip.
-    config = parse_config(
-        {
-            "signature": "serving_default",
-            "input": "features",
-            "output": "malignant_probability",
-            "features": features,
-            "probability_of": "malignant",
-            "threshold": THRESHOLD,
-            "reference_csv": str(args.sample_csv),
-        },
-        source="model/train.py's import config",
-    )
+    config = parse_config(import_config(args.sample_csv), source="model/train.py's import config")
     result = import_model(
         saved_model,
         config,
@@ -184,6 +207,7 @@ def main() -> None:
                 "numpy": np.__version__,
             },
         },
+        training=training_rows(idx_train),
     )
     metadata = {"model_version": result.metadata.model_version}
     print(

@@ -21,6 +21,12 @@ What it does, in order, and nothing is written unless every step passes:
 5. writes ``model.tflite`` then ``metadata.json`` (with provenance: the SavedModel's fingerprint and sha256,
    tags, signature and tensor names, the preprocessing, the probability mapping, the threshold, the reference
    metrics when labelled rows were given, the tool versions and the model version).
+
+Each feature's metadata also carries its valid ``domain`` (from the config's ``domain``: a ``min`` and/or ``max``
+for ``all`` features, or per feature under ``features``; a feature's own bound wins) and its ``training_range``
+(min, max, 0.5th and 99.5th percentiles) over the data the model was trained with: the rows ``make model`` trained
+on, else the ``reference_csv`` rows, else the ``standardize.fit_csv`` rows (none: no training range, nothing is
+flagged). Training rows outside the domain are refused: the domain or the data is wrong.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.features import convert_features
 from pipeline.output import default_column_name
 from scoring import ModelLoadError, ModelMetadata, Scorer, ScoringError
-from scoring.metadata import CLASS_LABELS, Preprocessing, ProbabilityOutput, Standardize
+from scoring.metadata import CLASS_LABELS, Domain, Preprocessing, ProbabilityOutput, Standardize
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = REPO_ROOT / "data" / "breast_cancer.csv"
@@ -81,6 +87,14 @@ class StandardizeConfig(BaseModel):
         return self
 
 
+class DomainConfig(BaseModel):
+    """The valid domain: ``all`` bounds every feature, ``features`` one feature (its bounds win over ``all``'s)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    all: Domain | None = None
+    features: dict[str, Domain] = Field(default_factory=dict)
+
+
 class ImportConfig(BaseModel):
     """The import config (JSON). Unknown keys are refused, so a misspelt key never silently means its default."""
 
@@ -98,6 +112,7 @@ class ImportConfig(BaseModel):
     label_column: str | None = None
     label_malignant_value: str | int | float | bool | None = None
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
+    domain: DomainConfig | None = None
 
     @field_validator("features")
     @classmethod
@@ -128,7 +143,26 @@ class ImportConfig(BaseModel):
             raise ValueError('"label_column" and "label_malignant_value" go together')
         if self.label_column is not None and self.reference_csv is None:
             raise ValueError('"label_column" needs "reference_csv" (the labelled rows)')
+        if self.domain is not None:
+            unknown = sorted(set(self.domain.features) - set(self.features))
+            if unknown:
+                raise ValueError(f"domain.features names {unknown}, which are not among the features")
+            for name in self.features:
+                self.feature_domain(name)  # raises when a feature's merged bounds cross
         return self
+
+    def feature_domain(self, name: str) -> Domain:
+        """A feature's valid domain: its own bounds, else those given for all features."""
+        if self.domain is None:
+            return Domain()
+        common = self.domain.all or Domain()
+        own = self.domain.features.get(name, Domain())
+        low = own.min if own.min is not None else common.min
+        high = own.max if own.max is not None else common.max
+        try:
+            return Domain(min=low, max=high)
+        except ValidationError as exc:
+            raise ValueError(f"domain of {name!r}: min {low} must be below max {high}") from exc
 
 
 def load_config(path: Path) -> ImportConfig:
@@ -379,6 +413,16 @@ def plausible_ranges(
     )
 
 
+def clip_to_domain(
+    config: ImportConfig, low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Generated rows' bounds moved inside the valid domain (mean - 2 scale may be a negative area)."""
+    domains = [config.feature_domain(name) for name in config.features]
+    floor = np.array([-np.inf if d.min is None else d.min for d in domains])
+    ceiling = np.array([np.inf if d.max is None else d.max for d in domains])
+    return np.clip(low, floor, ceiling), np.clip(high, floor, ceiling)
+
+
 def generated_rows(low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     rng = np.random.default_rng(GENERATED_SEED)
     rows = rng.uniform(low, high, size=(GENERATED_ROWS, low.shape[0]))
@@ -505,6 +549,62 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
+@dataclass(frozen=True)
+class TrainingRows:
+    """The rows a model was trained with, and how to say where they came from in the metadata."""
+
+    values: npt.NDArray[np.float64]  # [n, n_features]
+    source: str
+
+
+def training_rows(
+    given: TrainingRows | None, reference: Rows | None, fit: Rows | None, config: ImportConfig
+) -> TrainingRows | None:
+    """The training data: given by ``make model``, else the reference rows, else the scaler's fit rows."""
+    if given is not None:
+        return given
+    if reference is not None and config.reference_csv is not None:
+        return TrainingRows(reference.values, f"reference_csv {shown_path(config.reference_csv)}")
+    if fit is not None and config.standardize is not None and config.standardize.fit_csv is not None:
+        return TrainingRows(fit.values, f"standardize.fit_csv {shown_path(config.standardize.fit_csv)}")
+    return None
+
+
+def feature_metadata(config: ImportConfig, training: TrainingRows | None) -> list[dict[str, Any]]:
+    """Each feature's name, output column, valid domain and training range; refuses training data outside the
+    domain (the domain, or the data, is wrong)."""
+    features: list[dict[str, Any]] = [
+        {"name": name, "column": default_column_name(name), "domain": config.feature_domain(name).model_dump()}
+        for name in config.features
+    ]
+    if training is None:
+        return features
+    values = training.values
+    if values.ndim != 2 or values.shape[1] != len(features) or values.shape[0] == 0:
+        raise ModelImportError(f"the training rows ({training.source}) are not [n > 0, {len(features)}]")
+    if not np.isfinite(values).all():
+        raise ModelImportError(f"the training rows ({training.source}) hold non-finite values")
+    low, high = values.min(axis=0), values.max(axis=0)
+    p_low, p_high = np.percentile(values, [0.5, 99.5], axis=0)  # linear interpolation, numpy's default
+    for j, entry in enumerate(features):
+        domain = config.feature_domain(entry["name"])
+        below = 0 if domain.min is None else int((values[:, j] < domain.min).sum())
+        above = 0 if domain.max is None else int((values[:, j] > domain.max).sum())
+        if below or above:
+            side = f"below the domain min {domain.min:g}" if below else f"above the domain max {domain.max:g}"
+            raise ModelImportError(
+                f"{below or above} of the training rows ({training.source}) have {entry['name']!r} {side}: the "
+                "domain, or the data, is wrong"
+            )
+        entry["training_range"] = {
+            "min": float(low[j]),
+            "max": float(high[j]),
+            "p0_5": float(np.clip(p_low[j], low[j], high[j])),
+            "p99_5": float(np.clip(p_high[j], low[j], high[j])),
+        }
+    return features
+
+
 @dataclass
 class ImportResult:
     out: Path
@@ -532,6 +632,7 @@ def import_model(
     *,
     version_prefix: str = "imported",
     extra_metadata: dict[str, Any] | None = None,
+    training: TrainingRows | None = None,
 ) -> ImportResult:
     """Convert ``saved_model`` per ``config`` into ``out``/model.tflite + metadata.json, or raise ModelImportError
     (and write nothing)."""
@@ -550,7 +651,7 @@ def import_model(
     else:
         reference = None
         low, high, check_source = plausible_ranges(config, standardize, fit)
-        check = generated_rows(low, high)
+        check = generated_rows(*clip_to_domain(config, low, high))
         if fit is not None:  # the fit file's own rows are real ones: check on them too
             check = np.vstack([fit.values, check])
             check_source = f"the {fit.values.shape[0]} rows of standardize.fit_csv and {check_source}"
@@ -562,7 +663,8 @@ def import_model(
     flatbuffer = convert(saved_model, info)
     tflite_sha = hashlib.sha256(flatbuffer).hexdigest()
 
-    features = [{"name": name, "column": default_column_name(name)} for name in config.features]
+    trained_on = training_rows(training, reference, fit, config)
+    features = feature_metadata(config, trained_on)
     scoring = {
         "features": config.features,
         "preprocessing": preprocessing.model_dump(mode="json"),
@@ -601,6 +703,10 @@ def import_model(
         "preprocessing": preprocessing.model_dump(mode="json"),
         "probability": probability_json(probability),
         "source": source,
+        # Where each feature's training_range comes from (None: no real rows were given, nothing is flagged).
+        "training_data": None
+        if trained_on is None
+        else {"rows": int(trained_on.values.shape[0]), "from": trained_on.source},
         **(extra_metadata or {}),
     }
 

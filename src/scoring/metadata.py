@@ -3,6 +3,11 @@
 Besides naming the .tflite and its signature, the metadata says how to score with it, whatever the model's own
 conventions: the preprocessing to apply in front of it (``preprocessing``) and which output, read how, is
 P(malignant) (``probability``). ``tools/import_model.py`` writes it; the scorer follows it.
+
+Each feature may also carry its valid ``domain`` (a value outside it is impossible: the row is rejected) and its
+``training_range`` (min, max and the 0.5th / 99.5th percentiles of the data the model was trained or imported
+with: a value far beyond it is flagged). ``pipeline/plausibility.py`` applies both; a metadata.json without them
+(written before they existed) loads and checks nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +24,58 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scoring.errors import ModelLoadError
 
 
+def _finite(value: float | None, what: str) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number")
+
+
+class Domain(BaseModel):
+    """The values a feature can physically take, bounds included; None: unbounded on that side."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Domain:
+        _finite(self.min, "domain min")
+        _finite(self.max, "domain max")
+        if self.min is not None and self.max is not None and not self.min < self.max:
+            raise ValueError(f"domain min {self.min} must be below its max {self.max}")
+        return self
+
+
+class TrainingRange(BaseModel):
+    """Where a feature's values lay in the data the model was trained (or imported) with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min: float
+    max: float
+    p0_5: float
+    p99_5: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrainingRange:
+        for what in ("min", "max", "p0_5", "p99_5"):
+            _finite(getattr(self, what), f"training_range {what}")
+        if not self.min <= self.p0_5 <= self.p99_5 <= self.max:
+            raise ValueError("training_range must satisfy min <= p0_5 <= p99_5 <= max")
+        return self
+
+
 class Feature(BaseModel):
     model_config = ConfigDict(frozen=True)
     name: str = Field(min_length=1)
     column: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    domain: Domain = Domain()
+    training_range: TrainingRange | None = None
+
+    @model_validator(mode="after")
+    def _training_inside_domain(self) -> Feature:
+        low, high, seen = self.domain.min, self.domain.max, self.training_range
+        if seen is not None and ((low is not None and seen.min < low) or (high is not None and seen.max > high)):
+            raise ValueError(f"feature {self.name!r}: its training_range lies outside its domain")
+        return self
 
 
 class TensorSpec(BaseModel):

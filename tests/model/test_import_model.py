@@ -137,6 +137,17 @@ def test_metadata_says_where_the_model_came_from(
     assert extra["reference"]["parity"]["max_abs_diff"] <= import_model.PARITY_TOLERANCE
     assert {"tensorflow", "keras", "ai-edge-litert", "python"} <= set(extra["tools"])
     assert meta.model_version.startswith(f"imported+{meta.tflite_sha256[:12]}.")
+    # and each feature's training range comes from the real rows the import was given (the fit_csv), else none
+    if standardize == "fit_csv":
+        assert extra["training_data"] == {"rows": 569, "from": "standardize.fit_csv data/breast_cancer.csv"}
+        sample = import_model.read_rows(SAMPLE_CSV, meta.feature_names, what="sample").values
+        assert [(f.training_range.min, f.training_range.max) for f in meta.features if f.training_range] == list(
+            zip(sample.min(axis=0), sample.max(axis=0), strict=True)
+        )
+    else:
+        assert extra["training_data"] is None
+        assert all(f.training_range is None for f in meta.features)
+    assert all(f.domain.min is None and f.domain.max is None for f in meta.features)  # no domain configured
 
 
 def test_a_tf1_classify_signature_with_a_string_output_imports(
@@ -378,6 +389,18 @@ BAD = [
             "label_malignant_value": "M",
         },
         "label_column 'diagnosis' is empty on 569 row(s)",
+    ),
+    (
+        "domain-excludes-the-reference-rows",
+        "tf1_article",
+        {"reference_csv": str(SAMPLE_CSV), "domain": {"all": {"min": 0}, "features": {"mean area": {"max": 2000}}}},
+        "of the training rows (reference_csv data/breast_cancer.csv) have 'mean area' above the domain max 2000",
+    ),
+    (
+        "domain-names-an-unknown-feature",
+        "tf1_article",
+        {"domain": {"features": {"mean radius (mm)": {"min": 0}}}},
+        "domain.features names ['mean radius (mm)'], which are not among the features",
     ),
     (
         "label-column-not-in-reference",

@@ -101,8 +101,13 @@ def test_retrained_tflite_has_parity_with_its_saved_model(
 
 def test_split_and_sample_csv_are_reproduced(retrained: Retrained, metadata: ModelMetadata) -> None:
     """When the new metadata and sample CSV are compared with the committed ones
-    Then the held-out split is the same rows and the CSV is byte-identical (both are seeded, not trained)."""
+    Then the held-out split is the same rows and the CSV is byte-identical (both are seeded, not trained), and
+    so are each feature's valid domain and training range (computed from the split's training rows)."""
     new = ModelMetadata.load(retrained.out / "metadata.json")
 
     assert new.held_out_indices == metadata.held_out_indices
     assert retrained.sample_csv.read_bytes() == SAMPLE_CSV.read_bytes()
+    assert [(f.domain, f.training_range) for f in new.features] == [
+        (f.domain, f.training_range) for f in metadata.features
+    ]
+    assert (new.model_extra or {})["training_data"] == (metadata.model_extra or {})["training_data"]

@@ -9,13 +9,13 @@ MetadataEdit = Callable[[dict[str, Any]], None]
 
 
 def set_field(path: str, value: Any) -> MetadataEdit:
-    """An edit that sets the dotted ``path`` (e.g. ``signature.input.shape``) to ``value``."""
+    """An edit that sets the dotted ``path`` (e.g. ``signature.input.shape``, ``features.0.domain``) to ``value``."""
 
     def edit(meta: dict[str, Any]) -> None:
         *parents, last = path.split(".")
         node = meta
         for key in parents:
-            node = node[key]
+            node = node[int(key)] if isinstance(node, list) else node[key]
         node[last] = value
 
     return edit

@@ -130,6 +130,26 @@ def _delete(key: str) -> Callable[[dict[str, Any]], None]:
         pytest.param(
             set_field("probability", {"probability_of": "unknown"}), "probability_of", id="probability-of-unknown"
         ),
+        pytest.param(
+            set_field("features.0.domain", {"min": 5, "max": 5}),
+            "domain min 5.0 must be below its max",
+            id="domain-empty",
+        ),
+        pytest.param(set_field("features.0.domain", {"min": float("nan")}), "finite", id="domain-nan"),
+        pytest.param(set_field("features.0.domain", {"low": 0}), "Extra inputs", id="domain-unknown-key"),
+        pytest.param(
+            set_field("features.0.training_range", {"min": 1, "max": 2, "p0_5": 3, "p99_5": 2}),
+            "min <= p0_5 <= p99_5 <= max",
+            id="training-range-unordered",
+        ),
+        pytest.param(
+            set_field("features.0.training_range", {"min": 1, "max": 2}), "p0_5", id="training-range-incomplete"
+        ),
+        pytest.param(
+            set_field("features.0.domain", {"min": 10}),
+            "feature 'mean radius': its training_range lies outside its domain",
+            id="training-range-outside-domain",
+        ),
     ],
 )
 def test_malformed_metadata_is_a_load_error(
