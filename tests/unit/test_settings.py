@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigurationError
-from pipeline.settings import LoadMode, Settings
+from pipeline.settings import LoadMode, OutOfRange, Settings
 
 BASE = {"SNOWFLAKE_SECRET_NAME": "sf/creds", "SNOWFLAKE_DATABASE": "db", "SNOWFLAKE_SCHEMA": "scoring"}
 
@@ -54,12 +54,32 @@ def test_lists_maps_and_flags_are_parsed() -> None:
         ({"KEEP_EXTRA_COLUMNS": "maybe"}, "KEEP_EXTRA_COLUMNS"),
         ({"CHUNK_ROWS": "0"}, "CHUNK_ROWS"),
         ({"SNOWFLAKE_PORT": "http"}, "SNOWFLAKE_PORT"),
+        ({"OUT_OF_RANGE": "warn"}, "OUT_OF_RANGE"),
+        ({"OUT_OF_RANGE_MARGIN": "-0.1"}, "OUT_OF_RANGE_MARGIN"),
+        ({"OUT_OF_RANGE_MARGIN": "inf"}, "OUT_OF_RANGE_MARGIN"),
+        ({"OUT_OF_RANGE_MARGIN": "nan"}, "OUT_OF_RANGE_MARGIN"),
+        ({"OUT_OF_RANGE_MARGIN": "half"}, "OUT_OF_RANGE_MARGIN"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_error(override: dict[str, str], variable: str) -> None:
     # Given one bad variable / When parsed / Then the error names it
     with pytest.raises(ConfigurationError, match=variable):
         Settings.from_env(BASE | override)
+
+
+@pytest.mark.parametrize(
+    ("environment", "mode", "margin"),
+    [
+        ({}, OutOfRange.FLAG, 0.5),
+        ({"OUT_OF_RANGE": "reject", "OUT_OF_RANGE_MARGIN": "0"}, OutOfRange.REJECT, 0.0),
+        ({"OUT_OF_RANGE": "off", "OUT_OF_RANGE_MARGIN": "2.5"}, OutOfRange.OFF, 2.5),
+    ],
+    ids=["defaults", "reject", "off"],
+)
+def test_out_of_range_settings(environment: dict[str, str], mode: OutOfRange, margin: float) -> None:
+    # Given OUT_OF_RANGE / OUT_OF_RANGE_MARGIN set, or not / When parsed / Then flag and 0.5 are the defaults
+    settings = Settings.from_env(BASE | environment)
+    assert (settings.out_of_range, settings.out_of_range_margin) == (mode, margin)
 
 
 def test_upsert_without_keys_is_refused() -> None:
