@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from pipeline.features import ConvertedFeatures, RowProblem
-from pipeline.settings import OutOfRange
+from pipeline.settings import OutOfRange, Settings
 from scoring.metadata import ModelMetadata
 
 FLAG_COLUMN = "OUT_OF_RANGE_FEATURES"
@@ -168,3 +168,9 @@ def flag_bounds(low: float, high: float, margin: float) -> tuple[float, float]:
     and high + margin * (high - low), in float64 (a value equal to a bound is not flagged)."""
     spread = margin * (high - low)
     return low - spread, high + spread
+
+
+def plausibility_check(metadata: ModelMetadata, settings: Settings) -> PlausibilityCheck:
+    """The check for a model under the function's settings (flags name the output columns, after COLUMN_RENAMES)."""
+    columns = [settings.column_renames.get(f.name, f.column) for f in metadata.features]
+    return PlausibilityCheck(metadata, columns, settings.out_of_range, settings.out_of_range_margin)

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.features import ConvertedFeatures, RowProblem, convert_features
-from pipeline.plausibility import PlausibilityCheck, flag_bounds
-from pipeline.settings import OutOfRange
+from pipeline.plausibility import PlausibilityCheck, flag_bounds, plausibility_check
+from pipeline.settings import OutOfRange, Settings
 from scoring.metadata import ModelMetadata
 
 MARGIN = 0.5
@@ -222,12 +222,24 @@ def test_the_three_settings(mode: OutOfRange, flags: list[str | None], problems:
 
 
 def test_flags_name_the_output_columns_after_renames() -> None:
-    """Given COLUMN_RENAMES mapping mean area to AREA_UM2
-    When a row with a huge area is checked
-    Then its flag names the output column AREA_UM2."""
-    flags, _, _ = check([[15, 1e6, 0.5]], columns=["MEAN_RADIUS", "AREA_UM2", "RATIO"])
+    """Given COLUMN_RENAMES mapping mean area to AREA_UM2, OUT_OF_RANGE=flag and a margin of 0.1
+    When the function's check is built from the settings and a row with an area of 1250 is checked
+    Then its flag names the output column AREA_UM2 (1250 is beyond 1100 + 0.1 x 1000, not beyond 1100 + 0.5 x 1000)."""
+    settings = Settings.from_env(
+        {
+            "SNOWFLAKE_SECRET_NAME": "s",
+            "SNOWFLAKE_DATABASE": "D",
+            "SNOWFLAKE_SCHEMA": "S",
+            "COLUMN_RENAMES": '{"mean area": "AREA_UM2"}',
+            "OUT_OF_RANGE_MARGIN": "0.1",
+        }
+    )
+    built = plausibility_check(metadata(), settings)
 
-    assert flags == ["AREA_UM2"]
+    checked = built.check(chunk([[15, 1250, 0.5]]))
+
+    assert (built.mode, built.margin, built.columns) == (OutOfRange.FLAG, 0.1, ["MEAN_RADIUS", "AREA_UM2", "RATIO"])
+    assert checked.flag_column().to_pylist() == ["AREA_UM2"]
 
 
 def test_rows_already_rejected_are_left_alone() -> None:
