@@ -27,25 +27,35 @@ def ledger_vs_tables(query: Query, tables: dict[str, str], load_ids: Iterable[st
     """Each disagreement between the ledger and the tables, as text (empty when they agree).
 
     ``load_ids``: the loads to check (None: every ledger row). A LOADED row's ROWS_LOADED / ROWS_REJECTED must
-    equal the target / rejects rows carrying its LOAD_ID; a FAILED or STARTED row must have none.
+    equal the target / rejects rows carrying its LOAD_ID, and its ROWS_FLAGGED the target rows among them with
+    OUT_OF_RANGE_FEATURES set; a FAILED or STARTED row must have none.
     """
     if not _table_exists(query, tables["ledger"]):
         return []
     where = "TRUE" if load_ids is None else f"LOAD_ID IN ({', '.join(_quoted(i) for i in load_ids) or 'NULL'})"
-    ledger = query(f"SELECT LOAD_ID, STATUS, ROWS_LOADED, ROWS_REJECTED FROM {tables['ledger']} WHERE {where}")
+    ledger = query(
+        f"SELECT LOAD_ID, STATUS, ROWS_LOADED, ROWS_REJECTED, ROWS_FLAGGED FROM {tables['ledger']} WHERE {where}"
+    )
     problems = []
-    for load_id, status, rows_loaded, rows_rejected in ledger:
+    for load_id, status, rows_loaded, rows_rejected, rows_flagged in ledger:
         landed = []
-        for table in ("target", "rejects"):
+        for table, condition in (
+            ("target", "TRUE"),
+            ("rejects", "TRUE"),
+            ("target", "OUT_OF_RANGE_FEATURES IS NOT NULL"),
+        ):
             if not _table_exists(query, tables[table]):
                 landed.append(0)
                 continue
-            count = query(f"SELECT COUNT(*) FROM {tables[table]} WHERE LOAD_ID = {_quoted(str(load_id))}")
+            count = query(
+                f"SELECT COUNT(*) FROM {tables[table]} WHERE LOAD_ID = {_quoted(str(load_id))} AND {condition}"
+            )
             landed.append(int(count[0][0]))
-        expected = [int(rows_loaded or 0), int(rows_rejected or 0)] if status == "LOADED" else [0, 0]
+        counts = [rows_loaded, rows_rejected, rows_flagged]
+        expected = [int(c or 0) for c in counts] if status == "LOADED" else [0, 0, 0]
         if landed != expected:
             problems.append(
-                f"load {load_id} ({status}): ledger says loaded/rejected {expected}, the tables hold {landed}"
+                f"load {load_id} ({status}): ledger says loaded/rejected/flagged {expected}, the tables hold {landed}"
             )
     return problems
 
@@ -59,10 +69,11 @@ def assert_summary_matches_ledger(query: Query, tables: dict[str, str], summary:
     """After one delivery: each object it loaded or failed agrees with its ledger row and with the tables."""
     finished = [o for o in summary.get("objects", []) if o.get("status") in {"loaded", "failed"}]
     for obj in finished:
-        [(status, rows_loaded, rows_rejected)] = query(
-            f"SELECT STATUS, ROWS_LOADED, ROWS_REJECTED FROM {tables['ledger']} "
+        [(status, rows_loaded, rows_rejected, rows_flagged)] = query(
+            f"SELECT STATUS, ROWS_LOADED, ROWS_REJECTED, ROWS_FLAGGED FROM {tables['ledger']} "
             f"WHERE LOAD_ID = {_quoted(str(obj['load_id']))}"
         )
         assert status == obj["status"].upper(), (status, obj)
         assert (int(rows_loaded or 0), int(rows_rejected or 0)) == (obj["rows_loaded"], obj["rows_rejected"]), obj
+        assert int(rows_flagged or 0) == obj["rows_flagged"], obj
     assert_ledger_matches_tables(query, tables, [str(o["load_id"]) for o in finished])

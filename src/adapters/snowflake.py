@@ -42,6 +42,7 @@ from pipeline.errors import (
     WarehouseRejectedError,
     WarehouseUnavailableError,
 )
+from pipeline.plausibility import FLAG_COLUMN
 from pipeline.settings import LoadMode, Settings, validate_identifier
 
 LEDGER_COLUMNS: list[tuple[str, str]] = [
@@ -60,6 +61,8 @@ LEDGER_COLUMNS: list[tuple[str, str]] = [
     ("LOCK_TOKEN", "VARCHAR(36)"),
     ("STARTED_AT", "TIMESTAMP_TZ"),
     ("FINISHED_AT", "TIMESTAMP_TZ"),
+    # Added after the first deployments: ensure_fixed_tables adds it to an existing ledger.
+    ("ROWS_FLAGGED", "NUMBER(19,0)"),  # rows loaded with OUT_OF_RANGE_FEATURES set (pipeline.plausibility)
 ]
 REJECT_COLUMNS: list[tuple[str, str]] = [
     ("LOAD_ID", "VARCHAR(36) NOT NULL"),
@@ -135,6 +138,7 @@ class PublishResult:
     rows_loaded: int
     rows_rejected: int
     load_id: str
+    rows_flagged: int = 0
 
 
 SEQUENCER_WIDTH = 64  # S3 sequencers are stored left-padded with zeros to this many hex digits
@@ -309,6 +313,7 @@ class LoadSession:
         self._staged_tables: set[str] = set()
         self.rows_staged = 0
         self.rejects_staged = 0
+        self.flagged_staged = 0  # staged rows with OUT_OF_RANGE_FEATURES set
 
     # --- statements ---------------------------------------------------------------------------------------
     def _execute(self, sql: str, params: tuple[Any, ...] | None = None, *, what: str) -> Any:
@@ -327,6 +332,7 @@ class LoadSession:
     # --- DDL --------------------------------------------------------------------------------------------
     def ensure_fixed_tables(self) -> None:
         self._create(self._s.ledger_table, LEDGER_COLUMNS)
+        self._add_missing_columns(self._s.ledger_table, LEDGER_COLUMNS)  # a ledger from before ROWS_FLAGGED
         self._create(self._s.rejects_table, [*REJECT_COLUMNS, REJECTED_AT])
 
     def _create(self, table: str, columns: list[tuple[str, str]], *, temporary: bool = False) -> None:
@@ -354,11 +360,15 @@ class LoadSession:
         second a no-op (the INFORMATION_SCHEMA read only saves the statements for columns that exist).
         """
         self._create(self._s.target_table, columns)
+        self._add_missing_columns(self._s.target_table, columns)
+
+    def _add_missing_columns(self, table: str, columns: list[tuple[str, str]]) -> None:
+        """Add the (nullable) ``columns`` an existing ``table`` lacks."""
         try:
             cur = self._execute(
                 "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                (self._s.schema_name, self._s.target_table),
-                what="describe target",
+                (self._s.schema_name, table),
+                what=f"describe {table}",
             )
         except PermanentError as exc:
             raise SchemaEvolutionError(str(exc)) from exc
@@ -366,9 +376,9 @@ class LoadSession:
         for name, sql_type in columns:
             if name not in existing:
                 self._ddl(
-                    f"ALTER TABLE {self._fq(self._s.target_table)} ADD COLUMN IF NOT EXISTS "
-                    f"{validate_identifier(name)} {sql_type}",
-                    what=f"evolve target (add {name})",
+                    f"ALTER TABLE {self._fq(table)} ADD COLUMN IF NOT EXISTS "
+                    f"{validate_identifier(name)} {sql_type.replace(' NOT NULL', '')}",
+                    what=f"evolve {table} (add {name})",
                 )
 
     # --- ledger -----------------------------------------------------------------------------------------
@@ -408,7 +418,7 @@ class LoadSession:
             self._keep_one_ledger_row()
             self._execute(
                 f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'FAILED', LOAD_ID = %s, ROWS_LOADED = 0, "
-                "ROWS_REJECTED = 0, REASON_CODE = %s, REASON = %s, MODEL_VERSION = %s, "
+                "ROWS_REJECTED = 0, ROWS_FLAGGED = 0, REASON_CODE = %s, REASON = %s, MODEL_VERSION = %s, "
                 "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
                 (i.load_id, reason_code[:64], reason[:4096], model_version, i.load_key),
                 what="record failure",
@@ -420,6 +430,8 @@ class LoadSession:
             columns = [*columns, UPSERT_NOTE]  # not in the frame: COPY leaves it NULL
         self._stage(self.stage_table, frame, columns)
         self.rows_staged += len(frame)
+        if FLAG_COLUMN in frame.columns:
+            self.flagged_staged += int(frame[FLAG_COLUMN].count())
 
     def stage_rejects(self, frame: pd.DataFrame) -> None:
         self._stage(self.stage_rejects_table, frame, REJECT_COLUMNS)
@@ -514,10 +526,15 @@ class LoadSession:
                 self._conn.rollback()
                 return PublishResult(False, 0, 0, load_id or "")
             self._keep_one_ledger_row()
-            rows_loaded, rows_rejected = 0, self.rejects_staged
+            rows_loaded, rows_rejected, rows_flagged = 0, self.rejects_staged, self.flagged_staged
             if self.rows_staged:
                 kept_out = self._publish_rows(target, columns, model_version, order, merge_key_columns)
                 rows_loaded, rows_rejected = self.rows_staged - kept_out, rows_rejected + kept_out
+                if kept_out and rows_flagged:  # upsert kept some staged rows out: count the flags that landed
+                    [(rows_flagged,)] = self._execute(
+                        f"SELECT COUNT({FLAG_COLUMN}) FROM {self.stage_table} WHERE {UPSERT_NOTE[0]} IS NULL",
+                        what="upsert: count flagged rows",
+                    ).fetchall()
             if self.rejects_staged:
                 cols = ", ".join(n for n, _ in REJECT_COLUMNS)
                 self._execute(
@@ -527,12 +544,12 @@ class LoadSession:
                 )
             self._execute(
                 f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'LOADED', LOAD_ID = %s, ROWS_LOADED = %s, "
-                "ROWS_REJECTED = %s, REASON_CODE = NULL, REASON = NULL, MODEL_VERSION = %s, "
+                "ROWS_REJECTED = %s, ROWS_FLAGGED = %s, REASON_CODE = NULL, REASON = NULL, MODEL_VERSION = %s, "
                 "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
-                (i.load_id, rows_loaded, rows_rejected, model_version, i.load_key),
+                (i.load_id, rows_loaded, rows_rejected, int(rows_flagged or 0), model_version, i.load_key),
                 what="ledger loaded",
             )
-        return PublishResult(True, rows_loaded, rows_rejected, i.load_id)
+        return PublishResult(True, rows_loaded, rows_rejected, i.load_id, int(rows_flagged or 0))
 
     def _publish_rows(
         self,
@@ -641,7 +658,7 @@ class LoadSession:
     def discard_staged(self) -> None:
         """Forget everything staged so far (the object is about to be read again from the start)."""
         self.cleanup()
-        self.rows_staged = self.rejects_staged = 0
+        self.rows_staged = self.rejects_staged = self.flagged_staged = 0
 
     def cleanup(self) -> None:
         for table in list(self._staged_tables):

@@ -116,6 +116,7 @@ def handle(event: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
         "malformed": parsed.malformed,
         "rows_loaded": sum(r.get("rows_loaded", 0) for r in results),
         "rows_rejected": sum(r.get("rows_rejected", 0) for r in results),
+        "rows_flagged": sum(r.get("rows_flagged", 0) for r in results),
     }
     if parsed.shape == "sqs":
         # Partial batch response: only the failed messages come back (ReportBatchItemFailures); a malformed
@@ -130,6 +131,8 @@ def _record_metrics(result: ObjectResult) -> None:
     metrics.add_metric(name=f"Objects_{result.status}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=result.rows_loaded)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
+    # Loaded and scored, but with a value far beyond the model's training range (OUT_OF_RANGE_FEATURES).
+    metrics.add_metric(name="RowsFlagged", unit=MetricUnit.Count, value=result.rows_flagged)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from pipeline.errors import ConfigurationError, UnusableFileError
 from pipeline.features import ConvertedFeatures, RowProblem
+from pipeline.plausibility import FLAG_COLUMN
 from pipeline.settings import IDENTIFIER, LoadMode, Settings
 from scoring import ModelMetadata, Scores
 
@@ -29,6 +30,7 @@ SCORE_COLUMNS: dict[str, str] = {
     "CLASSIFICATION": "NUMBER(1,0)",
     "CONDITION": "VARCHAR(16)",
     "MALIGNANT_PROBABILITY": FLOAT,
+    FLAG_COLUMN: TEXT,  # the output columns whose value lies far beyond the training range (pipeline.plausibility)
 }
 LINEAGE_COLUMNS: dict[str, str] = {
     "SOURCE_BUCKET": "VARCHAR(255)",
@@ -126,7 +128,7 @@ class OutputLayout:
                     reason="column_conflict",
                 )
             seen[col.name] = str(col.source)
-        undroppable = drop & (reserved - {"MALIGNANT_PROBABILITY", "CONDITION", "CLASSIFICATION"})
+        undroppable = drop & (reserved - set(SCORE_COLUMNS))
         if undroppable:
             raise ConfigurationError(f"DROP_COLUMNS: lineage columns cannot be dropped: {sorted(undroppable)}")
         # Features first (in the model's order), then kept extra text columns: frame() relies on it.
@@ -205,6 +207,7 @@ class OutputLayout:
         feature_values: npt.NDArray[np.float64],  # [n, n_features] in the model's feature order, column-major
         scores: Scores,
         lines: npt.NDArray[np.int64],
+        flags: pa.Array | None = None,  # OUT_OF_RANGE_FEATURES per row (None: no row flagged)
     ) -> pd.DataFrame:
         """The rows to stage: features as float64 (the exact value of the text), extras as text.
 
@@ -223,6 +226,10 @@ class OutputLayout:
             frame["CONDITION"] = pd.Categorical.from_codes(scores.classification, categories=pd.Index(self._labels))  # type: ignore[arg-type]  # stubs want Sequence[int]; an int array is accepted
         if "MALIGNANT_PROBABILITY" in self.score_columns:
             frame["MALIGNANT_PROBABILITY"] = scores.malignant_probability.astype(np.float64)
+        if FLAG_COLUMN in self.score_columns:
+            frame[FLAG_COLUMN] = pd.arrays.ArrowExtensionArray(
+                pa.nulls(len(frame), pa.string()) if flags is None else flags
+            )
         frame["SOURCE_LINE"] = lines.astype(np.int64)
         if list(frame.columns) != self.staged_column_names:  # the order staged_ddl() promises
             raise AssertionError(f"staged frame columns out of order: {list(frame.columns)}")

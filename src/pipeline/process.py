@@ -36,10 +36,11 @@ from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks,
 from pipeline.errors import PermanentError, UnusableFileError
 from pipeline.features import convert_features
 from pipeline.output import OutputLayout
+from pipeline.plausibility import plausibility_check
 from pipeline.settings import LoadMode, Settings
 from scoring import Scorer
 
-STAGES = ("s3_read", "parse", "convert", "score", "stage", "publish")
+STAGES = ("s3_read", "parse", "convert", "check", "score", "stage", "publish")
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ObjectResult:
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_blank: int = 0
+    rows_flagged: int = 0  # loaded with OUT_OF_RANGE_FEATURES set
     load_id: str | None = None
     reason_code: str | None = None
     reason: str | None = None
@@ -145,6 +147,7 @@ class Pipeline:
         self.scorer = scorer
         self.source = source
         self.warehouse = warehouse
+        self.plausibility = plausibility_check(scorer.metadata, settings)
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -199,6 +202,7 @@ class Pipeline:
                 )
             # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
             result.rows_loaded, result.rows_rejected = published.rows_loaded, published.rows_rejected
+            result.rows_flagged = published.rows_flagged
             if not published.published:
                 result.status, result.load_id = "duplicate", published.load_id
         return result
@@ -285,8 +289,10 @@ class Pipeline:
         with timer("convert"):
             converted = convert_features(chunk.table, names, decimal_mark=chunks.decimal_mark)
             converted = layout.reject_missing_merge_keys(chunk.table, converted)
-            ok = converted.ok
             result.rows_blank += int(converted.blank.sum())
+        with timer("check"):  # impossible values rejected, far out-of-range ones flagged (pipeline.plausibility)
+            checked = self.plausibility.check(converted)
+            converted, ok = checked.converted, checked.converted.ok
         frame = None
         if ok.any():
             batch = converted.model_input()
@@ -302,7 +308,7 @@ class Pipeline:
                     if c.source is not None and c.sql_type != "FLOAT"
                 }
                 lines = chunk.lines if keep is None else chunk.lines[ok]
-                frame = layout.frame(text, converted.good_values, scores, lines)
+                frame = layout.frame(text, converted.good_values, scores, lines, checked.flags)
         return frame, self._rejects(chunks, chunk, converted.problems, lineage)
 
     def _rejects(
@@ -347,10 +353,11 @@ def warm_up(scorer: Scorer, settings: Settings) -> None:
     mimetypes.init()
     names = scorer.metadata.feature_names
     table = pa.table({n: pa.array(["1"], pa.string()) for n in names})
-    converted = convert_features(table, names)
+    checked = plausibility_check(scorer.metadata, settings).check(convert_features(table, names))
+    converted = checked.converted
     scores = scorer.score(converted.model_input())
     layout = OutputLayout(
         names, scorer.metadata, settings.model_copy(update={"load_mode": LoadMode.APPEND, "merge_keys": []})
     )
-    frame = layout.frame({}, converted.good_values, scores, np.array([2], np.int64))
+    frame = layout.frame({}, converted.good_values, scores, np.array([2], np.int64), checked.flag_column())
     pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), **WRITE_PANDAS_OPTIONS)  # the staging writes' options

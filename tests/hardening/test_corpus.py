@@ -75,6 +75,15 @@ def test_corpus_input(harness: Any, warehouse: Warehouse, case: dict[str, Any]) 
         for (_, _, reason, raw), (_, _, expected_reason) in zip(rejects, expect["rejects"], strict=True):
             assert expected_reason in reason
             assert raw  # the raw text is kept (only here) so the row can be fixed and re-sent
+        # and exactly the rows the manifest names are flagged as far outside the training data, with the columns it
+        # names; every other row's OUT_OF_RANGE_FEATURES is NULL, and the ledger counts the flagged rows
+        flagged = warehouse.query(
+            f"SELECT SOURCE_LINE, OUT_OF_RANGE_FEATURES FROM {{target}} WHERE {where} "
+            "AND OUT_OF_RANGE_FEATURES IS NOT NULL ORDER BY SOURCE_LINE"
+        )
+        assert [list(r) for r in flagged] == expect.get("flags", [])
+        assert result["rows_flagged"] == len(flagged)
+        assert warehouse.query(f"SELECT ROWS_FLAGGED FROM {{ledger}} WHERE {where}") == [(len(flagged),)]
         # and values land in the right columns, exactly as written
         for line, column, value in expect.get("values", []):
             stored = warehouse.query(f"SELECT {column} FROM {{target}} WHERE {where} AND SOURCE_LINE = {int(line)}")

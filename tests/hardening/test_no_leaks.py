@@ -36,11 +36,13 @@ def _value(row: int, column: int) -> str:
 
 @pytest.fixture
 def canary_file(sample_bytes: bytes) -> tuple[bytes, set[str]]:
-    """Good rows of distinctive values, and bad ones: non-numeric, NaN, empty, too few and too many fields."""
+    """Good rows of distinctive values, and bad ones: non-numeric, NaN, empty, too few and too many fields, an
+    impossible (negative) size; every value is far beyond the model's training range for most features, so every
+    row that loads is flagged."""
     header = sample_bytes.decode().splitlines()[0].split(",")
     values: set[str] = set()
     lines = [",".join(header)]
-    for r in range(8):
+    for r in range(9):
         cells = [f"LEAK-{r:04d}"] + [_value(r, j) for j in range(1, len(header))]
         values.update(cells[1:])
         if r == 1:
@@ -54,6 +56,8 @@ def canary_file(sample_bytes: bytes) -> tuple[bytes, set[str]]:
         if r == 5:
             cells = [*cells, _value(r, 99)]
             values.add(_value(r, 99))
+        if r == 7:
+            cells[3] = "-" + cells[3]  # impossible: a negative perimeter, rejected naming 'mean perimeter' and line 9
         lines.append(",".join(cells))
     return ("\n".join(lines) + "\n").encode(), values
 
@@ -168,8 +172,15 @@ def test_no_log_line_holds_a_secret_or_a_measurement(
         (5, "mean concavity"),
         (6, None),
         (7, None),
+        (9, "mean perimeter"),
     ]
     assert _scan([r[2] for r in rejects], [], values) == []
+    assert rejects[-1][2] == "value below the valid minimum 0 in column 'mean perimeter'"
+    # and the rows that loaded are flagged: their values are far beyond the training range (so the flagging ran)
+    flags = warehouse.query(
+        "SELECT OUT_OF_RANGE_FEATURES FROM {target} WHERE SOURCE_KEY = 'incoming/leaks/mixed.csv' ORDER BY SOURCE_LINE"
+    )
+    assert len(flags) == 3 and all(f[0] and "MEAN_SMOOTHNESS" in f[0] for f in flags)
     assert all(_scan([r[3]], [], values) for r in rejects)  # the raw text keeps the values, for repair
     ledger_reasons = [r[4] or "" for r in warehouse.ledger()]
     assert _scan(ledger_reasons, [CANARY_PASSWORD], values) == []

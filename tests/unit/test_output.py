@@ -147,3 +147,36 @@ def test_upsert_rejects_rows_whose_merge_key_is_empty(metadata: ModelMetadata) -
     # and in append mode nothing is taken out
     append = OutputLayout(["sample_id", *names], metadata, Settings.from_env(BASE))
     assert append.reject_missing_merge_keys(table, converted) is converted
+
+
+@pytest.mark.parametrize(
+    ("flags", "drop", "expected"),
+    [
+        (
+            pa.array([None, "MEAN_AREA", None, "AREA_ERROR,WORST_AREA"], pa.string()),
+            "",
+            [None, "MEAN_AREA", None, "AREA_ERROR,WORST_AREA"],
+        ),
+        (None, "", [None, None, None, None]),
+        (pa.array([None, "MEAN_AREA", None, None], pa.string()), "OUT_OF_RANGE_FEATURES", None),
+    ],
+    ids=["flags", "no-flag", "dropped"],
+)
+def test_out_of_range_features_is_staged_after_the_scores(
+    metadata: ModelMetadata, flags: pa.Array | None, drop: str, expected: list[str | None] | None
+) -> None:
+    # Given the rows' flags from the plausibility check (or none), and maybe DROP_COLUMNS=OUT_OF_RANGE_FEATURES
+    layout = OutputLayout(metadata.feature_names, metadata, Settings.from_env(BASE | {"DROP_COLUMNS": drop}))
+    values, scores, lines = _inputs(metadata, 4)
+
+    # When the rows are laid out
+    frame = layout.frame({}, values, scores, lines, flags)
+
+    # Then OUT_OF_RANGE_FEATURES follows MALIGNANT_PROBABILITY, NULL where a row has no flag; or it is not staged
+    assert list(frame.columns) == layout.staged_column_names
+    if expected is None:
+        assert "OUT_OF_RANGE_FEATURES" not in frame.columns
+        return
+    assert list(frame.columns[-3:]) == ["MALIGNANT_PROBABILITY", "OUT_OF_RANGE_FEATURES", "SOURCE_LINE"]
+    assert [None if pd.isna(v) else v for v in frame["OUT_OF_RANGE_FEATURES"]] == expected
+    assert ("OUT_OF_RANGE_FEATURES", "VARCHAR") in layout.ddl_columns()
