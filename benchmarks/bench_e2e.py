@@ -26,6 +26,14 @@ once, then ``--repeats`` rounds run, interleaved:
 
 Goals (medians): pipeline ≥ 10× the naive handler's rows/s, pipeline time ≤ 1.3× the floor's.
 
+Plausibility mode (``--plausibility``): what the implausible-values check costs. ``--repeats`` rounds,
+interleaved, of the handler on the same file with the model's metadata as committed (``checked``: every row's
+features checked against the domain and the training range, OUT_OF_RANGE=flag) and with a copy of the model
+whose metadata has neither (``unchecked``: the check has nothing to do, as for metadata written before it had
+them). Reports the medians, their difference, the ``check`` stage's own seconds against the pipeline's, and the
+check alone on a worst case (1 % of rows beyond the margin in every feature, so every feature takes the masked
+path).
+
 Memory mode (``--memory 500000 5000000``): each size, plain and gzip, through the handler in a fresh process;
 peak RSS of the function's process (and, separately, of the stack's), goal ratio largest/smallest ≤ 1.25.
 ``--plot`` draws docs/performance.png from the JSON of both modes.
@@ -58,7 +66,7 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script
         sys.path.insert(0, str(_p))
 
 OUT_DIR = REPO_ROOT / "benchmarks" / "out"
-STAGES = ("s3_read", "parse", "convert", "score", "stage", "publish")
+STAGES = ("s3_read", "parse", "convert", "check", "score", "stage", "publish")
 GOAL_VS_NAIVE = 10.0
 GOAL_VS_FLOOR = 1.3
 GOAL_MEMORY_RATIO = 1.25
@@ -304,6 +312,7 @@ def child_pipeline(event: dict[str, Any], options: dict[str, Any]) -> dict[str, 
         "rows": obj["rows_loaded"] + obj["rows_rejected"],
         "rows_loaded": obj["rows_loaded"],
         "rows_rejected": obj["rows_rejected"],
+        "rows_flagged": obj["rows_flagged"],
         "stages": obj["seconds"],
         "init_s": init_s,
         "rss_after_init_mb": rss_after_init,
@@ -556,6 +565,108 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+GOAL_CHECK_SHARE = 0.05
+
+
+def _unchecked_model(directory: Path) -> Path:
+    """A copy of the committed model whose metadata has no domain and no training range (the check is a no-op)."""
+    import shutil
+
+    model = REPO_ROOT / "model"
+    meta = json.loads((model / "metadata.json").read_text(encoding="utf-8"))
+    for feature in meta["features"]:
+        feature.pop("domain", None)
+        feature.pop("training_range", None)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model / meta["tflite_file"], directory / meta["tflite_file"])
+    (directory / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    return directory
+
+
+def _check_worst_case(rows: int, chunk_rows: int = 200_000) -> dict[str, Any]:
+    """The check alone on ``rows`` resampled real rows with 1 % of them beyond the margin in every feature."""
+    import numpy as np
+
+    from pipeline.features import ConvertedFeatures
+    from pipeline.plausibility import plausibility_check
+    from pipeline.settings import Settings
+    from scoring import ModelMetadata
+
+    meta = ModelMetadata.load(REPO_ROOT / "model" / "metadata.json")
+    settings = Settings(secret_name="x", database="D", schema_name="S")
+    check = plausibility_check(meta, settings)
+    rng = np.random.default_rng(3)
+    highs = np.array([f.training_range.max * 10 for f in meta.features if f.training_range is not None])
+    seconds = 0.0
+    flagged = 0
+    for start in range(0, rows, chunk_rows):
+        n = min(chunk_rows, rows - start)
+        values = np.asfortranarray(rng.uniform(0.5, 1.0, (n, meta.n_features)) * highs / 10)
+        out = rng.random((n, meta.n_features)) < 0.01 / meta.n_features
+        values[out] = np.broadcast_to(highs, (n, meta.n_features))[out]
+        converted = ConvertedFeatures(values=values, ok=np.ones(n, bool), blank=np.zeros(n, bool), problems=[])
+        t0 = time.perf_counter()
+        checked = check.check(converted)
+        checked.flag_column()
+        seconds += time.perf_counter() - t0
+        flagged += checked.rows_flagged
+    return {"rows": rows, "rows_flagged": flagged, "seconds": seconds}
+
+
+def plausibility_cost(args: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    from benchmarks.make_files import ensure_file
+
+    rows = args.rows
+    path = ensure_file(rows, out_dir=args.files_dir)
+    runs: dict[str, list[dict[str, Any]]] = {"checked": [], "unchecked": []}
+    with tempfile.TemporaryDirectory() as tmp, running_stack() as stack:
+        unchecked = _unchecked_model(Path(tmp) / "model")
+        event = stack.upload(path, f"bench/plausibility-{rows}.csv")
+        for r in range(args.repeats):
+            for kind in ("checked", "unchecked") if r % 2 == 0 else ("unchecked", "checked"):
+                env = {} if kind == "checked" else {"MODEL_DIR": str(unchecked)}
+                res = run_child(stack, "pipeline", event, env=env)
+                runs[kind].append(res)
+                print(
+                    f"  {kind:<9} run {r + 1}: {res['seconds']:.2f} s (check stage {res['stages']['check']:.3f} s, "
+                    f"{res['rows_flagged']} rows flagged)",
+                    flush=True,
+                )
+    checked_s, unchecked_s = _median(runs["checked"]), _median(runs["unchecked"])
+    check_s = statistics.median(r["stages"]["check"] for r in runs["checked"])
+    worst = _check_worst_case(rows)
+    spread = {k: (max(r["seconds"] for r in v) - min(r["seconds"] for r in v)) / _median(v) for k, v in runs.items()}
+    share = check_s / checked_s
+    worst_share = worst["seconds"] / checked_s
+    report = {
+        "machine": machine_info(),
+        "config": {"rows": rows, "repeats": args.repeats, "quick": args.quick, "cpus": CPU_PLAN.describe()},
+        "median_seconds": {"checked": checked_s, "unchecked": unchecked_s},
+        "difference": (checked_s - unchecked_s) / unchecked_s,
+        "spread_of_runs": spread,
+        "check_stage_median_s": check_s,
+        "check_share_of_pipeline": share,
+        "worst_case_check": worst | {"share_of_pipeline": worst_share},
+        "goals": {"check_lt_5pct": share < GOAL_CHECK_SHARE and worst_share < GOAL_CHECK_SHARE},
+        "runs": runs,
+        "load_average_at_end": list(os.getloadavg()),
+    }
+    print(f"\nPlausibility check, {rows:,} rows, medians of {args.repeats} interleaved runs each")
+    print(f"pipeline with the check   {checked_s:.2f} s (runs spread {spread['checked']:.0%} of the median)")
+    print(f"pipeline without it       {unchecked_s:.2f} s (runs spread {spread['unchecked']:.0%} of the median)")
+    print(f"difference                {report['difference']:+.1%} (within the runs' spread: noise)")
+    print(f"check stage               {check_s * 1000:.1f} ms = {share:.2%} of the pipeline")
+    print(
+        f"worst case (1 % of rows flagged, every feature masked): {worst['seconds'] * 1000:.1f} ms for "
+        f"{worst['rows_flagged']:,} flagged rows = {worst_share:.2%} of the pipeline"
+    )
+    verdict = report["goals"]["check_lt_5pct"]
+    print(f"check < {GOAL_CHECK_SHARE:.0%} of the pipeline: {'PASS' if verdict else 'FAIL'}")
+    return report
+
+
 def memory(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.make_files import ensure_file
 
@@ -639,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true", help="print each pipeline run's stage times")
     parser.add_argument("--memory", type=int, nargs="+", metavar="ROWS", help="peak-RSS mode over these sizes")
+    parser.add_argument(
+        "--plausibility", action="store_true", help="the implausible-values check's cost: with vs without it"
+    )
     parser.add_argument("--no-gzip", action="store_true", help="memory mode: plain files only")
     parser.add_argument("--files-dir", type=Path, default=OUT_DIR / "files")
     parser.add_argument("--out", type=Path)
@@ -661,8 +775,14 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats, args.naive_sample = 1, 2_000
         if args.memory:
             args.memory = [min(r, 20_000) for r in args.memory]
-    report = memory(args) if args.memory else throughput(args)
-    out = args.out or OUT_DIR / ("memory.json" if args.memory else "e2e.json")
+    if args.plausibility:
+        report = plausibility_cost(args)
+        name = "plausibility.json"
+    elif args.memory:
+        report, name = memory(args), "memory.json"
+    else:
+        report, name = throughput(args), "e2e.json"
+    out = args.out or OUT_DIR / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     print(f"wrote {out}")

@@ -66,10 +66,40 @@ def test_bench_e2e_quick(tmp_path: Path) -> None:
     for text in ("CPUs:", "speedup vs naive", "time vs floor", "pipeline stages", "extrapolated", "CPU (median s)"):
         assert text in proc.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
-    assert set(report["pipeline_stages_median_s"]) == {"s3_read", "parse", "convert", "score", "stage", "publish"}
+    assert set(report["pipeline_stages_median_s"]) == {
+        "s3_read",
+        "parse",
+        "convert",
+        "check",
+        "score",
+        "stage",
+        "publish",
+    }
     assert all(v > 0 for v in report["rows_per_s"].values())
     assert set(report["goals"]) == {"vs_naive_ge_10x", "vs_floor_le_1_3x"}
     assert all(report["cpu_median_s"][k]["function_cpu_s"] > 0 for k in ("pipeline", "floor"))
+
+
+def test_bench_e2e_plausibility_quick(tmp_path: Path) -> None:
+    out = tmp_path / "plausibility.json"
+    proc = _run(
+        str(BENCH / "bench_e2e.py"), "--quick", "--plausibility", "--files-dir", str(tmp_path), "--out", str(out)
+    )
+    for text in ("pipeline with the check", "pipeline without it", "check stage", "worst case", "of the pipeline:"):
+        assert text in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["median_seconds"]) == {"checked", "unchecked"}
+    assert report["check_stage_median_s"] > 0
+    assert all(r["stages"]["check"] == 0 or r["stages"]["check"] < 0.01 for r in report["runs"]["unchecked"])
+    assert report["worst_case_check"]["rows_flagged"] > 0
+
+
+def test_out_of_range_margin_quick(tmp_path: Path) -> None:
+    out = tmp_path / "margin.json"
+    proc = _run(str(BENCH / "out_of_range_margin.py"), "--quick", "--out", str(out), timeout=120)
+    assert "default margin 0.5: held-out rows unflagged and the huge area flagged: PASS" in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["held_out_vs_training_range"]["max_excess"] < report["default_margin"]
 
 
 def test_bench_e2e_memory_quick(tmp_path: Path) -> None:
