@@ -221,6 +221,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         if obj["status"] == "loaded":
             lines.append(f"  rows loaded    {obj['rows_loaded']}")
             lines.append(f"  rows rejected  {obj['rows_rejected']}")
+            if obj.get("rows_flagged"):
+                lines.append(
+                    f"  rows flagged   {obj['rows_flagged']} (far outside the training data: OUT_OF_RANGE_FEATURES)"
+                )
             if obj.get("rows_blank"):
                 lines.append(f"  blank lines    {obj['rows_blank']}")
             lines.append(f"  load id        {obj['load_id']}")
