@@ -599,7 +599,10 @@ def _check_worst_case(rows: int, chunk_rows: int = 200_000) -> dict[str, Any]:
     highs = np.array([f.training_range.max * 10 for f in meta.features if f.training_range is not None])
     seconds = 0.0
     flagged = 0
-    for start in range(0, rows, chunk_rows):
+    # Untimed first call, as the function's warm_up makes one at init: the first flagged chunk's pa.array imports
+    # pandas inside pyarrow (1.3 s here), which the function has imported long before.
+    starts = [0, *range(0, rows, chunk_rows)]
+    for k, start in enumerate(starts):
         n = min(chunk_rows, rows - start)
         values = np.asfortranarray(rng.uniform(0.5, 1.0, (n, meta.n_features)) * highs / 10)
         out = rng.random((n, meta.n_features)) < 0.01 / meta.n_features
@@ -608,8 +611,9 @@ def _check_worst_case(rows: int, chunk_rows: int = 200_000) -> dict[str, Any]:
         t0 = time.perf_counter()
         checked = check.check(converted)
         checked.flag_column()
-        seconds += time.perf_counter() - t0
-        flagged += checked.rows_flagged
+        if k > 0:
+            seconds += time.perf_counter() - t0
+            flagged += checked.rows_flagged
     return {"rows": rows, "rows_flagged": flagged, "seconds": seconds}
 
 

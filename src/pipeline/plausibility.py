@@ -149,18 +149,32 @@ class PlausibilityCheck:
         flagged = np.zeros(ok.shape[0], dtype=bool)
         for j in features:
             flagged |= far[j]
-        rows = np.flatnonzero(flagged)
+        rows = np.flatnonzero(flagged)  # all scoreable: each mask is already ANDed with ok
         if rows.size == 0:
             return None, 0
-        # One text per distinct combination of flagged features (few), then spread over the flagged rows.
-        which = np.stack([far[j][rows] for j in features], axis=1)
+        # One text per distinct combination of flagged features (few), as an Arrow dictionary over the scoreable
+        # rows: no Python object per row.
+        combos, inverse = _combinations(np.stack([far[j][rows] for j in features], axis=1))
+        texts = pa.array([",".join(self.columns[features[k]] for k in np.flatnonzero(c)) for c in combos], pa.string())
+        position = np.cumsum(ok) - 1  # each scoreable row's index among the scoreable rows
+        indices = np.zeros(int(position[-1]) + 1, dtype=np.int32)
+        unflagged = np.ones(indices.shape[0], dtype=bool)
+        indices[position[rows]] = inverse.reshape(-1)
+        unflagged[position[rows]] = False
+        flags = pa.DictionaryArray.from_arrays(pa.array(indices, mask=unflagged), texts).cast(pa.string())
+        return flags, int(rows.size)
+
+
+def _combinations(which: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
+    """The distinct rows of a boolean [m, f] array, and each row's index among them (as ``np.unique(axis=0)``)."""
+    if which.shape[1] > 64:
         combos, inverse = np.unique(which, axis=0, return_inverse=True)
-        texts = np.array(
-            [",".join(self.columns[features[k]] for k in np.flatnonzero(combo)) for combo in combos], dtype=object
-        )
-        out = np.full(ok.shape[0], None, dtype=object)
-        out[rows] = texts[inverse.reshape(-1)]
-        return pa.array(out[ok], type=pa.string()), int(rows.size)
+        return combos, inverse
+    # Up to 64 features: one integer code a row (its flagged features' bits), whose unique is a plain fast sort.
+    weights = np.left_shift(np.uint64(1), np.arange(which.shape[1], dtype=np.uint64))
+    codes = (which * weights).sum(axis=1, dtype=np.uint64)
+    unique, inverse = np.unique(codes, return_inverse=True)
+    return (unique[:, None] & weights) != 0, inverse
 
 
 def flag_bounds(low: float, high: float, margin: float) -> tuple[float, float]:

@@ -15,9 +15,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from pipeline.features import ConvertedFeatures, RowProblem, convert_features
-from pipeline.plausibility import PlausibilityCheck, flag_bounds, plausibility_check
+from pipeline.plausibility import PlausibilityCheck, _combinations, flag_bounds, plausibility_check
 from pipeline.settings import OutOfRange, Settings
 from scoring.metadata import ModelMetadata
 
@@ -323,3 +324,19 @@ def test_a_row_beyond_the_margin_is_always_flagged(
 
     assert all(ok) and problems == []
     assert flags == [None] * at + [COLUMNS[j]] + [None] * (len(rows) - at - 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=80).flatmap(
+        lambda f: arrays(np.bool_, st.tuples(st.integers(1, 40), st.just(f)))
+    )
+)
+def test_flag_combinations_rebuild_every_row(which: np.ndarray) -> None:
+    """Given any boolean [rows, features] array (up to 64 features coded as integers, more the general way)
+    When its distinct rows are found
+    Then they are distinct, and indexing them by each row's index gives the array back."""
+    combos, inverse = _combinations(which)
+
+    assert len({c.tobytes() for c in combos}) == len(combos)
+    np.testing.assert_array_equal(combos[inverse.reshape(-1)], which)
