@@ -624,6 +624,7 @@ def plausibility_cost(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = args.rows
     path = ensure_file(rows, out_dir=args.files_dir)
+    load_before = list(os.getloadavg())  # machine_info() is read after the runs
     runs: dict[str, list[dict[str, Any]]] = {"checked": [], "unchecked": []}
     with tempfile.TemporaryDirectory() as tmp, running_stack() as stack:
         unchecked = _unchecked_model(Path(tmp) / "model")
@@ -655,7 +656,8 @@ def plausibility_cost(args: argparse.Namespace) -> dict[str, Any]:
         "worst_case_check": worst | {"share_of_pipeline": worst_share},
         "goals": {"check_lt_5pct": share < GOAL_CHECK_SHARE and worst_share < GOAL_CHECK_SHARE},
         "runs": runs,
-        "load_average_at_end": list(os.getloadavg()),
+        "load_average_before_runs": load_before,
+        "load_average_after_runs": list(os.getloadavg()),
     }
     print(f"\nPlausibility check, {rows:,} rows, medians of {args.repeats} interleaved runs each")
     print(f"pipeline with the check   {checked_s:.2f} s (runs spread {spread['checked']:.0%} of the median)")
