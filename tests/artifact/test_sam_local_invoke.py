@@ -10,9 +10,11 @@ reused while its recipe is unchanged).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pytest
 from tests.artifact.conftest import make_command
 from tests.artifact.test_invoke_events import EVENTS, EXPECTED
 from tools.invoke import LOCAL_IMAGE, OFFICIAL_IMAGE, docker_unusable_reason, sam_local_invoke
-from tools.local_stack import LocalStack, docker_network_gateway, local_stack
+from tools.local_stack import LocalStack, _free_port, docker_network_gateway
 from tools.sam_template import ROOT
 
 pytestmark = pytest.mark.slow
@@ -46,11 +48,38 @@ def docker_image(artifact: Path) -> str | None:
 
 @pytest.fixture(scope="session")
 def container_stack(docker_image: str | None) -> Iterator[LocalStack]:
-    with (
-        tempfile.TemporaryDirectory(prefix="sam-local-db-") as db,
-        local_stack(Path(db), host=docker_network_gateway()) as stack,
-    ):
-        yield stack
+    """`make local-stack`'s own server, in a process of its own.
+
+    Not in this process: moto's backends and fakesnow's server instance are process-wide, so an in-process
+    stack here would share buckets (and their versioning) and the emulator with the other tests' stack.
+    """
+    host = docker_network_gateway()
+    aws_port, sf_port = _free_port(host), _free_port(host)
+    with tempfile.TemporaryDirectory(prefix="sam-local-") as tmp:
+        env_file = Path(tmp) / "sam-env.json"
+        command = [sys.executable, "-m", "tools.local_stack", "--aws-port", str(aws_port)]
+        command += ["--snowflake-port", str(sf_port), "--db-path", f"{tmp}/db", "--env-file", str(env_file)]
+        command += ["--events-out", f"{tmp}/events"]
+        server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not env_file.exists():  # written once the stack is up and seeded
+                assert server.poll() is None, "the local stack exited before it was up"
+                assert time.monotonic() < deadline, "the local stack did not come up in 120 s"
+                time.sleep(0.2)
+            yield LocalStack(
+                aws_endpoint=f"http://{host}:{aws_port}",
+                snowflake_host=host,
+                snowflake_port=sf_port,
+                snowflake_db_path=Path(tmp) / "db",
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)  # the stack's own Ctrl-C path
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def _rows(stack: LocalStack) -> int:
