@@ -59,7 +59,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[Any]:
     """Every .csv / .csv.gz object under the prefix, as ObjectRefs (with ETag and size), page by page."""
-    from adapters.s3 import ObjectRef
+    from pipeline.ports import ObjectRef
 
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):

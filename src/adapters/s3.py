@@ -1,44 +1,18 @@
-"""S3 source: open one object version as a stream, with failures mapped to typed errors."""
+"""S3 source (the pipeline's ObjectSource port): open one object version as a stream, failures as typed errors."""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import ObjectGoneError, SourceUnavailableError, UnusableFileError
+from pipeline.ports import ObjectRef, OpenedObject
 
 READ_CHUNK_BYTES = 1 << 20
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 _CHANGED = {"PreconditionFailed", "412"}
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """One S3 object version named by an event. ``key`` is already URL-decoded."""
-
-    bucket: str
-    key: str
-    version_id: str | None = None
-    etag: str | None = None
-    size: int | None = None
-    sequencer: str | None = None
-
-    @property
-    def version(self) -> str | None:
-        """What identifies this version of the key: the version id if the bucket is versioned, else the ETag."""
-        return self.version_id or (self.etag.strip('"') if self.etag else None)
-
-
-@dataclass
-class OpenedObject:
-    ref: ObjectRef  # with version/etag filled in from the response
-    size: int
-    body: io.RawIOBase
-    last_modified: datetime | None = None  # the response's Last-Modified: orders versions without a sequencer
 
 
 class _GuardedBody(io.RawIOBase):
@@ -90,7 +64,7 @@ class _GuardedBody(io.RawIOBase):
 
 
 class S3Source:
-    """Reads objects from S3 through a boto3 client (built once per container)."""
+    """Reads objects from S3 through a boto3 client (built once per container). Implements ports.ObjectSource."""
 
     def __init__(self, client: Any) -> None:
         self._client = client

@@ -17,13 +17,10 @@ How exactly-once works (the Snowflake semantics relied on are documented in the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
-import uuid
+import io
+import mimetypes
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -42,7 +39,7 @@ from pipeline.errors import (
     WarehouseRejectedError,
     WarehouseUnavailableError,
 )
-from pipeline.plausibility import FLAG_COLUMN
+from pipeline.ports import FLAG_COLUMN, REJECT_COLUMNS, LoadIdentity, PublishResult, SourceOrder
 from pipeline.settings import LoadMode, Settings, validate_identifier
 
 LEDGER_COLUMNS: list[tuple[str, str]] = [
@@ -63,16 +60,6 @@ LEDGER_COLUMNS: list[tuple[str, str]] = [
     ("FINISHED_AT", "TIMESTAMP_TZ"),
     # Added after the first deployments: ensure_fixed_tables adds it to an existing ledger.
     ("ROWS_FLAGGED", "NUMBER(19,0)"),  # rows loaded with OUT_OF_RANGE_FEATURES set (pipeline.plausibility)
-]
-REJECT_COLUMNS: list[tuple[str, str]] = [
-    ("LOAD_ID", "VARCHAR(36) NOT NULL"),
-    ("SOURCE_BUCKET", "VARCHAR(255) NOT NULL"),
-    ("SOURCE_KEY", "VARCHAR(2048) NOT NULL"),
-    ("SOURCE_VERSION", "VARCHAR(1024) NOT NULL"),
-    ("SOURCE_LINE", "NUMBER(19,0)"),
-    ("COLUMN_NAME", "VARCHAR(255)"),
-    ("REASON", "VARCHAR(1024) NOT NULL"),
-    ("RAW_TEXT", "VARCHAR"),
 ]
 REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
 # Upsert only: a column of the staging table (never of the target) that the publish sets, under the ledger lock,
@@ -115,64 +102,6 @@ _CONFLICT_SQLSTATE_CLASSES = frozenset({"40"})  # transaction rollback: serializ
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"53", "57", "58", "XX"})
 
 
-def load_key(bucket: str, key: str, version: str) -> str:
-    """The ledger's identity of one object version."""
-    return hashlib.sha256(f"{bucket}\0{key}\0{version}".encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class LoadIdentity:
-    bucket: str
-    key: str
-    version: str
-    load_id: str
-
-    @property
-    def load_key(self) -> str:
-        return load_key(self.bucket, self.key, self.version)
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    published: bool  # False: another delivery had already loaded this version
-    rows_loaded: int
-    rows_rejected: int
-    load_id: str
-    rows_flagged: int = 0
-
-
-SEQUENCER_WIDTH = 64  # S3 sequencers are stored left-padded with zeros to this many hex digits
-_HEX = re.compile(rf"^[0-9A-Fa-f]{{1,{SEQUENCER_WIDTH}}}$")
-
-
-@dataclass(frozen=True)
-class SourceOrder:
-    """Where one object version stands among the versions of its S3 key, by S3's own ordering.
-
-    ``sequencer``: the event's ``sequencer`` (S3 notification or EventBridge), upper-case hex left-padded to
-    SEQUENCER_WIDTH digits, so that comparing two of them as text is S3's documented comparison (pad the
-    shorter one with zeros, then compare). Only meaningful between events of the same bucket and key.
-    ``last_modified``: the object's Last-Modified from the GET (one-second resolution), the fallback when either
-    side has no sequencer (backfill, hand-made events). The rule and its limits: docs/exactly-once.md.
-    """
-
-    sequencer: str | None = None
-    last_modified: datetime | None = None
-
-    @classmethod
-    def of(cls, sequencer: str | None, last_modified: datetime | None) -> SourceOrder:
-        """A malformed sequencer counts as none (the Last-Modified fallback applies), never as a wrong order."""
-        seq = sequencer.strip() if isinstance(sequencer, str) else ""
-        padded = seq.upper().rjust(SEQUENCER_WIDTH, "0") if _HEX.match(seq) else None
-        if last_modified is not None and last_modified.tzinfo is None:
-            last_modified = last_modified.replace(tzinfo=UTC)  # S3's times are UTC
-        return cls(padded, last_modified)
-
-    @property
-    def last_modified_text(self) -> str | None:
-        return self.last_modified.astimezone(UTC).isoformat() if self.last_modified is not None else None
-
-
 def classify(exc: BaseException, what: str) -> PipelineError:
     """A snowflake.connector exception as the project's own typed error, decided by errno and SQLSTATE."""
     from snowflake.connector import errors as sf
@@ -199,7 +128,10 @@ def classify(exc: BaseException, what: str) -> PipelineError:
 
 
 class SnowflakeWarehouse:
-    """Owns one connection per container (reused across invocations) and builds a LoadSession per object."""
+    """Owns one connection per container (reused across invocations) and builds a LoadSession per object.
+
+    Implements the pipeline's Warehouse port (pipeline/ports.py).
+    """
 
     def __init__(
         self,
@@ -268,6 +200,18 @@ class SnowflakeWarehouse:
         except Exception:
             return False
 
+    def warm_up(self, frame: pd.DataFrame) -> None:
+        """The staging writes' first-call costs, paid at init: the Parquet writer and the MIME tables.
+
+        The first DataFrame -> Parquet write costs up to a second once per process, and the first write_pandas PUT
+        reads the system's MIME tables. Nothing is sent anywhere: the file is written to memory.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        mimetypes.init()
+        pq.write_table(pa.Table.from_pandas(frame), io.BytesIO(), **WRITE_PANDAS_OPTIONS)  # the staging writes' options
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -300,7 +244,7 @@ class SnowflakeWarehouse:
 
 
 class LoadSession:
-    """The statements of one object's load, on one connection."""
+    """The statements of one object's load, on one connection (the pipeline's LoadSession port)."""
 
     def __init__(self, conn: Any, settings: Settings, identity: LoadIdentity, write_pandas: Any) -> None:
         self._conn = conn
@@ -665,7 +609,3 @@ class LoadSession:
             with contextlib.suppress(Exception):  # temporary tables also vanish with the session
                 self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table}")
             self._staged_tables.discard(table)
-
-
-def new_load_id() -> str:
-    return str(uuid.uuid4())

@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeN
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from adapters.s3 import ObjectRef
+from pipeline.ports import ObjectRef
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,17 @@
-"""The output table's shape: scores -> columns (Expression Evaluator, Field Renamer, Field Remover) + lineage.
+"""The output tables' shape: scores -> columns (Expression Evaluator, Field Renamer, Field Remover) + lineage,
+and the rejects table's.
 
-Where a row's output is built: ``OutputLayout.frame``.
+Where a row's output is built: ``OutputLayout.frame``; a reject's: ``rejects_frame``.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.csv_reader import TextChunk
 from pipeline.errors import ConfigurationError, UnusableFileError
 from pipeline.features import ConvertedFeatures, RowProblem
-from pipeline.plausibility import FLAG_COLUMN
+from pipeline.ports import FLAG_COLUMN, REJECT_COLUMNS
 from pipeline.settings import IDENTIFIER, LoadMode, Settings
 from scoring import ModelMetadata, Scores
 
@@ -234,3 +239,36 @@ class OutputLayout:
         if list(frame.columns) != self.staged_column_names:  # the order staged_ddl() promises
             raise AssertionError(f"staged frame columns out of order: {list(frame.columns)}")
         return frame
+
+
+def rejects_frame(
+    chunk: TextChunk,
+    columns: list[str],
+    delimiter: str,
+    problems: list[RowProblem],
+    lineage: Mapping[str, str],
+    max_text_chars: int,
+) -> pd.DataFrame | None:
+    """One chunk's rejects (REJECT_COLUMNS): its unparsable lines, then its rows with a problem; None if none."""
+    rows: list[tuple[Any, ...]] = []
+    for invalid in chunk.invalid:
+        rows.append((invalid.line, None, invalid.reason, invalid.text[:max_text_chars]))
+    for problem in problems:
+        raw = _record_text([chunk.table.column(c)[problem.index].as_py() for c in columns], delimiter)
+        rows.append((int(chunk.lines[problem.index]), problem.column, problem.reason, raw[:max_text_chars]))
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows, columns=["SOURCE_LINE", "COLUMN_NAME", "REASON", "RAW_TEXT"])
+    frame.insert(0, "SOURCE_VERSION", lineage["SOURCE_VERSION"])
+    frame.insert(0, "SOURCE_KEY", lineage["SOURCE_KEY"])
+    frame.insert(0, "SOURCE_BUCKET", lineage["SOURCE_BUCKET"])
+    frame.insert(0, "LOAD_ID", lineage["LOAD_ID"])
+    frame["SOURCE_LINE"] = frame["SOURCE_LINE"].astype(np.int64)
+    return frame[[n for n, _ in REJECT_COLUMNS]]
+
+
+def _record_text(fields: list[Any], delimiter: str) -> str:
+    """A record's fields written back as one CSV line (the raw text pyarrow parsed them from)."""
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(["" if f is None else f for f in fields])
+    return out.getvalue()

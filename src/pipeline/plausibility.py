@@ -34,8 +34,6 @@ from pipeline.features import ConvertedFeatures, RowProblem
 from pipeline.settings import OutOfRange, Settings
 from scoring.metadata import ModelMetadata
 
-FLAG_COLUMN = "OUT_OF_RANGE_FEATURES"
-
 
 def _bound(value: float) -> str:
     """A bound as written in a reason: ``0``, ``1e+06``, ``0.25`` (the model's number, never the row's)."""

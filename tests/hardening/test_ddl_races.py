@@ -86,7 +86,7 @@ def containers(harness: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[A
 
 
 def _identity() -> Any:
-    from adapters.snowflake import LoadIdentity, new_load_id
+    from pipeline.ports import LoadIdentity, new_load_id
 
     return LoadIdentity("bucket", f"incoming/ddl-{uuid.uuid4().hex[:6]}.csv", "v1", new_load_id())
 
@@ -180,7 +180,8 @@ def test_every_ddl_statement_run_by_two_sessions_at_once_succeeds_or_retries(
             work(pipeline)()
     # and the table holds each of its columns exactly once
     if spec["table"] is not None:
-        from adapters.snowflake import LEDGER_COLUMNS, REJECT_COLUMNS, REJECTED_AT
+        from adapters.snowflake import LEDGER_COLUMNS, REJECTED_AT
+        from pipeline.ports import REJECT_COLUMNS
 
         expected = {
             "ledger": [n for n, _ in LEDGER_COLUMNS],

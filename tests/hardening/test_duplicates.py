@@ -156,7 +156,7 @@ def test_the_same_event_twice_at_once_loads_once(
 def test_two_claims_that_both_inserted_leave_one_ledger_row(
     harness: Any, warehouse: Warehouse, make_csv: Callable[..., bytes]
 ) -> None:
-    from adapters.snowflake import load_key
+    from pipeline.ports import load_key
 
     # Given the state two racing claims leave behind when their MERGEs overlap (it happens in some of the races
     # above; Snowflake enforces no unique key that would stop it): two STARTED rows for one object version

@@ -223,8 +223,8 @@ def test_real_upsert_keeps_the_newer_version_and_rejects_keyless_rows(
     the COALESCE(sequencer, TO_TIMESTAMP_TZ(last-modified)) comparison, DELETE ... USING and the counts."""
     import time
 
-    from adapters.s3 import ObjectRef
     from handler import app
+    from pipeline.ports import ObjectRef
 
     # Given upsert mode, a versioned bucket, and versions 1 and 2 of one key (version 1 has a keyless row)
     from pipeline.settings import get_settings

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from adapters.s3 import ObjectRef
+from pipeline.ports import ObjectRef
 from tests.ledger_invariant import assert_ledger_matches_tables
 
 KEY = "incoming/site-7/export.csv"

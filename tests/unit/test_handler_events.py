@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from adapters.s3 import ObjectRef
 from handler.app import handle
+from pipeline.ports import ObjectRef
 from pipeline.process import ObjectResult
 
 

@@ -1,0 +1,194 @@
+"""What the pipeline needs from the outside world, in its own words: an object source and a warehouse.
+
+The pipeline imports nothing of ``adapters``. ``adapters/s3.py`` and ``adapters/snowflake.py`` implement these
+protocols (they may import the types below); ``handler/app.py`` builds them and hands them to ``Pipeline``.
+Tests hand in their own (moto- or fakesnow-backed, or plain fakes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import uuid
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import pandas as pd
+
+
+# --- the object source ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ObjectRef:
+    """One S3 object version named by an event. ``key`` is already URL-decoded."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    sequencer: str | None = None
+
+    @property
+    def version(self) -> str | None:
+        """What identifies this version of the key: the version id if the bucket is versioned, else the ETag."""
+        return self.version_id or (self.etag.strip('"') if self.etag else None)
+
+
+@dataclass
+class OpenedObject:
+    ref: ObjectRef  # with version/etag filled in from the response
+    size: int
+    body: io.RawIOBase
+    last_modified: datetime | None = None  # the response's Last-Modified: orders versions without a sequencer
+
+
+class ObjectSource(Protocol):
+    """Opens one object version as a byte stream; failures are the pipeline's typed errors (pipeline.errors)."""
+
+    def open(self, ref: ObjectRef, *, max_bytes: int) -> OpenedObject:
+        """The exact version ``ref`` names; UnusableFileError(object_too_large) when it is over ``max_bytes``."""
+        ...
+
+
+# --- the warehouse --------------------------------------------------------------------------------------------
+def load_key(bucket: str, key: str, version: str) -> str:
+    """The ledger's identity of one object version."""
+    return hashlib.sha256(f"{bucket}\0{key}\0{version}".encode()).hexdigest()
+
+
+def new_load_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class LoadIdentity:
+    bucket: str
+    key: str
+    version: str
+    load_id: str
+
+    @property
+    def load_key(self) -> str:
+        return load_key(self.bucket, self.key, self.version)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    published: bool  # False: another delivery had already loaded this version
+    rows_loaded: int
+    rows_rejected: int
+    load_id: str
+    rows_flagged: int = 0  # of rows_loaded, those with FLAG_COLUMN set
+
+
+SEQUENCER_WIDTH = 64  # S3 sequencers are stored left-padded with zeros to this many hex digits
+_HEX = re.compile(rf"^[0-9A-Fa-f]{{1,{SEQUENCER_WIDTH}}}$")
+
+
+@dataclass(frozen=True)
+class SourceOrder:
+    """Where one object version stands among the versions of its S3 key, by S3's own ordering.
+
+    ``sequencer``: the event's ``sequencer`` (S3 notification or EventBridge), upper-case hex left-padded to
+    SEQUENCER_WIDTH digits, so that comparing two of them as text is S3's documented comparison (pad the
+    shorter one with zeros, then compare). Only meaningful between events of the same bucket and key.
+    ``last_modified``: the object's Last-Modified from the GET (one-second resolution), the fallback when either
+    side has no sequencer (backfill, hand-made events). The rule and its limits: docs/exactly-once.md.
+    """
+
+    sequencer: str | None = None
+    last_modified: datetime | None = None
+
+    @classmethod
+    def of(cls, sequencer: str | None, last_modified: datetime | None) -> SourceOrder:
+        """A malformed sequencer counts as none (the Last-Modified fallback applies), never as a wrong order."""
+        seq = sequencer.strip() if isinstance(sequencer, str) else ""
+        padded = seq.upper().rjust(SEQUENCER_WIDTH, "0") if _HEX.match(seq) else None
+        if last_modified is not None and last_modified.tzinfo is None:
+            last_modified = last_modified.replace(tzinfo=UTC)  # S3's times are UTC
+        return cls(padded, last_modified)
+
+    @property
+    def last_modified_text(self) -> str | None:
+        return self.last_modified.astimezone(UTC).isoformat() if self.last_modified is not None else None
+
+
+# The rejects a LoadSession stages (a frame with these columns, built by output.rejects_frame): one row per line
+# or cell that could not be loaded, with its reason and raw text; with their Snowflake types.
+REJECT_COLUMNS: list[tuple[str, str]] = [
+    ("LOAD_ID", "VARCHAR(36) NOT NULL"),
+    ("SOURCE_BUCKET", "VARCHAR(255) NOT NULL"),
+    ("SOURCE_KEY", "VARCHAR(2048) NOT NULL"),
+    ("SOURCE_VERSION", "VARCHAR(1024) NOT NULL"),
+    ("SOURCE_LINE", "NUMBER(19,0)"),
+    ("COLUMN_NAME", "VARCHAR(255)"),
+    ("REASON", "VARCHAR(1024) NOT NULL"),
+    ("RAW_TEXT", "VARCHAR"),
+]
+
+
+# A staged row's column naming the features far beyond the model's training range (pipeline/plausibility.py); the
+# session counts the rows that have it set, and the publish reports them as rows_flagged.
+FLAG_COLUMN = "OUT_OF_RANGE_FEATURES"
+
+
+class LoadSession(Protocol):
+    """The statements of one object version's load: claim, stage, then publish or record a failure.
+
+    Staging may run on a worker thread (pipeline/staging.py), one write at a time, while the caller goes on.
+    """
+
+    identity: LoadIdentity
+    rows_staged: int
+    rejects_staged: int
+
+    def claim(self, model_version: str) -> tuple[str | None, str | None]:
+        """Record that a load started; return the ledger's (status, load id) beforehand (LOADED/FAILED: a duplicate)."""
+        ...
+
+    def ensure_target(self, columns: list[tuple[str, str]]) -> None:
+        """Create the target table with these (name, SQL type) columns, or add the ones it lacks."""
+        ...
+
+    def stage_rows(self, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None: ...
+
+    def stage_rejects(self, frame: pd.DataFrame) -> None:
+        """A frame with REJECT_COLUMNS (output.rejects_frame)."""
+        ...
+
+    def discard_staged(self) -> None:
+        """Forget everything staged so far (the object is about to be read again from the start)."""
+        ...
+
+    def publish(
+        self,
+        columns: list[str],
+        model_version: str,
+        order: SourceOrder | None = None,
+        merge_key_columns: str | None = None,
+    ) -> PublishResult:
+        """Rows + rejects + ledger LOADED, atomically; a version another delivery loaded publishes nothing."""
+        ...
+
+    def record_failure(self, reason_code: str, reason: str, model_version: str) -> None:
+        """The ledger says FAILED with the reason; nothing else is written."""
+        ...
+
+    def cleanup(self) -> None:
+        """Drop what was staged (also done when the session ends)."""
+        ...
+
+
+class Warehouse(Protocol):
+    """Where scored rows are published: one session per object version's load."""
+
+    def session(self, identity: LoadIdentity) -> AbstractContextManager[LoadSession]:
+        """A session for one load; on leaving it, staged data is cleaned up (and a broken connection dropped)."""
+        ...
+
+    def warm_up(self, frame: pd.DataFrame) -> None:
+        """Pay the staging path's one-off costs on a synthetic frame at init, touching nothing remote."""
+        ...
