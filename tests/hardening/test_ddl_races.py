@@ -205,7 +205,7 @@ def test_two_loads_adding_the_same_new_column_at_once_both_load(
     make_csv: Callable[..., bytes],
     same_object: bool,
 ) -> None:
-    from handler.app import handle
+    from pipeline.batch import handle
 
     # Given a target created by an earlier load, and files that bring a new column, delivered to two containers
     # at once; both read INFORMATION_SCHEMA, both decide to add the column, and meet right before the ALTER

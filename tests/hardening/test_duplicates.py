@@ -75,7 +75,7 @@ def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 def _race(pipelines: list[Any], event: dict[str, Any]) -> list[Any]:
     """Deliver ``event`` to every pipeline at once; each outcome is a status or the exception raised."""
-    from handler.app import handle
+    from pipeline.batch import handle
 
     outcomes: list[Any] = [None] * len(pipelines)
     start = threading.Barrier(len(pipelines))
@@ -133,7 +133,7 @@ def test_the_same_event_twice_at_once_loads_once(
         assert outcome in {"loaded", "duplicate"} or isinstance(outcome, RetriableError), repr(outcome)
     # and when Lambda retries the losers, they find the file loaded
     retries = [pipelines[i] for i, outcome in enumerate(outcomes) if isinstance(outcome, RetriableError)]
-    from handler.app import handle
+    from pipeline.batch import handle
 
     for pipeline in retries:
         outcomes.append(handle(event, pipeline)["objects"][0]["status"])

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handler.events import ParsedEvent, parse_event
+from pipeline.events import ParsedEvent, parse_event
 
 ABSENT = object()  # a field left out of the event
 

@@ -192,7 +192,7 @@ def test_real_unusable_file_is_recorded_as_failed(real: RealSnowflake) -> None:
 def test_real_two_deliveries_at_once_load_once(
     real: RealSnowflake, monkeypatch: pytest.MonkeyPatch, make_csv: Callable[..., bytes], meet_at: str | None
 ) -> None:
-    from handler.app import handle
+    from pipeline.batch import handle
     from pipeline.errors import RetriableError
     from tests.hardening.test_duplicates import _meet_at, _race, _two_containers
 
@@ -281,7 +281,7 @@ def test_real_two_sessions_adding_one_column_at_once_both_succeed(
     real: RealSnowflake, monkeypatch: pytest.MonkeyPatch, make_csv: Callable[..., bytes]
 ) -> None:
     """The ALTER race of tests/hardening/test_ddl_races.py under Snowflake's own DDL locking."""
-    from handler.app import handle
+    from pipeline.batch import handle
     from tests.hardening.test_ddl_races import AtOnce, _in_parallel
     from tests.hardening.test_duplicates import _two_containers
 

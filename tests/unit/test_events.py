@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handler.events import parse_event
+from pipeline.events import parse_event
 
 
 def s3_record(key: str, name: str = "ObjectCreated:Put", version: str | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from handler.app import handle
+from pipeline.batch import handle
 from pipeline.ports import ObjectRef
 from pipeline.process import ObjectResult
 

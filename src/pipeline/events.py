@@ -12,7 +12,7 @@ Every record ends as exactly one of:
 
 * an object to load (``objects``), with the SQS message it came in;
 * a skip with a reason (``skipped``): ``s3:TestEvent`` and records that are not ObjectCreated;
-* a malformed record (also in ``skipped``, and in ``malformed`` so the handler reports it loudly): a missing or
+* a malformed record (also in ``skipped``, and in ``malformed`` so pipeline/batch.py reports it loudly): a missing or
   wrongly typed field, a body or SNS ``Message`` that is not JSON, an unknown shape. Where SQS is the source its
   message id goes to ``bad_messages``, so it comes back as a batch item failure (and ends in the queue's DLQ,
   kept) while the good messages of the batch load.
@@ -127,24 +127,41 @@ def _source(record: Any) -> Any:
 
 def _records(records: list[Any]) -> ParsedEvent:
     """Lambda never mixes sources in one event; each record is still read by its own source."""
-    sources = [_source(r) for r in records]
-    shape = next((s for s in ("aws:sqs", "aws:sns", "aws:s3") if s in sources), "unknown").removeprefix("aws:")
-    parsed = ParsedEvent(shape)
-    for index, (record, source) in enumerate(zip(records, sources, strict=True)):
-        where = f"record {index}"
-        if not isinstance(record, dict):
-            parsed.reject(f"{where} is not an object")
-        elif source == "aws:sqs":
-            _sqs_message(SQSRecord(record), parsed, where)
-        elif source == "aws:sns":
-            _sns_message(SNSEventRecord(record), parsed, where)
-        elif source == "aws:s3":
-            _s3_record(record, parsed, None, where)
-        elif source is None:
-            parsed.reject(f"{where}: no eventSource")
-        else:
-            parsed.reject(f"{where}: event source {_describe(source)!r} is not aws:s3, aws:sqs or aws:sns")
+    parsed = ParsedEvent(_shape(records))
+    for index, record in enumerate(records):
+        add_record(parsed, index, record)
     return parsed
+
+
+def _shape(records: list[Any]) -> str:
+    sources = [_source(r) for r in records]
+    return next((s for s in ("aws:sqs", "aws:sns", "aws:s3") if s in sources), "unknown").removeprefix("aws:")
+
+
+def sqs_records(event: Any) -> list[Any] | None:
+    """The records of an event parse_event would read as SQS (one message each), else None."""
+    if not isinstance(event, dict) or event.get("Event") == "s3:TestEvent" or event.get("source") == "aws.s3":
+        return None
+    records = event.get("Records")
+    return records if isinstance(records, list) and records and _shape(records) == "sqs" else None
+
+
+def add_record(parsed: ParsedEvent, index: int, record: Any) -> None:
+    """Read the event's record number ``index`` into ``parsed`` (as parse_event does for each)."""
+    where = f"record {index}"
+    source = _source(record)
+    if not isinstance(record, dict):
+        parsed.reject(f"{where} is not an object")
+    elif source == "aws:sqs":
+        _sqs_message(SQSRecord(record), parsed, where)
+    elif source == "aws:sns":
+        _sns_message(SNSEventRecord(record), parsed, where)
+    elif source == "aws:s3":
+        _s3_record(record, parsed, None, where)
+    elif source is None:
+        parsed.reject(f"{where}: no eventSource")
+    else:
+        parsed.reject(f"{where}: event source {_describe(source)!r} is not aws:s3, aws:sqs or aws:sns")
 
 
 def _sqs_message(message: SQSRecord, parsed: ParsedEvent, where: str) -> None:
