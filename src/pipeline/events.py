@@ -223,60 +223,48 @@ def _notification(
         parsed.reject(f"{where}: not an S3 notification or EventBridge event", message_id)
 
 
+def _fields_problem(data: Any, kind: str, prefix: str, version: str, etag: str) -> str:
+    """_problem for an "object created" record: what happened, bucket and key required; version id, ETag and
+    sequencer optional strings; size an optional integer (under ``prefix``: s3 or EventBridge's detail)."""
+    if not isinstance(data, dict):
+        return "is not an object"
+    obj = f"{prefix}.object."
+    required = (kind, f"{prefix}.bucket.name", obj + "key")
+    return _problem(data, required, optional=(obj + version, obj + etag, obj + "sequencer"), sizes=(obj + "size",))
+
+
 def _s3_record(data: Any, parsed: ParsedEvent, message_id: str | None, where: str) -> None:
-    problem = (
-        "is not an object"
-        if not isinstance(data, dict)
-        else _problem(
-            data,
-            required=("eventName", "s3.bucket.name", "s3.object.key"),
-            optional=("s3.object.versionId", "s3.object.eTag", "s3.object.sequencer"),
-            sizes=("s3.object.size",),
-        )
-    )
-    if problem:
+    if problem := _fields_problem(data, "eventName", "s3", "versionId", "eTag"):
         parsed.reject(f"{where}: {problem}", message_id)
         return
     record = S3EventRecord(data)
-    obj = record.s3.get_object
-    bucket = record.s3.bucket.name
-    key = unquote_plus(obj.key)  # Powertools' per-record key is not decoded
-    if not record.event_name.startswith("ObjectCreated:"):
-        parsed.skip(f"{record.event_name} s3://{bucket}/{key}")
-        return
-    ref = ObjectRef(
-        bucket=bucket,
-        key=key,
-        version_id=obj.version_id or None,
-        etag=obj.etag or None,
-        size=obj.get("size"),
-        sequencer=obj.get("sequencer") or None,
-    )
-    parsed.objects.append(EventObject(ref, message_id))
+    s3 = record.s3.get_object
+    version, etag, size, sequencer = s3.version_id, s3.etag, s3.get("size"), s3.get("sequencer")
+    # Powertools' per-record key is not decoded
+    ref = ObjectRef(record.s3.bucket.name, unquote_plus(s3.key), version or None, etag or None, size, sequencer or None)
+    _created(parsed, message_id, record.event_name, record.event_name.startswith("ObjectCreated:"), ref)
 
 
 def _eventbridge(event: dict[str, Any], parsed: ParsedEvent, message_id: str | None, where: str) -> None:
-    problem = _problem(
-        event,
-        required=("detail-type", "detail.bucket.name", "detail.object.key"),
-        optional=("detail.object.version-id", "detail.object.etag", "detail.object.sequencer"),
-        sizes=("detail.object.size",),
-    )
-    if problem:
+    if problem := _fields_problem(event, "detail-type", "detail", "version-id", "etag"):
         parsed.reject(f"{where}: {problem}", message_id)
         return
     bridge = S3EventBridgeNotificationEvent(event)
     obj = bridge.detail.object
-    bucket = bridge.detail.bucket.name
-    if bridge.detail_type != "Object Created":
-        parsed.skip(f"{bridge.detail_type} s3://{bucket}/{obj.key}")
-        return
     ref = ObjectRef(
-        bucket=bucket,
-        key=obj.key,  # Powertools decodes EventBridge keys
-        version_id=obj.get("version-id") or None,
-        etag=obj.etag or None,
-        size=obj.size,
-        sequencer=obj.get("sequencer") or None,
+        bridge.detail.bucket.name,
+        obj.key,  # Powertools decodes EventBridge keys
+        obj.get("version-id") or None,
+        obj.etag or None,
+        obj.size,
+        obj.get("sequencer") or None,
     )
-    parsed.objects.append(EventObject(ref, message_id))
+    _created(parsed, message_id, bridge.detail_type, bridge.detail_type == "Object Created", ref)
+
+
+def _created(parsed: ParsedEvent, message_id: str | None, what: str, created: bool, ref: ObjectRef) -> None:
+    """An object to load if the record says it was created; else a skip naming what happened to it."""
+    if created:
+        parsed.objects.append(EventObject(ref, message_id))
+    else:
+        parsed.skip(f"{what} s3://{ref.bucket}/{ref.key}")

@@ -164,11 +164,7 @@ class LoadSession(Protocol):
         ...
 
     def publish(
-        self,
-        columns: list[str],
-        model_version: str,
-        order: SourceOrder | None = None,
-        merge_key_columns: str | None = None,
+        self, columns: list[str], model_version: str, order: SourceOrder, merge_key_columns: str | None
     ) -> PublishResult:
         """Rows + rejects + ledger LOADED, atomically; a version another delivery loaded publishes nothing."""
         ...

@@ -21,7 +21,7 @@ from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks,
 from pipeline.errors import PermanentError, UnusableFileError
 from pipeline.features import convert_features
 from pipeline.output import OutputLayout, rejects_frame
-from pipeline.plausibility import plausibility_check
+from pipeline.plausibility import PlausibilityCheck, plausibility_check
 from pipeline.ports import (
     LoadIdentity,
     LoadSession,
@@ -58,17 +58,19 @@ class ObjectResult:
         return asdict(self)
 
 
+@dataclass(eq=False)  # compared and hashed by identity, as one per container
 class Pipeline:
-    def __init__(self, settings: Settings, scorer: Scorer, source: ObjectSource, warehouse: Warehouse) -> None:
-        self.settings = settings
-        self.scorer = scorer
-        self.source = source
-        self.warehouse = warehouse
-        self.plausibility = plausibility_check(scorer.metadata, settings)
-        self._warm_up()
+    """The stages of one object, with the ports it reads from and writes to (built once per container)."""
 
-    def _warm_up(self) -> None:
-        # A failure here is ignored: the real event will raise it properly.
+    settings: Settings
+    scorer: Scorer
+    source: ObjectSource
+    warehouse: Warehouse
+    plausibility: PlausibilityCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plausibility = plausibility_check(self.scorer.metadata, self.settings)
+        # Warm up at construction (Lambda's init); a failure here is ignored: the real event will raise it properly.
         with contextlib.suppress(Exception):
             warm_up(self.scorer, self.settings, self.warehouse)
 
