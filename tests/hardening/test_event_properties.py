@@ -1,4 +1,4 @@
-"""Property-based tests of event parsing (handler.events): no event, however malformed, makes it raise.
+"""Property-based tests of event parsing (pipeline.events): no event, however malformed, makes it raise.
 
 * Any JSON-ish event (random nesting of objects, lists, strings, numbers, in and around the known envelope shapes:
   S3, SQS, SNS in SQS, SNS, EventBridge) is parsed into well-formed objects plus skipped items; every record is
