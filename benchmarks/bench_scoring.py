@@ -30,7 +30,6 @@ import csv
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script, as `mak
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
+from benchmarks.machine import machine_info as base_machine_info  # noqa: E402
 from benchmarks.numpy_forward import FoldedNumpyForward, NumpyForward, chunked  # noqa: E402
 from scoring import Scorer  # noqa: E402
 from scoring.interpreter import interpreter_class  # noqa: E402
@@ -232,22 +232,10 @@ def blas_one_thread() -> Callable[[], AbstractContextManager[Any]] | None:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine (benchmarks/machine.py), plus numpy's version, its BLAS and the thread settings."""
     info: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **base_machine_info(),
         "numpy": np.__version__,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "env": {
             k: v for k, v in os.environ.items() if "BLAS" in k or k.endswith("NUM_THREADS") or k == "OPENBLAS_CORETYPE"
         },

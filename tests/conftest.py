@@ -48,7 +48,7 @@ class Harness:
         return str(self.stack.bucket)
 
     def put(self, key: str, body: bytes, *, gz: bool = False) -> dict[str, Any]:
-        from tools.demo import upload
+        from tools.s3_events import upload
 
         return upload(self.stack, key, gzip.compress(body) if gz else body, self.bucket)
 

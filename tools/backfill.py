@@ -144,9 +144,9 @@ def _local_demo(workers: int, progress: bool) -> dict[str, Any]:
     """A fresh local stack seeded with a few generated files, one of them loaded beforehand."""
     import gzip
 
-    from benchmarks.make_files import make_file
-    from tools.demo import upload
     from tools.local_stack import local_stack
+    from tools.make_files import make_file
+    from tools.s3_events import upload
 
     with local_stack(None) as stack:
         os.environ.update(stack.function_env())

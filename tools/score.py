@@ -248,8 +248,8 @@ def run(file: Path, key: str, db_path: Path) -> int:
     quiet_by_default()
     from pipeline.errors import ConfigurationError, PipelineError
     from pipeline.settings import Settings
-    from tools.demo import upload
     from tools.local_stack import DATABASE, local_stack
+    from tools.s3_events import upload
 
     data = file.read_bytes()
     with local_stack(db_path) as stack:

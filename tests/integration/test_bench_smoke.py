@@ -50,7 +50,16 @@ def test_bench_scoring_quick_run(tmp_path: Path) -> None:
 
 
 def test_make_files_writes_plain_and_gzip(tmp_path: Path) -> None:
-    _run(str(BENCH / "make_files.py"), "--rows", "1000", "--gzip", "--out-dir", str(tmp_path), "--bad-rate", "0.01")
+    _run(
+        str(REPO_ROOT / "tools" / "make_files.py"),
+        "--rows",
+        "1000",
+        "--gzip",
+        "--out-dir",
+        str(tmp_path),
+        "--bad-rate",
+        "0.01",
+    )
     plain = tmp_path / "rows-1000-bad0.01.csv"
     lines = plain.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1001

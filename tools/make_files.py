@@ -7,7 +7,7 @@ worst real case) and rounded to the number of decimals the real column is writte
 unique (``SYN-<seed>-<n>``). ``--bad-rate`` replaces that fraction of rows' cells with a blank or a
 non-numeric value, to exercise the rejects path (default 0: every row scores).
 
-Run: ``PYTHONPATH=src:. .venv/bin/python benchmarks/make_files.py --rows 500000 5000000 [--gzip]``.
+Run: ``PYTHONPATH=src:. .venv/bin/python tools/make_files.py --rows 500000 5000000 [--gzip]``.
 Writes ``benchmarks/out/files/rows-<N>.csv`` (and ``.csv.gz``); an existing file of the same name is kept
 unless ``--force``.
 """
