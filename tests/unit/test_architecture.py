@@ -139,3 +139,29 @@ def test_the_checks_find_a_forbidden_edge_or_a_cycle(
     # Then exactly the planted edge or cycle is reported
     assert forbidden_edges(graph) == forbidden
     assert cycles(graph) == cycle
+
+
+def code_lines(path: Path) -> int:
+    """Lines that are not blank, a comment or a docstring."""
+    text = path.read_text(encoding="utf-8")
+    docstrings: set[int] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef) and ast.get_docstring(node) is not None:
+            first = node.body[0]
+            docstrings.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    return sum(
+        1
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.strip().startswith("#") and number not in docstrings
+    )
+
+
+def test_the_handler_is_thin() -> None:
+    # Given the Lambda entry point's module
+    app = SRC / "handler" / "app.py"
+    # When its code is measured / Then it is the composition and one call: at most 40 lines, lambda_handler one line
+    assert code_lines(app) <= 40
+    [handler] = [
+        n for n in ast.parse(app.read_text()).body if isinstance(n, ast.FunctionDef) and n.name == "lambda_handler"
+    ]
+    assert len(handler.body) == 1 and isinstance(handler.body[0], ast.Return)
