@@ -595,7 +595,7 @@ def _check_worst_case(rows: int, chunk_rows: int = 200_000) -> dict[str, Any]:
 def plausibility_cost(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
-    from benchmarks.make_files import ensure_file
+    from tools.make_files import ensure_file
 
     rows = args.rows
     path = ensure_file(rows, out_dir=args.files_dir)

@@ -10,7 +10,7 @@ values through. Measured here on the 569 real rows of ``data/breast_cancer.csv``
 2. **random splits**: ``--splits`` random 455/114 splits; for each margin, the share of unseen real rows that
    would be flagged, and the share of splits that would flag any;
 3. **jittered resamples**: ``--rows`` rows, each a real row plus Gaussian jitter of a fraction of each feature's
-   standard deviation (5 %, as benchmarks/make_files.py, 10 % and 25 %; unclipped, unlike make_files), measured
+   standard deviation (5 %, as tools/make_files.py, 10 % and 25 %; unclipped, unlike make_files), measured
    against the committed training range: the share flagged at each margin;
 4. **an implausible value**: how far a mean area of 1,000,000 lies beyond the range (a margin
    below that flags it).

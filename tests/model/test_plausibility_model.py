@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from benchmarks.make_files import make_file
 from pipeline.csv_reader import CsvChunks
 from pipeline.features import ConvertedFeatures, convert_features
 from pipeline.plausibility import PlausibilityCheck
 from pipeline.settings import DEFAULT_OUT_OF_RANGE_MARGIN, OutOfRange
 from scoring import ModelMetadata
 from tests.model.conftest import SAMPLE_CSV, Dataset
+from tools.make_files import make_file
 
 
 def _check(metadata: ModelMetadata) -> PlausibilityCheck:
@@ -70,7 +70,7 @@ def test_the_sample_export_produces_no_flag(metadata: ModelMetadata) -> None:
 
 
 def test_the_benchmark_files_produce_no_flag(metadata: ModelMetadata, tmp_path: Path) -> None:
-    """Given 20,000 rows as benchmarks/make_files.py makes them (real rows resampled, with 5 % jitter)
+    """Given 20,000 rows as tools/make_files.py makes them (real rows resampled, with 5 % jitter)
     When they are checked with the default margin
     Then no row is flagged or rejected."""
     path = make_file(20_000, tmp_path / "rows.csv", seed=11)
