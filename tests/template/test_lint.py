@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.artifact.conftest import make_command
-from tools.sam_template import FUNCTION_ID, ROOT, TEMPLATE
+from tools.sam_template import ROOT, TEMPLATE
 
 SAM = ROOT / "build-cache" / "venv-sam" / "bin" / "sam"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
@@ -38,10 +38,12 @@ def test_cfn_lint_passes_on_the_translated_template(translated: dict[str, Any], 
 def test_cfn_lint_on_the_translation_catches_the_classic_circular_dependency(
     translated: dict[str, Any], tmp_path: Path
 ) -> None:
-    # Given the translated template with the classic mistake: the function referring to its trigger bucket
+    # Given the translated template with the classic mistake of an S3 -> SQS trigger: the queue policy naming the
+    # bucket by reference (the bucket waits for that policy, so the reference closes a loop)
     broken = copy.deepcopy(translated)
-    variables = broken["Resources"][FUNCTION_ID]["Properties"]["Environment"]["Variables"]
-    variables["INPUT_BUCKET"] = {"Ref": "InputBucket"}
+    statements = broken["Resources"]["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allow = next(s for s in statements if s["Effect"] == "Allow")
+    allow["Condition"]["ArnEquals"]["aws:SourceArn"] = {"Fn::GetAtt": ["InputBucket", "Arn"]}
     # When cfn-lint checks it
     proc = cfn_lint(broken, tmp_path)
     # Then it reports the cycle (so the check above would catch one)

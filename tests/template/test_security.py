@@ -85,7 +85,7 @@ def test_s3_reads_are_limited_to_the_input_prefix(translated: dict[str, Any]) ->
 
 
 def test_no_self_trigger_the_function_cannot_write_to_s3(translated: dict[str, Any]) -> None:
-    # Given every permission of the function's role (inline policies; managed ones are logs and X-Ray only)
+    # Given every permission of the function's role (inline policies; managed ones are logs, X-Ray and SQS reads)
     writes = [
         a
         for s in statements(translated)
@@ -99,21 +99,8 @@ def test_no_self_trigger_the_function_cannot_write_to_s3(translated: dict[str, A
     assert sorted(managed) == [
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",  # SAM's, for the SQS event source
     ]
-
-
-def test_bucket_notifications_are_object_created_under_the_prefix_for_csv_and_csv_gz(
-    translated: dict[str, Any],
-) -> None:
-    configs = translated["Resources"]["InputBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
-    suffixes = set()
-    for config in configs:
-        assert config["Event"] == "s3:ObjectCreated:*"
-        assert config["Function"] == {"Fn::GetAtt": [FUNCTION_ID, "Arn"]}
-        rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
-        assert rules["prefix"] == {"Ref": "InputPrefix"}
-        suffixes.add(rules["suffix"])
-    assert suffixes == {".csv", ".csv.gz"}
 
 
 def test_bucket_policy_denies_requests_without_tls(translated: dict[str, Any]) -> None:
@@ -134,35 +121,6 @@ def test_bucket_is_encrypted_and_not_public(translated: dict[str, Any]) -> None:
     assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
     assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
     assert len(props["PublicAccessBlockConfiguration"]) == 4
-
-
-def test_async_failures_go_to_an_sqs_queue_with_an_alarm_on_its_depth(translated: dict[str, Any]) -> None:
-    # Given the function's asynchronous invoke configuration
-    config = next(
-        r["Properties"] for r in translated["Resources"].values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
-    )
-    # Then retries and event age are bounded
-    assert 0 <= config["MaximumRetryAttempts"] <= 2
-    assert 60 <= config["MaximumEventAgeInSeconds"] <= 6 * 3600
-    # And failures land in an SQS queue of this stack
-    destination = config["DestinationConfig"]["OnFailure"]["Destination"]
-    queue_id = destination["Fn::GetAtt"][0]
-    assert translated["Resources"][queue_id]["Type"] == "AWS::SQS::Queue"
-    # That the function may send to
-    assert any(
-        s["Action"] == "sqs:SendMessage" and s["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-        for s in statements(translated)
-    )
-    # And an alarm watches the queue's depth
-    alarms = [
-        r["Properties"]
-        for r in translated["Resources"].values()
-        if r["Type"] == "AWS::CloudWatch::Alarm"
-        and r["Properties"]["Namespace"] == "AWS/SQS"
-        and {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}} in r["Properties"]["Dimensions"]
-    ]
-    assert alarms
-    assert alarms[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
 
 
 def _references(node: Any) -> Iterator[str]:
@@ -192,7 +150,8 @@ def test_no_circular_dependency(translated: dict[str, Any]) -> None:
         | set(as_list(body.get("DependsOn", [])))
         for name, body in resources.items()
     }
-    # Then it is acyclic (the classic bucket -> notification -> permission -> function -> policy -> bucket loop)
+    # Then it is acyclic (the classic loops: bucket -> notification -> permission -> function -> policy -> bucket, and
+    # bucket -> queue policy -> bucket)
     visiting, done = set(), set()
 
     def visit(node: str, path: list[str]) -> None:
