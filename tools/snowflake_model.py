@@ -1,0 +1,382 @@
+"""A model of Snowflake's table locks and latency, served in front of fakesnow (tests and benchmarks only).
+
+fakesnow is DuckDB, which never waits for a lock: it fails a conflicting write at once, and an UPDATE that
+matches no row takes no lock at all. Snowflake behaves differently, and bursts depend on the difference:
+
+* ``UPDATE``, ``DELETE`` and ``MERGE`` lock the table they write until their transaction ends (COMMIT,
+  ROLLBACK, a DDL statement's implicit commit, or the session's end); in autocommit, until the statement ends.
+  The lock is taken whether or not a row matches. ``INSERT``, ``COPY`` and reads never wait for it.
+* Statements waiting for one table's lock queue first in, first out. At most 20 may wait: the 21st is aborted at
+  once with error 000625 (SQLSTATE 57014), "the number of waiters for this lock exceeds the 20 statements limit".
+* A waiter gives up after the session's ``LOCK_TIMEOUT`` seconds (default 43200; set at login or with
+  ``ALTER SESSION SET LOCK_TIMEOUT = n``), also as 000625. The wording of that message is this model's own.
+* Every statement costs a round trip: by default 100 ms, 400 ms for a ``PUT`` or a ``COPY``.
+
+:class:`LockTable` is the rule book (pure asyncio, unit-tested in tests/unit/test_snowflake_model.py).
+:func:`modelled_app` wraps fakesnow's own Starlette endpoints: a statement first waits for its lock and its
+latency here, then runs in fakesnow; a refusal is an ordinary Snowflake error response, so the real connector
+raises its own ``ProgrammingError`` with ``errno`` 625 and ``sqlstate`` 57014. :func:`modelled_snowflake` serves
+that app on loopback next to the local stack's plain fakesnow server, sharing its sessions and data: the
+function talks to the modelled port, tests and benchmarks read the results through the plain one.
+
+Never shipped, never imported by the function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_WAITERS = 20
+DEFAULT_LOCK_TIMEOUT = 43_200  # Snowflake's default, in seconds
+LOCK_ERRNO = 625
+LOCK_SQLSTATE = "57014"
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Seconds a statement costs (a round trip plus its work), by kind."""
+
+    statement: float = 0.100
+    transfer: float = 0.400  # PUT and COPY
+
+    def of(self, kind: str) -> float:
+        return self.transfer if kind in {"PUT", "COPY"} else self.statement
+
+
+NO_LATENCY = Latency(0.0, 0.0)
+
+
+class LockError(Exception):
+    """A statement refused by the lock rules: reported to the client as Snowflake error 000625."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _Lock:
+    holder: str | None = None
+    holder_statement: str = ""
+    holder_since: int = 0  # the transaction's number, for the message
+    waiters: deque[tuple[str, asyncio.Future[None]]] = field(default_factory=deque)
+
+
+class LockTable:
+    """Per-table write locks with FIFO waiters, the 20-waiter limit and LOCK_TIMEOUT.
+
+    Owners are session ids. A session that holds a table's lock takes it again at once (its later statements in
+    the same transaction). Use from one event loop only (asyncio, no threads).
+    """
+
+    def __init__(self, max_waiters: int = MAX_WAITERS) -> None:
+        self.max_waiters = max_waiters
+        self._locks: dict[str, _Lock] = {}
+        self._held: dict[str, set[str]] = {}
+        self.stats: Counter[str] = Counter()
+
+    def holder(self, table: str) -> str | None:
+        lock = self._locks.get(table)
+        return lock.holder if lock else None
+
+    def waiting(self, table: str) -> int:
+        lock = self._locks.get(table)
+        return len(lock.waiters) if lock else 0
+
+    async def acquire(self, session: str, table: str, *, timeout: float, statement: str = "") -> float:
+        """Take the table's lock for the session; return the seconds waited. Raises LockError."""
+        lock = self._locks.setdefault(table, _Lock())
+        if lock.holder in {None, session} and (lock.holder == session or not lock.waiters):
+            self._grant(lock, session, table, statement)
+            return 0.0
+        statement = statement or str(uuid.uuid4())
+        if len(lock.waiters) >= self.max_waiters:
+            self.stats["waiters_exceeded"] += 1
+            raise LockError(
+                f"Statement '{lock.holder_statement}' has locked table '{table}' in transaction {lock.holder_since} "
+                f"and this lock has not yet been released.\nYour statement '{statement}' was aborted because the "
+                f"number of waiters for this lock exceeds the {self.max_waiters} statements limit."
+            )
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (session, future)
+        lock.waiters.append(entry)
+        self.stats["waits"] += 1
+        start = time.monotonic()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
+        except TimeoutError:
+            if future.done() and not future.cancelled():  # granted at the last instant: give it back
+                self.release(session, only=table)
+            else:
+                future.cancel()
+                with contextlib.suppress(ValueError):
+                    lock.waiters.remove(entry)
+            self.stats["lock_timeouts"] += 1
+            raise LockError(
+                f"Statement '{lock.holder_statement}' has locked table '{table}' in transaction {lock.holder_since} "
+                f"and this lock has not yet been released.\nYour statement '{statement}' was aborted because the "
+                f"lock wait exceeded LOCK_TIMEOUT ({timeout:g} seconds)."
+            ) from None
+        except BaseException:  # the client went away: leave the queue (or give back what was just granted)
+            if future.done() and not future.cancelled():
+                self.release(session, only=table)
+            else:
+                future.cancel()
+                with contextlib.suppress(ValueError):
+                    lock.waiters.remove(entry)
+            raise
+        lock.holder_statement = statement
+        return time.monotonic() - start
+
+    def _grant(self, lock: _Lock, session: str, table: str, statement: str) -> None:
+        if lock.holder != session:
+            lock.holder = session
+            lock.holder_since = time.time_ns()
+            lock.holder_statement = statement or str(uuid.uuid4())
+            self._held.setdefault(session, set()).add(table)
+            self.stats["acquired"] += 1
+
+    def release(self, session: str, *, only: str | None = None) -> None:
+        """End of the session's transaction: free its locks, each to the longest waiter."""
+        tables = self._held.get(session, set())
+        for table in [t for t in tables if only is None or t == only]:
+            tables.discard(table)
+            lock = self._locks[table]
+            lock.holder = None
+            while lock.waiters:
+                next_session, future = lock.waiters.popleft()
+                if future.cancelled():
+                    continue
+                self._grant(lock, next_session, table, "")
+                future.set_result(None)
+                break
+        if not tables:
+            self._held.pop(session, None)
+
+    def held_by(self, session: str) -> set[str]:
+        return set(self._held.get(session, set()))
+
+
+# --- statements -------------------------------------------------------------------------------------------
+_FIRST_WORD = re.compile(r"^\s*(?:/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
+_LOCK_TIMEOUT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+LOCK_TIMEOUT\s*=\s*(\d+)", re.I)
+_DDL = {"CREATE", "ALTER", "DROP", "TRUNCATE", "UNDROP", "GRANT", "REVOKE", "COMMENT"}
+
+
+@dataclass(frozen=True)
+class Statement:
+    kind: str  # BEGIN | COMMIT | ROLLBACK | DDL | PUT | COPY | WRITE (locks) | OTHER
+    table: str | None = None  # the table a WRITE locks, DATABASE.SCHEMA.TABLE upper-case
+
+
+def classify_statement(sql: str, database: str | None, schema: str | None) -> Statement:
+    """What a statement does to locks and how long it takes. Unqualified names resolve in the session's schema."""
+    match = _FIRST_WORD.match(sql)
+    word = match.group(1).upper() if match else ""
+    if word in {"BEGIN", "START"}:
+        return Statement("BEGIN")
+    if word in {"COMMIT", "ROLLBACK"}:
+        return Statement(word)
+    if word == "ALTER" and re.match(r"^\s*ALTER\s+SESSION\b", sql, re.I):
+        return Statement("OTHER")  # session parameters: no implicit commit
+    if word in _DDL:
+        return Statement("DDL")
+    if word in {"PUT", "COPY"}:
+        return Statement(word)
+    if word in {"UPDATE", "DELETE", "MERGE"}:
+        return Statement("WRITE", _target_table(sql, database, schema))
+    return Statement("OTHER")
+
+
+def _target_table(sql: str, database: str | None, schema: str | None) -> str:
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="snowflake")
+    target = tree.this
+    if isinstance(target, exp.Alias):
+        target = target.this
+    if not isinstance(target, exp.Table):
+        raise ValueError(f"no target table in {sql[:80]!r}")
+
+    def norm(part: exp.Expression | None, default: str | None) -> str:
+        if part is None or not getattr(part, "name", ""):
+            return (default or "").upper()
+        return str(part.name) if getattr(part, "quoted", False) else str(part.name).upper()
+
+    return ".".join(
+        (norm(target.args.get("catalog"), database), norm(target.args.get("db"), schema), norm(target.this, None))
+    )
+
+
+# --- sessions -----------------------------------------------------------------------------------------------
+@dataclass
+class _Session:
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    in_transaction: bool = False
+
+
+class SnowflakeModel:
+    """The lock table, the latency and what each session is doing; counters for benchmarks."""
+
+    def __init__(self, latency: Latency = Latency(), *, max_waiters: int = MAX_WAITERS) -> None:
+        self.latency = latency
+        self.locks = LockTable(max_waiters)
+        self.sessions: dict[str, _Session] = {}
+        self.counts: Counter[str] = Counter()
+
+    def login(self, session: str, parameters: dict[str, Any]) -> None:
+        timeout = parameters.get("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+        self.sessions[session] = _Session(lock_timeout=float(timeout))
+
+    def logout(self, session: str) -> None:
+        self.locks.release(session)  # an open transaction ends with its session (rolled back)
+        self.sessions.pop(session, None)
+
+    async def run(
+        self,
+        session: str,
+        sql: str,
+        database: str | None,
+        schema: str | None,
+        execute: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """Apply the lock rules and the latency around ``execute`` (fakesnow running the statement)."""
+        state = self.sessions.setdefault(session, _Session())
+        statement = classify_statement(sql, database, schema)
+        self.counts["statements"] += 1
+        self.counts[statement.kind.lower()] += 1
+        if statement.kind == "DDL" and state.in_transaction:
+            state.in_transaction = False  # DDL commits the open transaction first
+            self.locks.release(session)
+        if statement.kind == "WRITE":
+            assert statement.table is not None
+            try:
+                waited = await self.locks.acquire(session, statement.table, timeout=state.lock_timeout)
+            except LockError:
+                self.counts["errors_000625"] += 1
+                if not state.in_transaction:
+                    self.locks.release(session)
+                raise
+            self.counts["lock_wait_ms"] += int(waited * 1000)
+        try:
+            if (seconds := self.latency.of(statement.kind)) > 0:
+                await asyncio.sleep(seconds)
+            result = await execute()
+        finally:
+            if statement.kind in {"COMMIT", "ROLLBACK"}:
+                state.in_transaction = False
+                self.locks.release(session)
+            elif statement.kind == "BEGIN":
+                state.in_transaction = True
+            elif not state.in_transaction:
+                self.locks.release(session)  # autocommit: the statement was the transaction
+        if (match := _LOCK_TIMEOUT_SET.match(sql)) is not None:
+            state.lock_timeout = float(match.group(1))
+        return result
+
+
+# --- fakesnow, wrapped --------------------------------------------------------------------------------------
+def _json_body(raw: bytes, encoding: str | None) -> dict[str, Any]:
+    data = json.loads(gzip.decompress(raw) if encoding == "gzip" else raw)
+    return data if isinstance(data, dict) else {}
+
+
+def _error_response(message: str) -> Any:
+    from starlette.responses import JSONResponse
+
+    code = f"{LOCK_ERRNO:06d}"
+    return JSONResponse(
+        {
+            "data": {"errorCode": code, "sqlState": LOCK_SQLSTATE, "queryId": str(uuid.uuid4())},
+            "code": code,
+            "message": message,
+            "success": False,
+        }
+    )
+
+
+def modelled_app(model: SnowflakeModel) -> Any:
+    """fakesnow's server app with every query passing through the model first."""
+    import fakesnow.server as fs
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def login(request: Request) -> Response:
+        body = _json_body(await request.body(), request.headers.get("Content-Encoding"))
+        response: Response = await fs.login_request(request)
+        with contextlib.suppress(Exception):
+            token = json.loads(bytes(response.body))["data"]["token"]
+            model.login(token, body.get("data", {}).get("SESSION_PARAMETERS", {}))
+        return response
+
+    async def query(request: Request) -> Response:
+        token = (request.headers.get("Authorization") or "")[17:-1]
+        conn = fs.sessions.get(token)
+        if conn is None:
+            return await fs.query_request(request)  # fakesnow's own "login again" answer
+        body = _json_body(await request.body(), request.headers.get("Content-Encoding"))
+        sql = str(body.get("sqlText", ""))
+        if body.get("describeOnly"):
+            return await fs.query_request(request)
+
+        async def execute() -> Response:
+            return await fs.query_request(request)
+
+        try:
+            result: Response = await model.run(token, sql, conn.database, conn.schema, execute)
+        except LockError as exc:
+            refused: Response = _error_response(exc.message)
+            return refused
+        return result
+
+    async def session(request: Request) -> Response:
+        token = (request.headers.get("Authorization") or "")[17:-1]
+        response: Response = await fs.session(request)
+        if request.query_params.get("delete"):
+            model.logout(token)
+        return response
+
+    wrapped = {"/session/v1/login-request": login, "/queries/v1/query-request": query, "/session": session}
+    routes = [
+        Route(r.path, wrapped.get(r.path, r.endpoint), methods=list(r.methods or []))
+        for r in fs.routes
+        if isinstance(r, Route)
+    ]
+    return Starlette(routes=routes)
+
+
+@contextlib.contextmanager
+def modelled_snowflake(model: SnowflakeModel) -> Iterator[int]:
+    """Serve fakesnow behind the model on a loopback port (the local stack's fakesnow must be running)."""
+    import uvicorn
+
+    from tools.local_stack import _free_port
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(modelled_app(model), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="snowflake-model", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the Snowflake model's server did not start")
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
