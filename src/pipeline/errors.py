@@ -1,7 +1,8 @@
 """The project's typed errors: what went wrong, and whether a retry can help.
 
-* ``RetriableError``  transient (throttling, network, Snowflake unavailable, lock conflict). The handler
-  re-raises it so Lambda's retries and the on-failure destination apply.
+* ``RetriableError``  transient (throttling, network, Snowflake unavailable, lock conflict). It is re-raised
+  (a batch item failure when SQS delivered the object), so the message comes back and, after the queue's
+  maxReceiveCount, goes to the dead-letter queue.
 * ``PermanentError``  the same input will fail the same way. The object is recorded as failed in the
   ledger with the reason, and the invocation succeeds so Lambda does not retry forever.
 """

@@ -1,4 +1,4 @@
-"""tools/snowflake_model.py against Snowflake's lock rules (issue 12): no network, no fakesnow, asyncio only."""
+"""tools/snowflake_model.py against Snowflake's lock rules: no network, no fakesnow, asyncio only."""
 
 from __future__ import annotations
 
