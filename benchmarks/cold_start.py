@@ -103,15 +103,15 @@ print(json.dumps({"cold": out}))
 
 
 def invocation_figures(runs: int) -> dict[str, Any]:
-    from benchmarks.bench_e2e import _child_env, running_stack
+    from tools.local_stack import child_env, stack_process
 
     first: list[float] = []
     second: list[float] = []
     init: list[float] = []
-    with running_stack() as stack:
+    with stack_process() as stack:
         for r in range(runs):
             events = [stack.upload(SAMPLE, f"cold/{r}/{i}.csv") for i in range(2)]
-            env = _child_env(
+            env = child_env(
                 stack.env | {"TARGET_TABLE": f"COLD_{r}", "REJECTS_TABLE": f"COLD_R_{r}", "LEDGER_TABLE": f"COLD_L_{r}"}
             )
             proc = subprocess.run(
