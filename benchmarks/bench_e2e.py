@@ -63,6 +63,7 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script
         sys.path.insert(0, str(_p))
 
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.report import write_report  # noqa: E402
 from tools.local_stack import (  # noqa: E402
     StackProcess,
     child_env,
@@ -662,10 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         report, name = memory(args), "memory.json"
     else:
         report, name = throughput(args), "e2e.json"
-    out = args.out or OUT_DIR / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    print(f"wrote {out}")
+    write_report(args.out or OUT_DIR / name, report)
     return 0
 
 
