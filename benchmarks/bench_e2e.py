@@ -3,7 +3,7 @@
 Layout, so that each figure belongs to one process:
 
 * the **local stack** (moto server + fakesnow/DuckDB behind HTTP) runs in a process of its own
-  (``--serve``); its memory and CPU are not the function's;
+  (``tools.local_stack.stack_process``); its memory and CPU are not the function's;
 * every measured run is a **fresh Python process** (``--child``) that gets only the function's environment
   (``LocalStack.function_env()`` + its own table names) and reports its own peak RSS (``ru_maxrss``) and the
   CPU seconds it and the stack used during the measured window;
@@ -47,14 +47,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +63,15 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script
         sys.path.insert(0, str(_p))
 
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.report import write_report  # noqa: E402
+from tools.local_stack import (  # noqa: E402
+    StackProcess,
+    child_env,
+    peak_rss_mb,
+    process_cpu_s,
+    stack_from_env,
+    stack_process,
+)
 
 OUT_DIR = REPO_ROOT / "benchmarks" / "out"
 STAGES = ("s3_read", "parse", "convert", "check", "score", "stage", "publish")
@@ -73,83 +80,19 @@ GOAL_VS_FLOOR = 1.3
 GOAL_MEMORY_RATIO = 1.25
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process (all its threads) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
 class _CpuMeter:
     """CPU seconds of this process and of the local stack's process over the measured window."""
 
     def __init__(self) -> None:
         self._stack_pid = int(os.environ["BENCH_STACK_PID"])
         self._self0 = time.process_time()
-        self._stack0 = _process_cpu_s(self._stack_pid)
+        self._stack0 = process_cpu_s(self._stack_pid)
 
     def read(self) -> dict[str, float]:
         return {
             "function_cpu_s": time.process_time() - self._self0,
-            "stack_cpu_s": _process_cpu_s(self._stack_pid) - self._stack0,
+            "stack_cpu_s": process_cpu_s(self._stack_pid) - self._stack0,
         }
-
-
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNOWFLAKE_"))}
-    env.update(extra)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
-    env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    return env
-
-
-# --- the local stack, in a process of its own ------------------------------------------------------------------
-def serve() -> int:
-    """Start moto + fakesnow, print the function's environment as one JSON line, run until stdin closes."""
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    import warnings
-
-    warnings.simplefilter("ignore")
-    from tools.local_stack import local_stack
-
-    with local_stack(None) as stack:
-        print(json.dumps({"env": stack.function_env(), "bucket": stack.bucket, "pid": os.getpid()}), flush=True)
-        sys.stdin.read()
-        print(json.dumps({"peak_rss_mb": _peak_rss_mb()}), flush=True)
-    return 0
-
-
-class Stack:
-    """Handle on the ``--serve`` process: its environment, an S3 client, and its peak RSS at the end."""
-
-    def __init__(self, proc: subprocess.Popen[str], info: dict[str, Any]) -> None:
-        self.proc = proc
-        self.env: dict[str, str] = info["env"]
-        self.bucket: str = info["bucket"]
-        self.peak_rss_mb: float | None = None
-
-    def s3(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.env["AWS_ENDPOINT_URL"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=self.env["AWS_REGION"],
-        )
-
-    def upload(self, path: Path, key: str) -> dict[str, Any]:
-        """Upload ``path`` (multipart for big files) and return the S3 ObjectCreated event for it."""
-        from tools.s3_events import upload_file
-
-        return upload_file(self.s3(), self.bucket, path, key)
 
 
 @dataclass(frozen=True)
@@ -193,34 +136,15 @@ class CpuPlan:
 CPU_PLAN = CpuPlan()  # set by main() from --no-pin
 
 
-@contextmanager
-def running_stack() -> Iterator[Stack]:
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve"],
-        preexec_fn=CPU_PLAN.stack_preexec(),  # only sets the CPU affinity, before exec
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_child_env({}),
-        cwd=REPO_ROOT,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    stack = Stack(proc, json.loads(proc.stdout.readline()))
-    try:
-        yield stack
-    finally:
-        proc.stdin.close()
-        line = proc.stdout.readline()
-        if line.strip():
-            stack.peak_rss_mb = json.loads(line)["peak_rss_mb"]
-        proc.wait(timeout=60)
+def running_stack() -> AbstractContextManager[StackProcess]:
+    """The local stack in a process of its own, on the CPUs ``CPU_PLAN`` gives it."""
+    return stack_process(CPU_PLAN.stack_preexec())  # the preexec only sets the CPU affinity, before exec
 
 
-def run_child(stack: Stack, kind: str, event: dict[str, Any], **options: Any) -> dict[str, Any]:
+def run_child(stack: StackProcess, kind: str, event: dict[str, Any], **options: Any) -> dict[str, Any]:
     """One measurement in a fresh process with the function's environment and tables of its own."""
     suffix = uuid.uuid4().hex[:8].upper()
-    env = _child_env(
+    env = child_env(
         stack.env
         | {
             "TARGET_TABLE": f"BENCH_{suffix}",
@@ -254,7 +178,7 @@ def child(spec_text: str) -> int:
     spec = json.loads(spec_text)
     kind, event, options = spec["kind"], spec["event"], spec["options"]
     result = {"pipeline": child_pipeline, "floor": child_floor, "naive": child_naive}[kind](event, options)
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_mb"] = peak_rss_mb()
     _drop_tables()
     print(json.dumps({"bench": result}), flush=True)
     return 0
@@ -267,7 +191,7 @@ def child_pipeline(event: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     from handler import app  # init: settings, model, clients (build_pipeline at import)
 
     init_s = time.perf_counter() - t0
-    rss_after_init = _peak_rss_mb()
+    rss_after_init = peak_rss_mb()
 
     # A warm container: the connection is open, as the floor's is before its clock starts. The first event's
     # extra cost (login) is measured by cold_start.py.
@@ -294,30 +218,13 @@ def child_pipeline(event: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     }
 
 
-def _connect() -> Any:
-    import snowflake.connector
-
-    return snowflake.connector.connect(
-        user="fake",
-        password="snow",
-        account="fakesnow",
-        host=os.environ["SNOWFLAKE_HOST"],
-        port=int(os.environ["SNOWFLAKE_PORT"]),
-        protocol="http",
-        database=os.environ["SNOWFLAKE_DATABASE"],
-        schema=os.environ["SNOWFLAKE_SCHEMA"],
-        session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-        login_timeout=10,
-    )
-
-
 def _drop_tables() -> None:
     """After the measurement: drop this run's tables, so the emulator does not grow from one run to the next.
 
     A long-lived fakesnow holding every earlier run's million rows made later INSERT ... SELECTs (the pipeline's
     publish) twice as slow as the first; the floor, which has no publish, did not notice.
     """
-    conn = _connect()
+    conn = stack_from_env(os.environ).snowflake_connect()
     try:
         for var in ("TARGET_TABLE", "REJECTS_TABLE", "LEDGER_TABLE"):
             conn.cursor().execute(f"DROP TABLE IF EXISTS {os.environ[var]}")
@@ -330,12 +237,6 @@ def _create_like(conn: Any, table: str, frame: Any) -> None:
     types = {"f": "FLOAT", "i": "NUMBER(19,0)", "u": "NUMBER(19,0)", "b": "BOOLEAN"}
     cols = ", ".join(f"{c} {types.get(t.kind, 'VARCHAR')}" for c, t in frame.dtypes.items())
     conn.cursor().execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
-
-
-def _s3_client() -> Any:
-    import boto3
-
-    return boto3.client("s3")  # AWS_ENDPOINT_URL etc. come from the function's environment
 
 
 def _ref(event: dict[str, Any]) -> tuple[str, str]:
@@ -357,7 +258,8 @@ def child_floor(event: dict[str, Any], options: dict[str, Any]) -> dict[str, Any
 
     chunk_rows = int(os.environ.get("CHUNK_ROWS") or Settings.model_fields["chunk_rows"].default)  # the pipeline's
     bucket, key = _ref(event)
-    s3, conn = _s3_client(), _connect()
+    stack = stack_from_env(os.environ)
+    s3, conn = stack.client("s3"), stack.snowflake_connect()
     table = os.environ["TARGET_TABLE"]
     cpu = _CpuMeter()
     t0 = time.perf_counter()
@@ -415,7 +317,8 @@ def child_naive(event: dict[str, Any], options: dict[str, Any]) -> dict[str, Any
     content = (default_model_dir() / meta.tflite_file).read_bytes()
     interp = RawInterpreter(content, meta.signature.key, meta.signature.input.name, None)
     bucket, key = _ref(event)
-    s3, conn = _s3_client(), _connect()
+    stack = stack_from_env(os.environ)
+    s3, conn = stack.client("s3"), stack.snowflake_connect()
     t0 = time.perf_counter()
     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     frame = pd.read_csv(io.BytesIO(data), compression="gzip" if key.endswith(".gz") else None)
@@ -738,11 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files-dir", type=Path, default=OUT_DIR / "files")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path, metavar="PNG", help="plot memory.json (--out names it) to PNG and exit")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve:
-        return serve()
     if args.child:
         return child(args.child)
     if args.plot:
@@ -763,10 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         report, name = memory(args), "memory.json"
     else:
         report, name = throughput(args), "e2e.json"
-    out = args.out or OUT_DIR / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    print(f"wrote {out}")
+    write_report(args.out or OUT_DIR / name, report)
     return 0
 
 

@@ -36,6 +36,8 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from benchmarks.report import write_report  # noqa: E402
+
 OUT = REPO_ROOT / "benchmarks" / "out" / "cold_start.json"
 GOAL = 0.4
 SAMPLE = REPO_ROOT / "data" / "breast_cancer.csv"
@@ -103,15 +105,15 @@ print(json.dumps({"cold": out}))
 
 
 def invocation_figures(runs: int) -> dict[str, Any]:
-    from benchmarks.bench_e2e import _child_env, running_stack
+    from tools.local_stack import child_env, stack_process
 
     first: list[float] = []
     second: list[float] = []
     init: list[float] = []
-    with running_stack() as stack:
+    with stack_process() as stack:
         for r in range(runs):
             events = [stack.upload(SAMPLE, f"cold/{r}/{i}.csv") for i in range(2)]
-            env = _child_env(
+            env = child_env(
                 stack.env | {"TARGET_TABLE": f"COLD_{r}", "REJECTS_TABLE": f"COLD_R_{r}", "LEDGER_TABLE": f"COLD_L_{r}"}
             )
             proc = subprocess.run(
@@ -168,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  first invocation {inv['median_first_ms']:.0f} ms, second {inv['median_second_ms']:.0f} ms "
         f"(569 rows each; the first includes the Snowflake login)"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

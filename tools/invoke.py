@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+from tools import s3_events
 from tools.sam_template import FUNCTION_ID, ROOT, TEMPLATE, function_spec, load_template
 
 ARTIFACT = ROOT / ".aws-sam" / "build" / FUNCTION_ID
@@ -164,10 +165,9 @@ def make_uploader(stack: Any, data: bytes, *, versioned: bool = False) -> Any:
                 s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             seen.add(bucket)
         body = gzip.compress(data, mtime=0) if key.endswith(".gz") else data
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-        head = s3.head_object(Bucket=bucket, Key=key)
+        obj = s3_events.upload(stack, key, body, bucket)["Records"][0]["s3"]["object"]
         print(f"[invoke] uploaded s3://{bucket}/{key} ({len(body)} bytes)", file=sys.stderr)
-        return {"etag": head["ETag"].strip('"'), "size": head["ContentLength"], "version": head.get("VersionId")}
+        return {"etag": obj["eTag"], "size": obj["size"], "version": obj.get("versionId")}
 
     return upload
 
