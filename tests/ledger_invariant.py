@@ -77,3 +77,16 @@ def assert_summary_matches_ledger(query: Query, tables: dict[str, str], summary:
         assert (int(rows_loaded or 0), int(rows_rejected or 0)) == (obj["rows_loaded"], obj["rows_rejected"]), obj
         assert int(rows_flagged or 0) == obj["rows_flagged"], obj
     assert_ledger_matches_tables(query, tables, [str(o["load_id"]) for o in finished])
+
+
+def check_every_delivery(harness: Any, monkeypatch: Any) -> None:
+    """Wrap ``harness.invoke`` so that after every delivery the ledger's counts (ROWS_FLAGGED included) equal
+    the rows those loads put in the target and rejects tables, and the summary says the same."""
+    invoke = harness.invoke
+
+    def invoke_and_check(event: dict[str, Any], **env: str) -> dict[str, Any]:
+        summary: dict[str, Any] = invoke(event, **env)
+        assert_summary_matches_ledger(harness.query, harness.tables, summary)
+        return summary
+
+    monkeypatch.setattr(harness, "invoke", invoke_and_check)

@@ -223,7 +223,6 @@ def _moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[s
 @contextlib.contextmanager
 def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | None = None) -> Iterator[int]:
     import fakesnow.server
-    import uvicorn
     from fakesnow.instance import FakeSnow
 
     _patch_fakesnow_copy_from_literal()
@@ -236,23 +235,34 @@ def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | 
         fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
     else:
         fakesnow.server.shared_fs = FakeSnow()
-    port = _free_port(host, port)
     app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
+    try:
+        with serve_asgi(app, host, port, name="fakesnow-server") as bound:
+            yield bound
+    finally:
+        with contextlib.suppress(Exception):
+            fakesnow.server.shared_fs.duck_conn.close()
+
+
+@contextlib.contextmanager
+def serve_asgi(app: Any, host: str = "127.0.0.1", port: int | None = None, *, name: str) -> Iterator[int]:
+    """Serve an ASGI app with uvicorn on a thread of this process for the duration of the block; yields its port."""
+    import uvicorn
+
+    port = _free_port(host, port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="fakesnow-server", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("fakesnow server did not start")
+            raise RuntimeError(f"{name} did not start")
         time.sleep(0.05)
     try:
         yield port
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        with contextlib.suppress(Exception):
-            fakesnow.server.shared_fs.duck_conn.close()
 
 
 @contextlib.contextmanager

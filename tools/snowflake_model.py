@@ -29,7 +29,6 @@ import contextlib
 import gzip
 import json
 import re
-import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -362,21 +361,7 @@ def modelled_app(model: SnowflakeModel) -> Any:
 @contextlib.contextmanager
 def modelled_snowflake(model: SnowflakeModel) -> Iterator[int]:
     """Serve fakesnow behind the model on a loopback port (the local stack's fakesnow must be running)."""
-    import uvicorn
+    from tools.local_stack import serve_asgi
 
-    from tools.local_stack import _free_port
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(modelled_app(model), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="snowflake-model", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the Snowflake model's server did not start")
-        time.sleep(0.05)
-    try:
+    with serve_asgi(modelled_app(model), name="snowflake-model") as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.ledger_invariant import assert_summary_matches_ledger
+from tests.ledger_invariant import check_every_delivery
 
 FILE = Path(__file__).resolve().parents[1] / "corpus" / "files" / "implausible_values.csv"
 KEY = "incoming/implausible/values.csv"
@@ -22,16 +22,8 @@ BEYOND = "value beyond the training range by more than OUT_OF_RANGE_MARGIN (0.5 
 
 @pytest.fixture(autouse=True)
 def _ledger_tells_the_truth(harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """After every delivery: the ledger's counts (ROWS_FLAGGED included) equal what the load put in the tables, and
-    the summary says the same (tests/ledger_invariant.py)."""
-    invoke = harness.invoke
-
-    def invoke_and_check(event: dict[str, Any], **env: str) -> dict[str, Any]:
-        summary: dict[str, Any] = invoke(event, **env)
-        assert_summary_matches_ledger(harness.query, harness.tables, summary)
-        return summary
-
-    monkeypatch.setattr(harness, "invoke", invoke_and_check)
+    """After every delivery: the ledger (ROWS_FLAGGED included) tells the truth (tests/ledger_invariant.py)."""
+    check_every_delivery(harness, monkeypatch)
 
 
 @pytest.mark.parametrize(

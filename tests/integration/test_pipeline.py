@@ -12,23 +12,15 @@ import pytest
 
 from pipeline.errors import WarehouseUnavailableError
 from scoring import Scorer
-from tests.ledger_invariant import assert_summary_matches_ledger
+from tests.ledger_invariant import check_every_delivery
 
 KEY = "incoming/2026/11/wdbc.csv"
 
 
 @pytest.fixture(autouse=True)
 def _ledger_tells_the_truth(harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """After every delivery in this module: the ledger's counts for the loads it finished equal the rows those
-    loads put in the target and rejects tables, and the summary says the same (tests/ledger_invariant.py)."""
-    invoke = harness.invoke
-
-    def invoke_and_check(event: dict[str, Any], **env: str) -> dict[str, Any]:
-        summary: dict[str, Any] = invoke(event, **env)
-        assert_summary_matches_ledger(harness.query, harness.tables, summary)
-        return summary
-
-    monkeypatch.setattr(harness, "invoke", invoke_and_check)
+    """After every delivery in this module: the ledger tells the truth (tests/ledger_invariant.py)."""
+    check_every_delivery(harness, monkeypatch)
 
 
 def _scores_by_sample(csv_bytes: bytes) -> dict[str, int]:
