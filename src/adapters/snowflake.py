@@ -1,28 +1,33 @@
-"""Snowflake writer: explicit DDL, staging through write_pandas, and an atomic, exactly-once publish.
+"""Snowflake writer: explicit DDL, staging through write_pandas, and an atomic, exactly-once publish per batch.
 
-How exactly-once works (the Snowflake semantics relied on are documented in the README):
+How exactly-once works (the Snowflake semantics relied on: docs/exactly-once.md):
 
-1. ``claim``: a MERGE puts a STARTED row for the load key (bucket, key, version) into the ledger unless one
-   exists; if the ledger already says LOADED or FAILED, the delivery is a duplicate and nothing is staged.
-2. ``stage_*``: rows and rejects go to session-scoped TEMPORARY tables through write_pandas (PUT + COPY),
-   chunk by chunk, outside any transaction (write_pandas runs DDL, which would commit an open transaction).
-3. ``publish``: one transaction. ``UPDATE ledger ... WHERE LOAD_KEY = ?`` first, which write-locks the ledger
-   until COMMIT, so concurrent publishers of any load queue behind each other; then the ledger is re-read (a
-   new statement sees everything committed before it began) and, if another delivery has already loaded this
-   version, the transaction rolls back. Otherwise the rows, the rejects and the ledger's LOADED row are
-   written and committed together. A crash anywhere before COMMIT leaves nothing behind but the STARTED row
-   and the temporary tables, which vanish with the session; the retry starts over.
+1. ``claim``: one read of the ledger for the batch's object versions; those already LOADED or FAILED are
+   duplicates, and nothing of them is read or staged. The claim writes nothing.
+2. ``stage``: rows and rejects go to session-scoped TEMPORARY tables through write_pandas (PUT + COPY), each row
+   tagged with its object's number in the batch; small files share one write.
+3. ``publish``: one transaction for the whole batch. The connection runs with AUTOCOMMIT off, so the first DML
+   statement opens it. The rows and rejects are inserted (INSERT takes no table lock); ``UPDATE ledger`` then
+   write-locks the ledger until COMMIT, so concurrent publishers queue behind each other; then one INSERT writes
+   the batch's ledger rows (LOADED with counts, or FAILED with the reason) except where a committed row already
+   says LOADED or FAILED: a new statement, it sees everything committed while this one waited. If it wrote
+   fewer rows than the batch has versions, a concurrent delivery won one of them: everything is rolled back and
+   the batch runs again. Otherwise COMMIT. A crash anywhere before COMMIT leaves nothing behind but temporary
+   tables, which vanish with the session; the retry starts over.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import mimetypes
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 # Imported when the module is (at Lambda init, through build_pipeline), not on the first event: the connector
@@ -31,6 +36,7 @@ import snowflake.connector
 from snowflake.connector.pandas_tools import write_pandas as _connector_write_pandas
 
 from pipeline.errors import (
+    ConcurrentLoadError,
     LoadConflictError,
     PermanentError,
     PipelineError,
@@ -39,7 +45,14 @@ from pipeline.errors import (
     WarehouseRejectedError,
     WarehouseUnavailableError,
 )
-from pipeline.ports import FLAG_COLUMN, REJECT_COLUMNS, LoadIdentity, PublishResult, SourceOrder
+from pipeline.ports import (
+    FLAG_COLUMN,
+    REJECT_COLUMNS,
+    LoadIdentity,
+    Outcome,
+    PublishResult,
+    new_load_id,
+)
 from pipeline.settings import LoadMode, Settings, validate_identifier
 
 LEDGER_COLUMNS: list[tuple[str, str]] = [
@@ -127,10 +140,33 @@ def classify(exc: BaseException, what: str) -> PipelineError:
     return WarehouseConnectionError(message)
 
 
-class SnowflakeWarehouse:
-    """Owns one connection per container (reused across invocations) and builds a LoadSession per object.
+# A staged row's object within its batch (never a target column: pipeline/output.py reserves the name).
+OBJECT_NO = ("OBJECT_NO_", "NUMBER(9,0)")
+_FINAL = "('LOADED', 'FAILED')"
 
-    Implements the pipeline's Warehouse port (pipeline/ports.py).
+
+class _Schema:
+    """What this container has already made sure exists, so that a warm load runs no DDL and no catalog read."""
+
+    def __init__(self) -> None:
+        self.fixed_tables = False
+        self.columns: dict[str, set[str]] = {}
+
+    def has(self, table: str, columns: list[tuple[str, str]]) -> bool:
+        known = self.columns.get(table)
+        return known is not None and all(name in known for name, _ in columns)
+
+    def forget(self) -> None:
+        """After a failure: a table may have been dropped or altered behind this container's back."""
+        self.fixed_tables = False
+        self.columns.clear()
+
+
+class SnowflakeWarehouse:
+    """Owns one connection per container (reused across invocations) and builds a SnowflakeBatch per batch.
+
+    Implements the pipeline's Warehouse port (pipeline/ports.py). The connection runs with AUTOCOMMIT off: the
+    first DML statement after a transaction ends opens one, so the publish needs no BEGIN (docs/exactly-once.md).
     """
 
     def __init__(
@@ -146,7 +182,7 @@ class SnowflakeWarehouse:
         self._connect = connect
         self._write_pandas = write_pandas
         self._conn: Any = None
-        self._ensured_fixed_tables = False
+        self._schema = _Schema()
 
     def _connection(self) -> Any:
         if self._conn is not None:
@@ -167,6 +203,9 @@ class SnowflakeWarehouse:
             "network_timeout": s.login_timeout * 4,
             "client_session_keep_alive": False,
             "application": "tumour-scoring-lambda",
+            # Sent with the login, so it costs no round trip: DML opens a transaction implicitly and the publish
+            # needs no BEGIN; DDL (write_pandas' temporary stage) still commits on its own.
+            "autocommit": False,
             # LOCK_TIMEOUT bounds the wait behind a concurrent publisher (then a retriable error); TIMEZONE
             # makes LOADED_AT UTC.
             "session_parameters": {
@@ -190,6 +229,7 @@ class SnowflakeWarehouse:
             self._conn = connect(**kwargs)
         except Exception as exc:
             raise classify(exc, "connect") from exc
+        self._schema.forget()  # a new session: temporary tables are gone, and nothing is known of the others
         return self._conn
 
     @staticmethod
@@ -219,56 +259,117 @@ class SnowflakeWarehouse:
                 conn.close()
 
     @contextmanager
-    def session(self, identity: LoadIdentity) -> Iterator[LoadSession]:
+    def batch(self) -> Iterator[SnowflakeBatch]:
         conn = self._connection()
-        session = LoadSession(conn, self._settings, identity, self._write_pandas)
+        batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema)
         try:
-            if not self._ensured_fixed_tables:
-                session.ensure_fixed_tables()
-                self._ensured_fixed_tables = True
-            yield session
+            if not self._schema.fixed_tables:
+                batch.ensure_fixed_tables()
+                self._schema.fixed_tables = True
+            yield batch
         except PipelineError as exc:
+            self._schema.forget()
             if isinstance(exc, WarehouseConnectionError) or not self._usable(conn):
                 # The session is gone (its temporary tables with it): drop the connection, so the retry in this
                 # warm container logs in again instead of failing on the same dead session every time.
                 self.close()
             else:
-                session.cleanup()
+                batch.abandon()
             raise
         except Exception as exc:
             # The connection may be in an unknown state: drop it, so the next attempt starts clean.
+            self._schema.forget()
             self.close()
             raise classify(exc, "load") from exc
         else:
-            session.cleanup()
+            batch.finish()
 
 
-class LoadSession:
-    """The statements of one object's load, on one connection (the pipeline's LoadSession port)."""
+class _StagedTable:
+    """A temporary table of the batch with the frames not yet written to it (small files share one write)."""
 
-    def __init__(self, conn: Any, settings: Settings, identity: LoadIdentity, write_pandas: Any) -> None:
-        self._conn = conn
-        self._s = settings
+    def __init__(self, name: str, columns: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.columns = columns
+        self.created = False
+        self.pending: list[tuple[int, pd.DataFrame]] = []  # (object number, frame)
+        self.pending_rows = 0
+        self.written_rows = 0
+
+    def forget(self, number: int) -> None:
+        self.pending = [(n, f) for n, f in self.pending if n != number]
+        self.pending_rows = sum(len(f) for _, f in self.pending)
+
+
+class _ObjectStaging:
+    """One object version's share of a batch's staging (the pipeline's ObjectStaging port)."""
+
+    def __init__(self, batch: SnowflakeBatch, identity: LoadIdentity) -> None:
+        self._batch = batch
         self.identity = identity
-        self._write_pandas = write_pandas
-        suffix = identity.load_id.replace("-", "")[:16].upper()
-        self.stage_table = validate_identifier(f"STG_{settings.target_table[:200]}_{suffix}")
-        self.stage_rejects_table = validate_identifier(f"STG_{settings.rejects_table[:200]}_{suffix}")
-        self._staged_tables: set[str] = set()
+        self.number = batch.next_number()
+        self.rows_table: _StagedTable | None = None
         self.rows_staged = 0
         self.rejects_staged = 0
         self.flagged_staged = 0  # staged rows with OUT_OF_RANGE_FEATURES set
 
+    def stage_rows(self, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
+        if frame.empty:
+            return
+        self.rows_table = self._batch.stage(self.number, frame, columns)
+        self.rows_staged += len(frame)
+        if FLAG_COLUMN in frame.columns:
+            self.flagged_staged += int(frame[FLAG_COLUMN].count())
+
+    def stage_rejects(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        self._batch.stage(self.number, frame, REJECT_COLUMNS, rejects=True)
+        self.rejects_staged += len(frame)
+
+    def discard_staged(self) -> None:
+        """Rows already written under the old number are never published: the object takes a new one."""
+        self._batch.forget(self.number)
+        self.number = self._batch.next_number()
+        self.rows_table = None
+        self.rows_staged = self.rejects_staged = self.flagged_staged = 0
+
+
+class SnowflakeBatch:
+    """The statements of one batch of object versions, on one connection (the pipeline's LoadBatch port).
+
+    Rows and rejects are staged through write_pandas into session-scoped temporary tables shared by the batch's
+    objects, each row tagged with its object's number; the frames of small files are gathered and written
+    together. The publish is one transaction for the whole batch (see the module docstring).
+    """
+
+    def __init__(self, conn: Any, settings: Settings, write_pandas: Any, schema: _Schema) -> None:
+        self._conn = conn
+        self._s = settings
+        self._write_pandas = write_pandas or _connector_write_pandas
+        self._schema = schema
+        self.batch_id = new_load_id()
+        self.started_at = datetime.now(UTC).isoformat()
+        self._numbers = itertools.count(1)
+        self._tables: dict[tuple[tuple[str, str], ...], _StagedTable] = {}
+        self._rejects: _StagedTable | None = None
+        self._in_transaction = False  # a DML statement ran since the last COMMIT, ROLLBACK or DDL
+
+    def next_number(self) -> int:
+        return next(self._numbers)
+
     # --- statements ---------------------------------------------------------------------------------------
-    def _execute(self, sql: str, params: tuple[Any, ...] | None = None, *, what: str) -> Any:
+    def _execute(self, sql: str, params: tuple[Any, ...] | None = None, *, what: str, dml: bool = False) -> Any:
         try:
             cur = self._conn.cursor()
             cur.execute(sql, params)
-            return cur
         except PipelineError:
             raise
         except Exception as exc:
             raise classify(exc, what) from exc
+        if dml:
+            self._in_transaction = True
+        return cur
 
     def _fq(self, table: str) -> str:
         return f"{self._s.database}.{self._s.schema_name}.{table}"
@@ -279,35 +380,39 @@ class LoadSession:
         self._add_missing_columns(self._s.ledger_table, LEDGER_COLUMNS)  # a ledger from before ROWS_FLAGGED
         self._create(self._s.rejects_table, [*REJECT_COLUMNS, REJECTED_AT])
 
-    def _create(self, table: str, columns: list[tuple[str, str]], *, temporary: bool = False) -> None:
+    def _create(self, table: str, columns: list[tuple[str, str]]) -> None:
         cols = ", ".join(f"{validate_identifier(n)} {t}" for n, t in columns)
-        kind = "TEMPORARY TABLE" if temporary else "TABLE"
-        name = table if temporary else self._fq(table)
-        self._ddl(f"CREATE {kind} IF NOT EXISTS {name} ({cols})", what=f"create {table}")
+        self._ddl(f"CREATE TABLE IF NOT EXISTS {self._fq(table)} ({cols})", what=f"create {table}")
 
     def _ddl(self, sql: str, *, what: str) -> None:
         """Run one DDL statement. Its failure is retriable, never a reason to fail the file for good.
 
-        Every DDL statement is idempotent (IF NOT EXISTS), so the one a concurrent delivery has just run makes
-        this one a no-op; what still fails (privileges, an outage, a conflict on the catalog) is an
-        environment problem a retry or an operator can fix, never a property of the file.
+        Every DDL statement is idempotent (IF NOT EXISTS, OR REPLACE of a temporary table), so the one a concurrent
+        delivery has just run makes this one a no-op; what still fails (privileges, an outage, a conflict on the
+        catalog) is an environment problem a retry or an operator can fix, never a property of the file.
         """
         try:
             self._execute(sql, what=what)
         except PermanentError as exc:
             raise SchemaEvolutionError(f"{exc} (retried: DDL never fails a file for good)") from exc
+        self._in_transaction = False  # DDL commits the open transaction first
 
     def ensure_target(self, columns: list[tuple[str, str]]) -> None:
         """Create the target with explicit types if missing; add new (nullable) columns a file brings.
 
         Two deliveries may both find a column missing and both add it: ``ADD COLUMN IF NOT EXISTS`` makes the
-        second a no-op (the INFORMATION_SCHEMA read only saves the statements for columns that exist).
+        second a no-op (the INFORMATION_SCHEMA read only saves the statements for columns that exist). A warm
+        container that has seen these columns runs nothing.
         """
-        self._create(self._s.target_table, columns)
-        self._add_missing_columns(self._s.target_table, columns)
+        table = self._s.target_table
+        if self._schema.has(table, columns):
+            return
+        self._create(table, columns)
+        existing = self._add_missing_columns(table, columns)
+        self._schema.columns[table] = existing | {name for name, _ in columns}
 
-    def _add_missing_columns(self, table: str, columns: list[tuple[str, str]]) -> None:
-        """Add the (nullable) ``columns`` an existing ``table`` lacks."""
+    def _add_missing_columns(self, table: str, columns: list[tuple[str, str]]) -> set[str]:
+        """Add the (nullable) ``columns`` an existing ``table`` lacks; return the columns it had."""
         try:
             cur = self._execute(
                 "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
@@ -324,75 +429,78 @@ class LoadSession:
                     f"{validate_identifier(name)} {sql_type.replace(' NOT NULL', '')}",
                     what=f"evolve {table} (add {name})",
                 )
+        return existing
 
     # --- ledger -----------------------------------------------------------------------------------------
-    def ledger_status(self) -> tuple[str | None, str | None]:
+    def claim(self, identities: Sequence[LoadIdentity]) -> dict[str, tuple[str, str | None]]:
+        """One read for the whole batch: the versions already LOADED (or FAILED), with their load ids."""
+        keys = sorted({i.load_key for i in identities})
+        if not keys:
+            return {}
         cur = self._execute(
-            f"SELECT STATUS, LOAD_ID FROM {self._fq(self._s.ledger_table)} WHERE LOAD_KEY = %s "
-            "ORDER BY CASE STATUS WHEN 'LOADED' THEN 0 WHEN 'FAILED' THEN 1 ELSE 2 END LIMIT 1",
-            (self.identity.load_key,),
+            f"SELECT LOAD_KEY, STATUS, LOAD_ID FROM {self._fq(self._s.ledger_table)} "
+            f"WHERE LOAD_KEY IN ({', '.join(['%s'] * len(keys))}) AND STATUS IN {_FINAL}",
+            tuple(keys),
             what="read ledger",
         )
-        row = cur.fetchone()
-        return (str(row[0]), str(row[1]) if row[1] is not None else None) if row else (None, None)
-
-    def claim(self, model_version: str) -> tuple[str | None, str | None]:
-        """Record that a load of this version started; return the ledger's status beforehand."""
-        status, load_id = self.ledger_status()
-        if status is None:
-            i = self.identity
-            self._execute(
-                f"MERGE INTO {self._fq(self._s.ledger_table)} AS l USING (SELECT %s AS LOAD_KEY) AS s "
-                "ON l.LOAD_KEY = s.LOAD_KEY WHEN NOT MATCHED THEN INSERT "
-                "(LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, MODEL_VERSION, LOAD_MODE, "
-                "STARTED_AT) VALUES (s.LOAD_KEY, %s, %s, %s, 'STARTED', %s, %s, %s, CURRENT_TIMESTAMP())",
-                (i.load_key, i.bucket, i.key, i.version, i.load_id, model_version, self._s.load_mode.value),
-                what="claim ledger",
-            )
-        return status, load_id
-
-    def record_failure(self, reason_code: str, reason: str, model_version: str) -> None:
-        """A file that cannot be used: ledger FAILED with its reason, nothing else written (one transaction)."""
-        i = self.identity
-        with self._transaction():
-            self._lock_ledger()
-            status, _ = self.ledger_status()
-            if status in {"LOADED", "FAILED"}:
-                return
-            self._keep_one_ledger_row()
-            self._execute(
-                f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'FAILED', LOAD_ID = %s, ROWS_LOADED = 0, "
-                "ROWS_REJECTED = 0, ROWS_FLAGGED = 0, REASON_CODE = %s, REASON = %s, MODEL_VERSION = %s, "
-                "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
-                (i.load_id, reason_code[:64], reason[:4096], model_version, i.load_key),
-                what="record failure",
-            )
+        final: dict[str, tuple[str, str | None]] = {}
+        for key, status, load_id in cur.fetchall():
+            if status == "LOADED" or key not in final:  # LOADED wins over a FAILED of an older code version
+                final[str(key)] = (str(status), str(load_id) if load_id is not None else None)
+        return final
 
     # --- staging ----------------------------------------------------------------------------------------
-    def stage_rows(self, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
-        if self._s.load_mode is LoadMode.UPSERT:
-            columns = [*columns, UPSERT_NOTE]  # not in the frame: COPY leaves it NULL
-        self._stage(self.stage_table, frame, columns)
-        self.rows_staged += len(frame)
-        if FLAG_COLUMN in frame.columns:
-            self.flagged_staged += int(frame[FLAG_COLUMN].count())
+    def staging(self, identity: LoadIdentity) -> _ObjectStaging:
+        return _ObjectStaging(self, identity)
 
-    def stage_rejects(self, frame: pd.DataFrame) -> None:
-        self._stage(self.stage_rejects_table, frame, REJECT_COLUMNS)
-        self.rejects_staged += len(frame)
+    def stage(
+        self, number: int, frame: pd.DataFrame, columns: list[tuple[str, str]], *, rejects: bool = False
+    ) -> _StagedTable:
+        """Tag the frame with its object's number and gather it; write when enough rows are waiting."""
+        table = self._table(columns, rejects=rejects)
+        frame[OBJECT_NO[0]] = np.int32(number)  # the caller's frame is staged and dropped: no copy
+        table.pending.append((number, frame))
+        table.pending_rows += len(frame)
+        if table.pending_rows >= self._s.chunk_rows:
+            self._flush(table)
+        return table
 
-    def _stage(self, table: str, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None:
-        if frame.empty:
+    def forget(self, number: int) -> None:
+        for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
+            table.forget(number)
+
+    def _table(self, columns: list[tuple[str, str]], *, rejects: bool) -> _StagedTable:
+        if rejects:
+            if self._rejects is None:
+                name = validate_identifier(f"STG_{self._s.rejects_table[:200]}")
+                self._rejects = _StagedTable(name, [*columns, OBJECT_NO])
+            return self._rejects
+        layout = tuple(columns)
+        table = self._tables.get(layout)
+        if table is None:
+            staged = [*columns, OBJECT_NO]
+            if self._s.load_mode is LoadMode.UPSERT:
+                staged.append(UPSERT_NOTE)  # not in the frame: COPY leaves it NULL
+            name = validate_identifier(f"STG_{self._s.target_table[:200]}_{len(self._tables) + 1}")
+            table = self._tables[layout] = _StagedTable(name, staged)
+        return table
+
+    def _flush(self, table: _StagedTable) -> None:
+        if not table.pending:
             return
-        if table not in self._staged_tables:
-            self._create(table, [(n, t.replace(" NOT NULL", "")) for n, t in columns], temporary=True)
-            self._staged_tables.add(table)
-        write_pandas = self._write_pandas or _connector_write_pandas
+        if not table.created:
+            # OR REPLACE: the previous batch's table of this name (same session) goes, with its rows.
+            cols = ", ".join(f"{validate_identifier(n)} {t.replace(' NOT NULL', '')}" for n, t in table.columns)
+            self._ddl(f"CREATE OR REPLACE TEMPORARY TABLE {table.name} ({cols})", what=f"create {table.name}")
+            table.created = True
+        frames = [f for _, f in table.pending]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, copy=False)
+        table.pending, table.pending_rows = [], 0
         try:
-            ok, _chunks, nrows, _ = write_pandas(
+            ok, _chunks, nrows, _ = self._write_pandas(
                 self._conn,
                 frame,
-                table_name=table,
+                table_name=table.name,
                 quote_identifiers=False,  # every name is a validated, upper-case identifier
                 auto_create_table=False,
                 overwrite=False,
@@ -402,168 +510,226 @@ class LoadSession:
         except PipelineError:
             raise
         except Exception as exc:
-            raise classify(exc, f"staging write to {table}") from exc
+            raise classify(exc, f"staging write to {table.name}") from exc
+        finally:
+            self._in_transaction = True  # its COPY (DML) opened a transaction; CREATE STAGE committed the last
         if not ok or nrows != len(frame):
-            raise WarehouseUnavailableError(f"staging write to {table} loaded {nrows} of {len(frame)} rows")
+            raise WarehouseUnavailableError(f"staging write to {table.name} loaded {nrows} of {len(frame)} rows")
+        table.written_rows += len(frame)
 
     # --- publish ----------------------------------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._execute("BEGIN", what="begin")
+        """AUTOCOMMIT is off: the first DML statement opened the transaction; end it with COMMIT or ROLLBACK."""
         try:
             yield
         except BaseException:
-            with contextlib.suppress(Exception):  # the original error is what matters
-                self._conn.rollback()
+            self.abandon()  # the original error is what matters
             raise
-        else:
-            try:
-                self._conn.commit()
-            except Exception as exc:
-                # Never leave the transaction open on a connection that is reused: the retry would read its
-                # own uncommitted ledger row and skip a load that never committed.
-                with contextlib.suppress(Exception):
-                    self._conn.rollback()
-                raise classify(exc, "commit") from exc
+        if not self._in_transaction:
+            return
+        try:
+            self._conn.commit()
+        except Exception as exc:
+            # Never leave the transaction open on a connection that is reused: the retry would read its own
+            # uncommitted ledger row and skip a load that never committed.
+            self.abandon()
+            raise classify(exc, "commit") from exc
+        self._in_transaction = False
 
-    def _lock_ledger(self) -> None:
-        # Write-locks the ledger until COMMIT/ROLLBACK: concurrent publishers queue here (see module doc).
-        self._execute(
-            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s WHERE LOAD_KEY = %s",
-            (self.identity.load_id, self.identity.load_key),
-            what="lock ledger",
-        )
-
-    def _keep_one_ledger_row(self) -> None:
-        # Two claims that overlap can both insert a STARTED row (standard tables enforce no unique key). Under the
-        # ledger lock, and only once no row says LOADED or FAILED, keep one of them so the final UPDATE leaves
-        # exactly one ledger row per object version.
-        ledger = self._fq(self._s.ledger_table)
-        key = self.identity.load_key
-        self._execute(
-            f"DELETE FROM {ledger} WHERE LOAD_KEY = %s AND LOAD_ID <> "
-            f"(SELECT MIN(LOAD_ID) FROM {ledger} WHERE LOAD_KEY = %s)",
-            (key, key),
-            what="ledger dedupe",
-        )
-
-    def publish(
-        self,
-        columns: list[str],
-        model_version: str,
-        order: SourceOrder | None = None,
-        merge_key_columns: str | None = None,
-    ) -> PublishResult:
-        """Rows + rejects + ledger LOADED, in one transaction; a duplicate publishes nothing.
-
-        ``order`` is this version's place among the versions of its key (stored with every row, and compared in
-        upsert mode); ``merge_key_columns`` names the merge key's input columns in the rejects it may add. The
-        counts returned, and written to the ledger, are the rows this transaction inserted into each table.
-        """
-        i = self.identity
-        order = order or SourceOrder()
-        target = self._fq(self._s.target_table)
-        with self._transaction():
-            self._lock_ledger()
-            status, load_id = self.ledger_status()
-            if status in {"LOADED", "FAILED"}:
+    def abandon(self) -> None:
+        """Roll back whatever is open (staged rows, a half publish, the ledger lock)."""
+        if self._in_transaction:
+            with contextlib.suppress(Exception):
                 self._conn.rollback()
-                return PublishResult(False, 0, 0, load_id or "")
-            self._keep_one_ledger_row()
-            rows_loaded, rows_rejected, rows_flagged = 0, self.rejects_staged, self.flagged_staged
-            if self.rows_staged:
-                kept_out = self._publish_rows(target, columns, model_version, order, merge_key_columns)
-                rows_loaded, rows_rejected = self.rows_staged - kept_out, rows_rejected + kept_out
-                if kept_out and rows_flagged:  # upsert kept some staged rows out: count the flags that landed
-                    [(rows_flagged,)] = self._execute(
-                        f"SELECT COUNT({FLAG_COLUMN}) FROM {self.stage_table} WHERE {UPSERT_NOTE[0]} IS NULL",
-                        what="upsert: count flagged rows",
-                    ).fetchall()
-            if self.rejects_staged:
-                cols = ", ".join(n for n, _ in REJECT_COLUMNS)
-                self._execute(
-                    f"INSERT INTO {self._fq(self._s.rejects_table)} ({cols}, REJECTED_AT) "
-                    f"SELECT {cols}, CURRENT_TIMESTAMP() FROM {self.stage_rejects_table}",
-                    what="publish rejects",
-                )
-            self._execute(
-                f"UPDATE {self._fq(self._s.ledger_table)} SET STATUS = 'LOADED', LOAD_ID = %s, ROWS_LOADED = %s, "
-                "ROWS_REJECTED = %s, ROWS_FLAGGED = %s, REASON_CODE = NULL, REASON = NULL, MODEL_VERSION = %s, "
-                "FINISHED_AT = CURRENT_TIMESTAMP() WHERE LOAD_KEY = %s",
-                (i.load_id, rows_loaded, rows_rejected, int(rows_flagged or 0), model_version, i.load_key),
-                what="ledger loaded",
-            )
-        return PublishResult(True, rows_loaded, rows_rejected, i.load_id, int(rows_flagged or 0))
+            self._in_transaction = False
 
-    def _publish_rows(
-        self,
-        target: str,
-        columns: list[str],
-        model_version: str,
-        order: SourceOrder,
-        merge_key_columns: str | None,
-    ) -> int:
-        """Staged rows -> target; returns how many staged rows were kept out (and rejected instead).
+    def finish(self) -> None:
+        """The end of a batch that went well: nothing is open; big staging tables are dropped now."""
+        self.abandon()
+        for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
+            if table.created and table.written_rows >= self._s.chunk_rows:
+                with contextlib.suppress(Exception):  # temporary tables also vanish with the session
+                    self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table.name}")
 
-        Lineage that is one value per load is bound here rather than staged per row.
+    def publish(self, outcomes: Sequence[Outcome]) -> list[PublishResult]:
+        """Every outcome's rows + rejects + ledger row (LOADED, or FAILED with its reason) in one transaction.
+
+        Append mode: the rows and rejects are inserted first (INSERT takes no lock), then ``UPDATE ledger``
+        takes the ledger's lock, then one INSERT writes every ledger row whose version no committed row says
+        LOADED or FAILED (a new statement: it sees what a publisher committed while this one waited), then COMMIT.
+        Three statements under the lock, whatever the batch's size. If that INSERT wrote fewer rows than there
+        are outcomes, a concurrent delivery won one of them: everything is rolled back (ConcurrentLoadError).
         """
-        i = self.identity
-        cols = ", ".join(columns)
-        into = (
-            f"{cols}, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_SEQUENCER, SOURCE_LAST_MODIFIED, "
-            "MODEL_VERSION, LOAD_ID, LOADED_AT"
+        if not outcomes:
+            return []
+        for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
+            self._flush(table)
+        loads = [o for o in outcomes if o.failure is None]
+        upsert = self._s.load_mode is LoadMode.UPSERT
+        with self._transaction():
+            if upsert:
+                self._lock_ledger(outcomes)
+                counts = {id(o): self._publish_upsert(o) for o in loads if o.staging.rows_staged}
+            else:
+                self._insert_rows(loads)
+                counts = {}
+            self._insert_rejects(loads)
+            if not upsert:
+                self._lock_ledger(outcomes)
+            results = [self._result(o, counts.get(id(o))) for o in outcomes]
+            inserted = self._insert_ledger(outcomes, results)
+            if inserted != len(outcomes):
+                raise ConcurrentLoadError(
+                    f"{len(outcomes) - inserted} of the batch's {len(outcomes)} object versions were loaded by a "
+                    "concurrent delivery after the claim; nothing was published, and the batch runs again"
+                )
+        return results
+
+    def _result(self, outcome: Outcome, kept_out: tuple[int, int] | None) -> PublishResult:
+        s = cast(_ObjectStaging, outcome.staging)
+        if outcome.failure is not None:
+            return PublishResult(True, 0, 0, s.identity.load_id)
+        kept, flagged = kept_out if kept_out is not None else (0, s.flagged_staged)
+        return PublishResult(True, s.rows_staged - kept, s.rejects_staged + kept, s.identity.load_id, flagged)
+
+    def _lock_ledger(self, outcomes: Sequence[Outcome]) -> None:
+        # Write-locks the ledger until COMMIT/ROLLBACK (matching rows or not): concurrent publishers queue here.
+        keys = [o.staging.identity.load_key for o in outcomes]
+        self._execute(
+            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s "
+            f"WHERE LOAD_KEY IN ({', '.join(['%s'] * len(keys))})",
+            (self.batch_id, *keys),
+            what="lock ledger",
+            dml=True,
         )
-        constants = "%s, %s, %s, %s, TO_TIMESTAMP_TZ(%s), %s, %s, CURRENT_TIMESTAMP()"
-        params = (i.bucket, i.key, i.version, order.sequencer, order.last_modified_text, model_version, i.load_id)
-        if self._s.load_mode is LoadMode.APPEND:
+
+    def _insert_ledger(self, outcomes: Sequence[Outcome], results: list[PublishResult]) -> int:
+        """One ledger row per outcome, unless a committed row already says LOADED or FAILED; the rows written."""
+        names = (
+            "LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, ROWS_LOADED, ROWS_REJECTED, "
+            "ROWS_FLAGGED, REASON_CODE, REASON, MODEL_VERSION"
+        )
+        values: list[Any] = []
+        for outcome, result in zip(outcomes, results, strict=True):
+            i = outcome.staging.identity
+            code, reason = outcome.failure or (None, None)
+            values += [i.load_key, i.bucket, i.key, i.version, "FAILED" if outcome.failure else "LOADED", i.load_id]
+            values += [result.rows_loaded, result.rows_rejected, result.rows_flagged]
+            values += [code[:64] if code else None, reason[:4096] if reason else None, outcome.model_version]
+        row = "(" + ", ".join(["%s"] * 12) + ")"
+        ledger = self._fq(self._s.ledger_table)
+        cur = self._execute(
+            f"INSERT INTO {ledger} ({names}, LOAD_MODE, LOCK_TOKEN, STARTED_AT, FINISHED_AT) "
+            f"SELECT {', '.join('v.' + n for n in names.split(', '))}, %s, %s, TO_TIMESTAMP_TZ(%s), "
+            f"CURRENT_TIMESTAMP() FROM (VALUES {', '.join([row] * len(outcomes))}) AS v({names}) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {ledger} AS l WHERE l.LOAD_KEY = v.LOAD_KEY AND l.STATUS IN {_FINAL})",
+            (self._s.load_mode.value, self.batch_id, self.started_at, *values),
+            what="ledger loaded",
+            dml=True,
+        )
+        return int(cur.rowcount or 0)
+
+    def _lineage(self, loads: Sequence[Outcome]) -> tuple[str, tuple[Any, ...]]:
+        """A VALUES list of the objects' one-per-load lineage, joined to their staged rows by object number."""
+        values: list[Any] = []
+        for o in loads:
+            s = cast(_ObjectStaging, o.staging)
+            i = s.identity
+            values += [s.number, i.bucket, i.key, i.version, o.order.sequencer, o.order.last_modified_text]
+            values += [o.model_version, i.load_id]
+        rows = ", ".join(["(" + ", ".join(["%s"] * 8) + ")"] * len(loads))
+        return (
+            f"(VALUES {rows}) AS v(OBJECT_NO_, V_BUCKET, V_KEY, V_VERSION, V_SEQUENCER, V_LAST_MODIFIED, "
+            "V_MODEL_VERSION, V_LOAD_ID)",
+            tuple(values),
+        )
+
+    _INTO_LINEAGE = (
+        "SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_SEQUENCER, SOURCE_LAST_MODIFIED, MODEL_VERSION, LOAD_ID, "
+        "LOADED_AT"
+    )
+    _SELECT_LINEAGE = (
+        "v.V_BUCKET, v.V_KEY, v.V_VERSION, v.V_SEQUENCER, TO_TIMESTAMP_TZ(v.V_LAST_MODIFIED), v.V_MODEL_VERSION, "
+        "v.V_LOAD_ID, CURRENT_TIMESTAMP()"
+    )
+
+    def _insert_rows(self, loads: Sequence[Outcome]) -> None:
+        """Append: the staged rows of every object, one INSERT per staging table (one per column layout)."""
+        target = self._fq(self._s.target_table)
+        for table in self._tables.values():
+            mine = [o for o in loads if cast(_ObjectStaging, o.staging).rows_table is table]
+            if not mine:
+                continue
+            columns = mine[0].columns
+            lineage, params = self._lineage(mine)
             self._execute(
-                f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM {self.stage_table}",
+                f"INSERT INTO {target} ({', '.join(columns)}, {self._INTO_LINEAGE}) "
+                f"SELECT {', '.join('s.' + c for c in columns)}, {self._SELECT_LINEAGE} "
+                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_",
                 params,
                 what="publish rows",
+                dml=True,
             )
-            return 0
-        return self._publish_upsert(target, cols, into, constants, params, order, merge_key_columns)
 
-    def _publish_upsert(
-        self,
-        target: str,
-        cols: str,
-        into: str,
-        constants: str,
-        params: tuple[Any, ...],
-        order: SourceOrder,
-        merge_key_columns: str | None,
-    ) -> int:
-        """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count.
+    def _insert_rejects(self, loads: Sequence[Outcome]) -> None:
+        numbers = [cast(_ObjectStaging, o.staging).number for o in loads if o.staging.rejects_staged]
+        if not numbers or self._rejects is None:
+            return
+        cols = ", ".join(n for n, _ in REJECT_COLUMNS)
+        self._execute(
+            f"INSERT INTO {self._fq(self._s.rejects_table)} ({cols}, REJECTED_AT) "
+            f"SELECT {cols}, CURRENT_TIMESTAMP() FROM {self._rejects.name} "
+            f"WHERE OBJECT_NO_ IN ({', '.join(['%s'] * len(numbers))})",
+            tuple(numbers),
+            what="publish rejects",
+            dml=True,
+        )
+
+    def _publish_upsert(self, outcome: Outcome) -> tuple[int, int]:
+        """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count; under the
+        ledger lock, one object after another in the batch's order. Returns (rows kept out, flagged rows landed).
 
         Written as UPDATEs of the staging table's note column, then DELETE of the matched keys + INSERT, all inside
-        the publish transaction (fakesnow cannot MERGE inside an explicit transaction; this runs on both). Staged
-        rows that are not published become rejects with their reason, so the ledger's counts are what landed:
+        the publish transaction (fakesnow cannot MERGE inside a transaction; this runs on both). Staged rows that
+        are not published become rejects with their reason, so the ledger's counts are what landed:
         * an earlier line whose merge key a later line of the same file repeats (the last line wins);
         * a row whose key a newer version of the same S3 object already wrote (an older version's event that
           arrives late must not overwrite it). "Newer" is S3's order: the sequencers when both rows have one,
           else Last-Modified (docs/exactly-once.md). Rows written by other objects are replaced as before.
         """
-        i = self.identity
-        stage = self.stage_table
+        staging = cast(_ObjectStaging, outcome.staging)
+        assert staging.rows_table is not None
+        i = staging.identity
+        order = outcome.order
+        stage = staging.rows_table.name
+        mine = f"OBJECT_NO_ = {int(staging.number)}"
+        target = self._fq(self._s.target_table)
         note = UPSERT_NOTE[0]
         keys = self._s.merge_keys
         partition = ", ".join(keys)
         self._execute(
-            f"UPDATE {stage} SET {note} = 'repeated' WHERE SOURCE_LINE IN (SELECT SOURCE_LINE FROM {stage} "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) > 1)",
+            f"UPDATE {stage} SET {note} = 'repeated' WHERE {mine} AND SOURCE_LINE IN (SELECT SOURCE_LINE FROM "
+            f"{stage} WHERE {mine} QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) > 1)",
             what="upsert: mark repeated keys",
+            dml=True,
         )
         on_key = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         self._execute(
-            f"UPDATE {stage} SET {note} = 'superseded' WHERE {note} IS NULL AND SOURCE_LINE IN ("
+            f"UPDATE {stage} SET {note} = 'superseded' WHERE {mine} AND {note} IS NULL AND SOURCE_LINE IN ("
             f"SELECT s.SOURCE_LINE FROM {stage} AS s JOIN {target} AS t ON {on_key} "
-            "WHERE t.SOURCE_BUCKET = %s AND t.SOURCE_KEY = %s "
+            f"WHERE s.{mine} AND t.SOURCE_BUCKET = %s AND t.SOURCE_KEY = %s "
             "AND COALESCE(t.SOURCE_SEQUENCER > %s, t.SOURCE_LAST_MODIFIED > TO_TIMESTAMP_TZ(%s)))",
             (i.bucket, i.key, order.sequencer, order.last_modified_text),
             what="upsert: mark keys a newer version wrote",
+            dml=True,
         )
-        [(kept_out,)] = self._execute(f"SELECT COUNT({note}) FROM {stage}", what="upsert: count kept out").fetchall()
+        [(kept_out, flagged)] = self._execute(
+            f"SELECT COUNT({note}), COUNT_IF({note} IS NULL AND {FLAG_COLUMN} IS NOT NULL) FROM {stage} WHERE {mine}"
+            if FLAG_COLUMN in outcome.columns
+            else f"SELECT COUNT({note}), 0 FROM {stage} WHERE {mine}",
+            what="upsert: count kept out",
+        ).fetchall()
         kept_out = int(kept_out or 0)
         if kept_out:
             key_names = ", ".join(keys)
@@ -576,36 +742,33 @@ class LoadSession:
                 f"INSERT INTO {self._fq(self._s.rejects_table)} "
                 "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
                 f"REJECTED_AT) SELECT %s, %s, %s, %s, SOURCE_LINE, %s, CASE {note} WHEN 'repeated' THEN %s "
-                f"ELSE %s END, NULL, CURRENT_TIMESTAMP() FROM {stage} WHERE {note} IS NOT NULL",
+                f"ELSE %s END, NULL, CURRENT_TIMESTAMP() FROM {stage} WHERE {mine} AND {note} IS NOT NULL",
                 (
                     i.load_id,
                     i.bucket,
                     i.key,
                     i.version,
-                    (merge_key_columns or key_names)[:255],
+                    (outcome.merge_key_columns or key_names)[:255],
                     repeated,
                     superseded,
                 ),
                 what="upsert: reject rows kept out",
+                dml=True,
             )
         match = " AND ".join(f"{target}.{k} = s.{k}" for k in keys)
         self._execute(
-            f"DELETE FROM {target} USING {stage} AS s WHERE s.{note} IS NULL AND {match}", what="upsert delete"
+            f"DELETE FROM {target} USING {stage} AS s WHERE s.{mine} AND s.{note} IS NULL AND {match}",
+            what="upsert delete",
+            dml=True,
         )
+        columns = outcome.columns
+        lineage, params = self._lineage([outcome])
         self._execute(
-            f"INSERT INTO {target} ({into}) SELECT {cols}, {constants} FROM {stage} WHERE {note} IS NULL",
+            f"INSERT INTO {target} ({', '.join(columns)}, {self._INTO_LINEAGE}) "
+            f"SELECT {', '.join('s.' + c for c in columns)}, {self._SELECT_LINEAGE} "
+            f"FROM {stage} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_ WHERE s.{note} IS NULL",
             params,
             what="upsert insert",
+            dml=True,
         )
-        return kept_out
-
-    def discard_staged(self) -> None:
-        """Forget everything staged so far (the object is about to be read again from the start)."""
-        self.cleanup()
-        self.rows_staged = self.rejects_staged = self.flagged_staged = 0
-
-    def cleanup(self) -> None:
-        for table in list(self._staged_tables):
-            with contextlib.suppress(Exception):  # temporary tables also vanish with the session
-                self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table}")
-            self._staged_tables.discard(table)
+        return kept_out, int(flagged or 0)

@@ -1,15 +1,17 @@
 """Every object an event names, through the pipeline: the per-record loop, the results, the partial-batch response.
 
-SQS events go through Powertools' BatchProcessor, one message at a time: a message fails (comes back in
-``batchItemFailures``, and ends in the queue's DLQ once its retries are spent) when it is malformed or when one of
-its objects raised a PipelineError; the rest of the batch loads. Other shapes (S3, SNS, EventBridge) are read
-whole; after every object has been tried, the first PipelineError is raised so that Lambda's retries apply.
+All the objects an event names load as one batch (Pipeline.process_batch: one claim, one publish transaction,
+one ledger lock). SQS events then go through Powertools' BatchProcessor, which settles each message: a message
+fails (comes back in ``batchItemFailures``, and ends in the queue's DLQ once its retries are spent) when it is
+malformed or when one of its objects was not loaded; the others are deleted. Other shapes (S3, SNS,
+EventBridge): after every object has been tried, the first PipelineError is raised so that Lambda's retries apply.
 An error that is not a PipelineError (a bug) still fails the whole invocation.
 """
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,9 +27,9 @@ from pipeline.process import ObjectResult
 
 
 class ObjectProcessor(Protocol):
-    """What loads one object (pipeline.process.Pipeline; a stand-in in unit tests)."""
+    """What loads the objects of a batch (pipeline.process.Pipeline; a stand-in in unit tests)."""
 
-    def process(self, ref: ObjectRef) -> ObjectResult: ...
+    def process_batch(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]: ...
 
 
 class MessageFailedError(Exception):
@@ -41,16 +43,20 @@ def handle(event: dict[str, Any], pipeline: ObjectProcessor) -> dict[str, Any]:
     if records is None:
         run.parsed = parse_event(event)
         run.report_skips(0)
-        for item in run.parsed.objects:
-            run.load(item.ref)
+        run.load_all()
         summary = run.summary()
         if run.first_error is not None:
             raise run.first_error
         return summary
-    processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+    # Every message is parsed first, so that all the batch's objects load together (one publish transaction);
+    # Powertools' BatchProcessor then settles each message from its objects' results.
     run.parsed = ParsedEvent("sqs")
-    index = itertools.count()
-    with processor(records, lambda record: run.message(next(index), record)):
+    for index, record in enumerate(records):
+        add_record(run.parsed, index, record)
+    run.report_skips(0)
+    run.load_all()
+    processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+    with processor(records, run.settle):
         processor.process()
     summary = run.summary()
     unexpected = [e for _, e, _ in processor.exceptions if e is not None and not isinstance(e, MessageFailedError)]
@@ -66,14 +72,11 @@ class _Run:
     parsed: ParsedEvent = field(default_factory=lambda: ParsedEvent("unknown"))
     results: list[dict[str, Any]] = field(default_factory=list)
     first_error: PipelineError | None = None
+    failed_messages: set[str] = field(default_factory=set)
 
-    def message(self, index: int, record: SQSRecord) -> None:
-        """One SQS message: its objects loaded; MessageFailedError if it is malformed or any of them failed."""
-        objects, skipped, bad = len(self.parsed.objects), len(self.parsed.skipped), len(self.parsed.bad_messages)
-        add_record(self.parsed, index, record.raw_event)
-        self.report_skips(skipped)
-        errors = [self.load(item.ref) for item in self.parsed.objects[objects:]]
-        if len(self.parsed.bad_messages) > bad or any(errors):
+    def settle(self, record: SQSRecord) -> None:
+        """One SQS message: MessageFailedError if it is malformed or any of its objects was not loaded."""
+        if record.message_id in self.failed_messages or record.message_id in self.parsed.bad_messages:
             raise MessageFailedError(record.message_id)
 
     def report_skips(self, start: int) -> None:
@@ -84,41 +87,52 @@ class _Run:
             else:
                 logger.info("event record skipped", extra={"skipped": reason})
 
-    def load(self, ref: ObjectRef) -> bool:
-        """Load one object; True if it raised a PipelineError (recorded as an error result)."""
-        logger.append_keys(s3_bucket=ref.bucket, s3_key=ref.key, s3_version=ref.version)
-        try:
-            result = self.pipeline.process(ref)
-        except PipelineError as exc:
-            logger.exception(
-                "object not loaded; will be retried", extra={"reason_code": exc.reason, "retriable": exc.retriable}
+    def load_all(self) -> None:
+        """Every object of the event, as one batch; each result reported, each error held against its message."""
+        items = self.parsed.objects
+        if not items:
+            return
+        outcomes = self.pipeline.process_batch([item.ref for item in items])
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, PipelineError):
+                self.error(item.ref, outcome)
+                if item.message_id is not None:
+                    self.failed_messages.add(item.message_id)
+            else:
+                self.loaded(item.ref, outcome)
+
+    def error(self, ref: ObjectRef, exc: PipelineError) -> None:
+        with _object_keys(ref):
+            logger.error(
+                "object not loaded; will be retried",
+                extra={"reason_code": exc.reason, "retriable": exc.retriable, "error": type(exc).__name__},
+                exc_info=exc,
             )
-            metrics.add_metric(name="ObjectsErrored", unit=MetricUnit.Count, value=1)
-            self.results.append(
-                {
-                    "bucket": ref.bucket,
-                    "key": ref.key,
-                    "version": ref.version,
-                    "status": "error",
-                    "reason_code": exc.reason,
-                    "reason": str(exc),
-                }
-            )
-            self.first_error = self.first_error or exc
-            return True
-        finally:
-            logger.remove_keys(["s3_bucket", "s3_key", "s3_version"])
+        metrics.add_metric(name="ObjectsErrored", unit=MetricUnit.Count, value=1)
+        self.results.append(
+            {
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "version": ref.version,
+                "status": "error",
+                "reason_code": exc.reason,
+                "reason": str(exc),
+            }
+        )
+        self.first_error = self.first_error or exc
+
+    def loaded(self, ref: ObjectRef, result: ObjectResult) -> None:
         metrics.add_metric(name=f"Objects_{result.status}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RowsLoaded", unit=MetricUnit.Count, value=result.rows_loaded)
         metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
         # Loaded and scored, but with a value far beyond the model's training range (OUT_OF_RANGE_FEATURES).
         metrics.add_metric(name="RowsFlagged", unit=MetricUnit.Count, value=result.rows_flagged)
-        logger.info(
-            "object processed",
-            extra={k: v for k, v in result.as_dict().items() if k not in {"reason"}} | {"reason": result.reason},
-        )
+        with _object_keys(ref):
+            logger.info(
+                "object processed",
+                extra={k: v for k, v in result.as_dict().items() if k not in {"reason"}} | {"reason": result.reason},
+            )
         self.results.append(result.as_dict())
-        return False
 
     def summary(self) -> dict[str, Any]:
         if self.parsed.malformed:
@@ -135,3 +149,12 @@ class _Run:
             "rows_rejected": sum(r.get("rows_rejected", 0) for r in self.results),
             "rows_flagged": sum(r.get("rows_flagged", 0) for r in self.results),
         }
+
+
+@contextmanager
+def _object_keys(ref: ObjectRef) -> Iterator[None]:
+    logger.append_keys(s3_bucket=ref.bucket, s3_key=ref.key, s3_version=ref.version)
+    try:
+        yield
+    finally:
+        logger.remove_keys(["s3_bucket", "s3_key", "s3_version"])

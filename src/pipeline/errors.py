@@ -100,6 +100,13 @@ class LoadConflictError(RetriableError):
     reason = "concurrent_load"
 
 
+class ConcurrentLoadError(LoadConflictError):
+    """A concurrent delivery loaded a version of this batch after the claim: nothing was published, and running
+    the batch again (its claim now skips that version) loads the others."""
+
+    reason = "concurrent_load"
+
+
 class WarehouseRejectedError(PermanentError):
     """Snowflake refused a statement in a way a retry cannot fix (permissions, bad schema)."""
 

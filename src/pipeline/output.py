@@ -50,8 +50,9 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "LOAD_ID": "VARCHAR(36)",
 }
 LOADED_AT = ("LOADED_AT", "TIMESTAMP_TZ")  # set by Snowflake at publish time, in the same transaction
-# Internal to the staging table in upsert mode (adapters.snowflake.UPSERT_NOTE); no output column may take it.
-STAGING_ONLY_COLUMNS = frozenset({"UPSERT_SKIP_"})
+# Internal to the staging tables (adapters.snowflake: UPSERT_NOTE in upsert mode, OBJECT_NO in every batch); no
+# output column may take them.
+STAGING_ONLY_COLUMNS = frozenset({"UPSERT_SKIP_", "OBJECT_NO_"})
 
 # Snowflake's reserved and limited keywords (https://docs.snowflake.com/en/sql-reference/reserved-keywords) that
 # this function refuses as column names: those reserved by ANSI or by Snowflake, those that "cannot be used as a

@@ -11,8 +11,9 @@ import hashlib
 import io
 import re
 import uuid
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -135,8 +136,8 @@ REJECT_COLUMNS: list[tuple[str, str]] = [
 FLAG_COLUMN = "OUT_OF_RANGE_FEATURES"
 
 
-class LoadSession(Protocol):
-    """The statements of one object version's load: claim, stage, then publish or record a failure.
+class ObjectStaging(Protocol):
+    """One object version's rows and rejects, staged in its batch (LoadBatch.staging).
 
     Staging may run on a worker thread (pipeline/staging.py), one write at a time, while the caller goes on.
     """
@@ -145,14 +146,6 @@ class LoadSession(Protocol):
     rows_staged: int
     rejects_staged: int
 
-    def claim(self, model_version: str) -> tuple[str | None, str | None]:
-        """Record that a load started; return the ledger's (status, load id) beforehand (LOADED/FAILED: a duplicate)."""
-        ...
-
-    def ensure_target(self, columns: list[tuple[str, str]]) -> None:
-        """Create the target table with these (name, SQL type) columns, or add the ones it lacks."""
-        ...
-
     def stage_rows(self, frame: pd.DataFrame, columns: list[tuple[str, str]]) -> None: ...
 
     def stage_rejects(self, frame: pd.DataFrame) -> None:
@@ -160,29 +153,52 @@ class LoadSession(Protocol):
         ...
 
     def discard_staged(self) -> None:
-        """Forget everything staged so far (the object is about to be read again from the start)."""
+        """Forget everything staged so far for this object (it is about to be read again from the start)."""
         ...
 
-    def publish(
-        self, columns: list[str], model_version: str, order: SourceOrder, merge_key_columns: str | None
-    ) -> PublishResult:
-        """Rows + rejects + ledger LOADED, atomically; a version another delivery loaded publishes nothing."""
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one object of a batch publishes: its staged rows and rejects, or (``failure``) a FAILED ledger row."""
+
+    staging: ObjectStaging
+    model_version: str
+    columns: list[str] = field(default_factory=list)  # the staged columns, in order (OutputLayout)
+    order: SourceOrder = field(default_factory=lambda: SourceOrder())
+    merge_key_columns: str | None = None  # the merge key's input column names, for the rejects upsert adds
+    failure: tuple[str, str] | None = None  # (reason code, reason): the file cannot be used; nothing else lands
+
+
+class LoadBatch(Protocol):
+    """The statements of one batch of object versions, on one connection: claim them, stage each, then publish
+    all of them in one transaction (one ledger lock per batch), each exactly once."""
+
+    def claim(self, identities: Sequence[LoadIdentity]) -> dict[str, tuple[str, str | None]]:
+        """The versions the ledger already says LOADED or FAILED: {load key: (status, load id)}. Writes nothing."""
         ...
 
-    def record_failure(self, reason_code: str, reason: str, model_version: str) -> None:
-        """The ledger says FAILED with the reason; nothing else is written."""
+    def ensure_target(self, columns: list[tuple[str, str]]) -> None:
+        """Create the target table with these (name, SQL type) columns, or add the ones it lacks."""
         ...
 
-    def cleanup(self) -> None:
-        """Drop what was staged (also done when the session ends)."""
+    def staging(self, identity: LoadIdentity) -> ObjectStaging:
+        """Where one object version's rows and rejects are staged until the publish."""
+        ...
+
+    def publish(self, outcomes: Sequence[Outcome]) -> list[PublishResult]:
+        """Every outcome's rows + rejects + ledger row, atomically, in one transaction; one result per outcome.
+
+        Raises ConcurrentLoadError (nothing published) when a concurrent delivery loaded one of these versions
+        after the claim: the caller runs the batch again, and the claim then skips it.
+        """
         ...
 
 
 class Warehouse(Protocol):
-    """Where scored rows are published: one session per object version's load."""
+    """Where scored rows are published: one LoadBatch per batch of object versions."""
 
-    def session(self, identity: LoadIdentity) -> AbstractContextManager[LoadSession]:
-        """A session for one load; on leaving it, staged data is cleaned up (and a broken connection dropped)."""
+    def batch(self) -> AbstractContextManager[LoadBatch]:
+        """A batch on this container's connection; leaving it drops what was staged and ends any transaction."""
         ...
 
     def warm_up(self, frame: pd.DataFrame) -> None:

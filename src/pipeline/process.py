@@ -1,6 +1,8 @@
 """One object version through the stages: read -> parse -> convert -> score -> stage -> publish, exactly once.
 
-``Pipeline.process`` is the one place that decides what happens to an object. It never logs a measurement
+``Pipeline.process_batch`` is the one place that decides what happens to the objects of a batch (``process``: a
+batch of one): one claim, each object read, parsed, converted, scored and staged, then one publish transaction for
+all of them. It never logs a measurement
 value: reasons name the column and line, and raw text goes only to the rejects table. The object source and the
 warehouse are ports (pipeline/ports.py); staging runs in the background (staging.py), stages are timed
 (timing.py), and rows and rejects take their shape from output.py.
@@ -11,23 +13,33 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
 
 from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
-from pipeline.errors import PermanentError, UnusableFileError
+from pipeline.errors import (
+    ConcurrentLoadError,
+    PermanentError,
+    PipelineError,
+    SourceUnavailableError,
+    UnusableFileError,
+)
 from pipeline.features import convert_features
 from pipeline.output import OutputLayout, rejects_frame
 from pipeline.plausibility import PlausibilityCheck, plausibility_check
 from pipeline.ports import (
+    LoadBatch,
     LoadIdentity,
-    LoadSession,
     ObjectRef,
     ObjectSource,
+    ObjectStaging,
     OpenedObject,
+    Outcome,
     SourceOrder,
     Warehouse,
     new_load_id,
@@ -58,6 +70,24 @@ class ObjectResult:
         return asdict(self)
 
 
+# A batch that loses a race with a concurrent delivery (ConcurrentLoadError) is run again this many times in all.
+MAX_BATCH_ATTEMPTS = 3
+
+
+@dataclass
+class _Item:
+    """One object version of a batch on its way through the stages."""
+
+    index: int  # its place in the batch
+    ref: ObjectRef
+    identity: LoadIdentity
+    result: ObjectResult
+    timer: StageTimer
+    sequencer: str | None
+    opened: OpenedObject | None = None
+    unopenable: PermanentError | None = None  # the GET that was to learn the version failed for good
+
+
 @dataclass(eq=False)  # compared and hashed by identity, as one per container
 class Pipeline:
     """The stages of one object, with the ports it reads from and writes to (built once per container)."""
@@ -76,6 +106,58 @@ class Pipeline:
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         """Load one object version. Permanent input problems are recorded and returned; transient ones raise."""
+        [outcome] = self.process_batch([ref])
+        if isinstance(outcome, PipelineError):
+            raise outcome
+        return outcome
+
+    def process_batch(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
+        """Load object versions together: one claim, shared staging, one publish transaction (one ledger lock).
+
+        One result per ref, in order: an ObjectResult (loaded, duplicate or failed), or the retriable error that
+        kept it from loading. An error of one object's source fails that object only; a warehouse error fails
+        every object of the batch not yet settled (nothing of them was published). With BATCH_PUBLISH off,
+        each object is its own batch.
+        """
+        if len(refs) > 1 and not self.settings.batch_publish:
+            return [result for ref in refs for result in self.process_batch([ref])]
+        for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
+            try:
+                return self._batch(refs)
+            except ConcurrentLoadError as exc:
+                # A concurrent delivery loaded one of these versions after the claim: run the batch again (its
+                # claim now skips that version), or, after a few rounds, give the retry back to the queue.
+                if attempt == MAX_BATCH_ATTEMPTS:
+                    return [exc for _ in refs]
+        raise AssertionError("unreachable")
+
+    def _batch(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
+        results: list[ObjectResult | PipelineError | None] = [None] * len(refs)
+        items: list[_Item] = []
+        try:
+            for index, ref in enumerate(refs):
+                item = self._identify(index, ref)
+                if isinstance(item, PipelineError):
+                    results[index] = item
+                else:
+                    items.append(item)
+            try:
+                self._claim_stage_publish(items, results)
+            except ConcurrentLoadError:
+                raise
+            except PipelineError as exc:
+                for item in items:  # nothing of the batch was published: each comes back to be retried
+                    if results[item.index] is None:
+                        results[item.index] = exc
+        finally:
+            for item in items:
+                if item.opened is not None:
+                    item.opened.body.close()
+        assert all(r is not None for r in results)
+        return cast(list[ObjectResult | PipelineError], results)
+
+    def _identify(self, index: int, ref: ObjectRef) -> _Item | PipelineError:
+        """The version the ledger keys on: the event's, else the one the GET returns."""
         timer = StageTimer()
         opened: OpenedObject | None = None
         unopenable: PermanentError | None = None
@@ -87,70 +169,101 @@ class Pipeline:
             except PermanentError as exc:
                 # Without a version the ledger cannot key on it: the key + "unknown" records the failure once.
                 ref, unopenable = dataclasses.replace(ref, version_id="unknown"), exc
+            except PipelineError as exc:
+                return exc
         assert ref.version is not None
         identity = LoadIdentity(ref.bucket, ref.key, ref.version, new_load_id())
         result = ObjectResult(
             ref.bucket, ref.key, ref.version, "loaded", load_id=identity.load_id, seconds=timer.seconds
         )
-        model_version = self.scorer.model_version
+        return _Item(index, ref, identity, result, timer, sequencer, opened, unopenable)
 
-        with self.warehouse.session(identity) as session:
-            status, previous_load = session.claim(model_version)
-            if status in {"LOADED", "FAILED"}:
-                result.status, result.load_id = "duplicate", previous_load
-                if opened is not None:
-                    opened.body.close()
-                return result
-            try:
-                if unopenable is not None:
-                    raise unopenable
-                opened = opened or self._open(ref, timer)
-                layout = self._load_object(session, opened, timer, result)
-            except PermanentError as exc:
-                session.cleanup()
-                session.record_failure(exc.reason, str(exc), model_version)
-                result.status, result.reason_code, result.reason = "failed", exc.reason, str(exc)
-                result.rows_loaded = result.rows_rejected = 0
-                return result
-            with timer("publish"):
-                published = session.publish(
-                    layout.staged_column_names,
-                    model_version,
-                    SourceOrder.of(sequencer, opened.last_modified),
-                    layout.merge_key_columns,
-                )
-            # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
-            result.rows_loaded, result.rows_rejected = published.rows_loaded, published.rows_rejected
-            result.rows_flagged = published.rows_flagged
-            if not published.published:
-                result.status, result.load_id = "duplicate", published.load_id
-        return result
+    def _claim_stage_publish(self, items: list[_Item], results: list[ObjectResult | PipelineError | None]) -> None:
+        with self.warehouse.batch() as batch:
+            final = batch.claim([item.identity for item in items])
+            first: dict[str, str] = {}  # load key -> load id, for a version that comes twice in one batch
+            staged: list[tuple[_Item, Outcome]] = []
+            for item in items:
+                key = item.identity.load_key
+                if key in final or key in first:
+                    item.result.status = "duplicate"
+                    item.result.load_id = final[key][1] if key in final else first[key]
+                    results[item.index] = item.result
+                    continue
+                first[key] = item.identity.load_id
+                outcome = self._stage(batch, item)
+                if isinstance(outcome, PipelineError):
+                    results[item.index] = outcome
+                else:
+                    staged.append((item, outcome))
+            start = time.perf_counter()
+            published = batch.publish([outcome for _, outcome in staged])
+            for item, _ in staged:  # the batch's one publish, on each object's clock
+                item.timer.seconds["publish"] += time.perf_counter() - start
+            for (item, outcome), done in zip(staged, published, strict=True):
+                if outcome.failure is None:
+                    # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
+                    item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
+                    item.result.rows_flagged = done.rows_flagged
+                results[item.index] = item.result
+
+    def _stage(self, batch: LoadBatch, item: _Item) -> Outcome | PipelineError:
+        """Read, parse, score and stage one object; what it publishes, or the error of its source."""
+        staging = batch.staging(item.identity)
+        model_version = self.scorer.model_version
+        result = item.result
+        try:
+            if item.unopenable is not None:
+                raise item.unopenable
+            item.opened = item.opened or self._open(item.ref, item.timer)
+            last_modified = item.opened.last_modified
+            layout = self._load_object(batch, staging, item.opened, item.timer, result)
+        except PermanentError as exc:
+            staging.discard_staged()
+            result.status, result.reason_code, result.reason = "failed", exc.reason, str(exc)
+            result.rows_loaded = result.rows_rejected = 0
+            return Outcome(staging, model_version, failure=(exc.reason, str(exc)))
+        except SourceUnavailableError as exc:
+            staging.discard_staged()  # this object only: the others of the batch go on
+            return exc
+        finally:
+            if item.opened is not None:
+                item.opened.body.close()
+                item.opened = None
+        return Outcome(
+            staging,
+            model_version,
+            layout.staged_column_names,
+            SourceOrder.of(item.sequencer, last_modified),
+            layout.merge_key_columns,
+        )
 
     def _open(self, ref: ObjectRef, timer: StageTimer) -> OpenedObject:
         with timer("s3_read"):
             return self.source.open(ref, max_bytes=self.settings.max_object_bytes)
 
     def _load_object(
-        self, session: LoadSession, opened: OpenedObject, timer: StageTimer, result: ObjectResult
+        self, batch: LoadBatch, staging: ObjectStaging, opened: OpenedObject, timer: StageTimer, result: ObjectResult
     ) -> OutputLayout:
         """Read with small parser blocks (flat memory); a file with a longer record is read once more, from S3."""
         try:
             with opened.body:
-                return self._load(session, opened.ref, TimedStream(opened.body, timer), timer, result)
+                return self._load(batch, staging, opened.ref, TimedStream(opened.body, timer), timer, result)
         except UnusableFileError as exc:
             if exc.reason != "record_too_large":
                 raise
-        session.discard_staged()
+        staging.discard_staged()
         result.rows_blank = 0
         again = self.source.open(opened.ref, max_bytes=self.settings.max_object_bytes)  # the same version
         with again.body:
             return self._load(
-                session, again.ref, TimedStream(again.body, timer), timer, result, block_size=LARGE_BLOCK_SIZE
+                batch, staging, again.ref, TimedStream(again.body, timer), timer, result, block_size=LARGE_BLOCK_SIZE
             )
 
     def _load(
         self,
-        session: LoadSession,
+        batch: LoadBatch,
+        staging: ObjectStaging,
         ref: ObjectRef,
         body: io.RawIOBase,
         timer: StageTimer,
@@ -172,26 +285,26 @@ class Pipeline:
             )
             layout = OutputLayout(chunks.columns, self.scorer.metadata, s)
         with timer("stage"):
-            session.ensure_target(layout.ddl_columns())
+            batch.ensure_target(layout.ddl_columns())
         staged_columns = layout.staged_ddl()
         lineage = {
             "SOURCE_BUCKET": ref.bucket,
             "SOURCE_KEY": ref.key,
             "SOURCE_VERSION": str(ref.version),
             "MODEL_VERSION": self.scorer.model_version,
-            "LOAD_ID": session.identity.load_id,
+            "LOAD_ID": staging.identity.load_id,
         }
         iterator = iter(chunks)
-        with BackgroundStager(session, staged_columns, timer) as stager:
+        with BackgroundStager(staging, staged_columns, timer) as stager:
             while True:
                 with timer("parse"):
                     chunk = next(iterator, None)
                 if chunk is None:
                     break
                 stager.submit(*self._prepare_chunk(chunks, layout, chunk, lineage, timer, result))
-        if session.rows_staged == 0 and session.rejects_staged == 0:
+        if staging.rows_staged == 0 and staging.rejects_staged == 0:
             raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
-        result.rows_loaded, result.rows_rejected = session.rows_staged, session.rejects_staged
+        result.rows_loaded, result.rows_rejected = staging.rows_staged, staging.rejects_staged
         return layout
 
     def _prepare_chunk(

@@ -115,6 +115,7 @@ ENVIRONMENT: dict[str, str] = {
     "MODEL_DIR": "model_dir",
     "OUT_OF_RANGE": "out_of_range",
     "OUT_OF_RANGE_MARGIN": "out_of_range_margin",
+    "BATCH_PUBLISH": "batch_publish",
 }
 
 
@@ -153,6 +154,9 @@ class Settings(BaseModel):
     model_dir: Path | None = None
     out_of_range: OutOfRange = OutOfRange.FLAG
     out_of_range_margin: float = Field(default=DEFAULT_OUT_OF_RANGE_MARGIN, ge=0.0, allow_inf_nan=False)
+    # The objects of one invocation (an SQS batch) publish in one transaction, taking the ledger lock once;
+    # false: one transaction per object (benchmarks/burst.py compares the two).
+    batch_publish: Bool = True
 
     @field_validator("database", "schema_name", "warehouse", "role", "target_table", "rejects_table", "ledger_table")
     @classmethod

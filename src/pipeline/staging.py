@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.ports import LoadSession
+from pipeline.ports import ObjectStaging
 from pipeline.timing import StageTimer
 
 
@@ -21,7 +21,7 @@ class BackgroundStager:
     caller has moved on (to a rollback, cleanup or the publish).
     """
 
-    def __init__(self, session: LoadSession, staged_columns: list[tuple[str, str]], timer: StageTimer) -> None:
+    def __init__(self, session: ObjectStaging, staged_columns: list[tuple[str, str]], timer: StageTimer) -> None:
         self._session = session
         self._columns = staged_columns
         self._timer = timer
