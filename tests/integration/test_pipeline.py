@@ -242,21 +242,21 @@ def test_a_snowflake_failure_mid_publish_leaves_no_rows_and_the_retry_completes(
     from adapters import snowflake as adapter
 
     # Given Snowflake failing right after the rows were inserted, before the ledger and the commit
-    original = adapter.LoadSession._publish_rows
+    original = adapter.SnowflakeBatch._insert_rows
 
     def insert_then_fail(self: Any, *args: Any) -> None:
         original(self, *args)
         raise WarehouseUnavailableError("injected: connection lost mid-publish")
 
-    monkeypatch.setattr(adapter.LoadSession, "_publish_rows", insert_then_fail)
+    monkeypatch.setattr(adapter.SnowflakeBatch, "_insert_rows", insert_then_fail)
     event = harness.put(KEY, make_csv(30))
     # When the event is delivered, the invocation raises (so Lambda retries) and nothing is visible
     with pytest.raises(WarehouseUnavailableError):
         harness.invoke(event)
     assert harness.count() == 0
-    assert harness.query("SELECT STATUS FROM {ledger}") == [("STARTED",)]
+    assert harness.query("SELECT STATUS FROM {ledger}") == []  # the claim writes nothing; the publish rolled back
     # When Snowflake is back and Lambda retries
-    monkeypatch.setattr(adapter.LoadSession, "_publish_rows", original)
+    monkeypatch.setattr(adapter.SnowflakeBatch, "_insert_rows", original)
     summary = harness.invoke(event)
     # Then the load completes, once
     assert summary["objects"][0]["status"] == "loaded" and harness.count() == 30
