@@ -104,9 +104,10 @@ def _without(columns: list[tuple[str, str]], names: set[str]) -> list[tuple[str,
     return [c for c in columns if c[0] not in names]
 
 
-def _stage_one_reject(session: Any) -> None:
-    i = session.identity
-    session.stage_rejects(
+def _stage_one_reject(batch: Any) -> None:
+    staging = batch.staging(_identity())
+    i = staging.identity
+    staging.stage_rejects(
         pd.DataFrame(
             {
                 "LOAD_ID": [i.load_id],
@@ -120,7 +121,8 @@ def _stage_one_reject(session: Any) -> None:
             }
         )
     )
-    [(count,)] = session._execute(f"SELECT COUNT(*) FROM {session.stage_rejects_table}", what="count").fetchall()
+    batch._flush(batch._rejects)  # the staging write: creates the batch's temporary table, then PUT + COPY
+    [(count,)] = batch._execute(f"SELECT COUNT(*) FROM {batch._rejects.name}", what="count").fetchall()
     assert count == 1  # a temporary table is the session's own: it never sees the other session's row
 
 
@@ -141,7 +143,7 @@ DDL_CASES: dict[str, dict[str, Any]] = {
         "table": "target",
         "setup": lambda p: _without(_target_columns(p, extra=False), {"SOURCE_SEQUENCER", "SOURCE_LAST_MODIFIED"}),
     },
-    "create-temporary-staging-table": {"pattern": r"^CREATE TEMPORARY TABLE IF NOT EXISTS STG_", "table": None},
+    "create-temporary-staging-table": {"pattern": r"^CREATE OR REPLACE TEMPORARY TABLE STG_", "table": None},
 }
 
 
@@ -154,18 +156,18 @@ def test_every_ddl_statement_run_by_two_sessions_at_once_succeeds_or_retries(
 
     def work(pipeline: Any) -> Callable[[], None]:
         def run() -> None:
-            with pipeline.warehouse.session(_identity()) as session:  # the first session creates ledger + rejects
+            with pipeline.warehouse.batch() as batch:  # the first batch creates ledger + rejects
                 if spec["table"] == "target":
-                    session.ensure_target(columns)
+                    batch.ensure_target(columns)
                 if spec["table"] is None:
-                    _stage_one_reject(session)
+                    _stage_one_reject(batch)
 
         return run
 
     # Given two containers, and (for an ALTER) the target as an earlier load left it
     if "setup" in spec:
-        with containers[0].warehouse.session(_identity()) as session:
-            session.ensure_target(spec["setup"](containers[0]))
+        with containers[0].warehouse.batch() as batch:
+            batch.ensure_target(spec["setup"](containers[0]))
     # When both run the statement at the same moment
     at_once = AtOnce(monkeypatch, spec["pattern"].format(**harness.tables))
     outcomes = _in_parallel([work(p) for p in containers])

@@ -153,25 +153,29 @@ def test_the_same_event_twice_at_once_loads_once(
         pipeline.warehouse.close()
 
 
-def test_two_claims_that_both_inserted_leave_one_ledger_row(
+def test_a_started_row_an_earlier_version_left_neither_blocks_nor_doubles_the_load(
     harness: Any, warehouse: Warehouse, make_csv: Callable[..., bytes]
 ) -> None:
     from pipeline.ports import load_key
 
-    # Given the state two racing claims leave behind when their MERGEs overlap (it happens in some of the races
-    # above; Snowflake enforces no unique key that would stop it): two STARTED rows for one object version
+    # Given a STARTED ledger row for an object version, as the function's earlier versions wrote at the claim (a
+    # load that crashed before its COMMIT left it behind; the claim no longer writes the ledger)
     harness.invoke(harness.put("incoming/dupes/creates-the-tables.csv", make_csv(1)))
-    event = harness.put("incoming/dupes/claimed-twice.csv", make_csv(ROWS))
+    event = harness.put("incoming/dupes/claimed-before.csv", make_csv(ROWS))
     obj = event["Records"][0]["s3"]["object"]
-    key = load_key(harness.bucket, "incoming/dupes/claimed-twice.csv", obj["eTag"])
-    for load_id in ("00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"):
-        warehouse.query(
-            "INSERT INTO {ledger} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID) "
-            f"VALUES ('{key}', '{harness.bucket}', 'incoming/dupes/claimed-twice.csv', '{obj['eTag']}', 'STARTED', "
-            f"'{load_id}')"
-        )
-    # When the delivery that won the race publishes
-    assert harness.invoke(event)["objects"][0]["status"] == "loaded"
-    # Then the ledger holds exactly one row for the version, LOADED
-    assert warehouse.ledger("incoming/dupes/claimed-twice.csv") == [("LOADED", ROWS, 0, None, None)]
+    key = load_key(harness.bucket, "incoming/dupes/claimed-before.csv", obj["eTag"])
+    warehouse.query(
+        "INSERT INTO {ledger} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID) "
+        f"VALUES ('{key}', '{harness.bucket}', 'incoming/dupes/claimed-before.csv', '{obj['eTag']}', 'STARTED', "
+        "'00000000-0000-0000-0000-00000000000a')"
+    )
+    # When the event is delivered, and then again
+    statuses = [harness.invoke(event)["objects"][0]["status"] for _ in range(2)]
+    # Then the first delivery loads the file and the second finds it loaded; the old row stays as history
+    assert statuses == ["loaded", "duplicate"]
+    assert sorted(warehouse.ledger("incoming/dupes/claimed-before.csv")) == [
+        ("LOADED", ROWS, 0, None, None),
+        ("STARTED", None, None, None, None),
+    ]
+    assert warehouse.count("target", "SOURCE_KEY = 'incoming/dupes/claimed-before.csv'") == ROWS
     assert_ledger_matches_tables(warehouse.query, harness.tables)
