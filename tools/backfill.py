@@ -266,7 +266,9 @@ def backfill_to_queue(
                     summary.sent += len(batch) - len(failures)
                     summary.failed += len(failures)
                     summary.failures.extend(failures)
-                bar.set_postfix({verb: summary.objects if dry_run else summary.sent, "failed": summary.failed})
+                bar.set_postfix(
+                    {verb: summary.objects if dry_run else summary.sent, "failed": summary.failed}, refresh=False
+                )
                 bar.update(len(batch))
                 batch = ()
         except (BotoCoreError, ClientError) as exc:  # after botocore's own retries: nothing more can be sent
