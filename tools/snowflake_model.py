@@ -11,6 +11,22 @@ matches no row takes no lock at all. Snowflake behaves differently, and bursts d
 * A waiter gives up after the session's ``LOCK_TIMEOUT`` seconds (default 43200; set at login or with
   ``ALTER SESSION SET LOCK_TIMEOUT = n``), also as 000625. The wording of that message is this model's own.
 * Every statement costs a round trip: by default 100 ms, 400 ms for a ``PUT`` or a ``COPY``.
+* ``AUTOCOMMIT`` (https://docs.snowflake.com/en/sql-reference/transactions#autocommit) comes from the login's
+  session parameters (default TRUE) and from ``ALTER SESSION SET AUTOCOMMIT = TRUE|FALSE``, which first commits
+  an open transaction, whatever the value. With it off, the first DML statement (``INSERT``, ``UPDATE``,
+  ``DELETE``, ``MERGE``, ``COPY``) after a transaction ends opens one; ``SELECT``, ``PUT`` and other statements do
+  not. DDL commits an open transaction first, then runs on its own; ``BEGIN`` works as with AUTOCOMMIT on. A
+  DML statement refused here (000625) opens nothing: fakesnow never sees it.
+
+The model and fakesnow agree on when a transaction is open: a lock passes on only once fakesnow has committed
+(after the ``COMMIT`` or ``ROLLBACK`` has run there; before DDL or ``ALTER SESSION SET AUTOCOMMIT`` the model
+commits the session in fakesnow itself, which plain fakesnow does not do inside an explicit transaction).
+
+Each session (the connection's token) has a trace, one :class:`Step` per statement: its first keyword and kind,
+the table whose lock it took, whether the session held a lock before and after it, the locks it released and the
+seconds it waited; never the SQL text or bound values. A ``PUT`` is one step (the upload is no statement).
+``model.trace(token)``, ``model.traces()``, ``model.reset_trace()``; :func:`lock_spans` counts the statements from
+the one that took a table's lock to the one that released it.
 
 :class:`LockTable` is the rule book (pure asyncio, unit-tested in tests/unit/test_snowflake_model.py).
 :func:`modelled_app` wraps fakesnow's own Starlette endpoints: a statement first waits for its lock and its
