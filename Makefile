@@ -85,8 +85,10 @@ query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowfla
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
 
-backfill: install ## score the objects under S3=s3://bucket/prefix (WORKERS=4); make backfill LOCAL=1 for a demo
-	$(PY) -m tools.backfill $(if $(LOCAL),--local,$(S3)) --workers $(or $(WORKERS),4)
+# Through the queue by default; IN_PROCESS=1 loads here with the function's environment (WORKERS at a time).
+backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1: local demo
+	$(PY) -m tools.backfill $(if $(LOCAL),--local,$(S3) $(if $(STACK),--stack $(STACK)) $(if $(DRY_RUN),--dry-run) \
+	  $(if $(IN_PROCESS),--in-process)) --workers $(or $(WORKERS),4)
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .local benchmarks/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,35 +1,286 @@
-"""Backfill: score the objects already under an S3 prefix through the same idempotent path as the Lambda.
+"""Backfill: load the objects already under an S3 prefix through the same path as new uploads.
 
-Every ``.csv`` / ``.csv.gz`` object under ``s3://BUCKET/PREFIX`` (listed page by page) goes through
-``Pipeline.process``: objects already in the load ledger come back ``duplicate`` and are skipped, failed
-files are recorded as failed, transient errors are reported and can be retried by running the command again.
-Objects run in parallel, ``--workers`` at a time; each worker has its own Pipeline and Snowflake connection,
-the Scorer (thread-safe: it holds a lock) is shared.
+**Through the queue** (the default, for a deployed stack): one S3 ObjectCreated notification per ``.csv`` /
+``.csv.gz`` object under ``s3://BUCKET/PREFIX`` goes to the stack's ingest queue, the queue S3 itself notifies
+(the CloudFormation output ``IngestQueueUrl`` of ``--stack``, by default samconfig.toml's ``stack_name``). The
+function then works through them in the cloud at the queue's bounded concurrency (``QueueMaximumConcurrency``),
+with its retries and dead-letter queue; versions the ledger already has come back ``duplicate``.
 
-Configuration is the function's own: the same environment variables (``SNOWFLAKE_*``, ``TARGET_TABLE``, ...).
+* Listed page by page (ListObjectVersions on a versioned bucket, ListObjectsV2 otherwise) and sent 10 to a
+  SendMessageBatch call, so memory stays flat however many objects there are; a message per object, as S3 sends.
+* The message names the current version (``versionId``) when the bucket is versioned, as S3's own notifications
+  do: the ledger keys a load on the version id (else the ETag), so a backfilled object already loaded by its
+  upload's notification is the same load and comes back ``duplicate``. Deleted objects (a delete marker on top)
+  are not sent. No ``sequencer`` (only S3 has one): versions are ordered by Last-Modified (docs/exactly-once.md).
+* Marked as a backfill: ``configurationId`` "backfill" (S3 puts the name of the notification configuration
+  there) and the message attribute ``origin`` = "tools.backfill"; the function ignores both.
+* Entries a batch fails are retried (up to 4 sends, with backoff) unless SQS says the request itself is wrong
+  (``SenderFault``), then reported in the summary, and the exit status is 1.
+* ``--dry-run`` lists what would be sent and sends nothing. Sending twice is harmless: the ledger skips.
 
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --workers 4
+**In process** (``--in-process``, and ``--local``): every object goes through ``Pipeline.process`` here, as
+before: ``--workers`` at a time, each with its own Pipeline and Snowflake connection, sharing the Scorer (it
+holds a lock). Configuration is the function's own environment variables (``SNOWFLAKE_*``, ``TARGET_TABLE``...).
+
+    make backfill S3=s3://my-bucket/incoming/2025/ [STACK=tumour-scoring] [DRY_RUN=1]
+    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --stack tumour-scoring --dry-run
+    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --in-process --workers 4
     PYTHONPATH=src:. .venv/bin/python -m tools.backfill --local          # a fresh moto + fakesnow, seeded
 
-Development / operations tool: runs on a workstation with the dev venv (tqdm), not in the Lambda.
+Development / operations tool: runs on a workstation with the dev venv (boto3, tqdm), not in the Lambda.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import threading
+import time
+import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from pipeline.ports import ObjectRef
+
 SUFFIXES = (".csv", ".csv.gz")
+SAMCONFIG = Path(__file__).resolve().parent.parent / "samconfig.toml"
+QUEUE_OUTPUT = "IngestQueueUrl"
+BATCH_SIZE = 10  # SendMessageBatch's maximum
+SEND_ATTEMPTS = 4  # sends of an entry SQS failed on its side, before it is reported
+CONFIGURATION_ID = "backfill"
+ORIGIN = {"origin": {"DataType": "String", "StringValue": "tools.backfill"}}
 
 
+class BackfillError(Exception):
+    """A backfill that cannot start: what is wrong, in words for the operator."""
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise ValueError(f"expected s3://bucket/prefix, got {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket, prefix
+
+
+def list_latest(s3: Any, bucket: str, prefix: str) -> Iterator[ObjectRef]:
+    """The current version of every .csv / .csv.gz object under the prefix, page by page, as ObjectRefs.
+
+    On a versioned bucket (versioning Enabled or Suspended) ListObjectVersions gives each current version's id in
+    the same page as its ETag and size (ListObjectsV2 has no version ids; a HEAD per object would double the
+    requests); a key whose current version is a delete marker is left out. A version written while versioning
+    was suspended has the id "null": it is named by its ETag instead, as for an unversioned bucket.
+    """
+    versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    if versioning not in ("Enabled", "Suspended"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if obj["Key"].lower().endswith(SUFFIXES):
+                    yield ObjectRef(bucket, obj["Key"], None, obj["ETag"].strip('"'), int(obj["Size"]))
+        return
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", []):
+            if version["IsLatest"] and version["Key"].lower().endswith(SUFFIXES):
+                version_id = None if version["VersionId"] == "null" else version["VersionId"]
+                yield ObjectRef(bucket, version["Key"], version_id, version["ETag"].strip('"'), int(version["Size"]))
+
+
+# --- through the queue ------------------------------------------------------------------------------------------
+def samconfig_defaults(path: Path = SAMCONFIG) -> dict[str, str]:
+    """``stack_name`` and ``region`` from samconfig.toml's default environment (deploy over global), if set."""
+    if not path.is_file():
+        return {}
+    default = tomllib.loads(path.read_text(encoding="utf-8")).get("default", {})
+    found: dict[str, str] = {}
+    for command in ("global", "deploy"):
+        parameters = default.get(command, {}).get("parameters", {})
+        found.update({k: str(parameters[k]) for k in ("stack_name", "region") if parameters.get(k)})
+    return found
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a backfill goes: the deployed stack's ingest queue, and what its function may read."""
+
+    stack: str
+    queue_url: str
+    bucket: str | None = None  # output InputBucketName
+    input_prefix: str | None = None  # parameter InputPrefix
+
+    def prefix_for(self, bucket: str, prefix: str) -> str:
+        """The prefix to list: ``prefix``, narrowed to InputPrefix when wider; an error outside what the
+        function may read (it could only fail those objects, and fill the dead-letter queue)."""
+        if self.bucket is not None and bucket != self.bucket:
+            raise BackfillError(f"stack {self.stack} reads bucket {self.bucket}, not {bucket}")
+        if self.input_prefix is None or prefix.startswith(self.input_prefix):
+            return prefix
+        if self.input_prefix.startswith(prefix):
+            return self.input_prefix
+        raise BackfillError(
+            f"stack {self.stack} reads only s3://{bucket}/{self.input_prefix} (InputPrefix), not s3://{bucket}/{prefix}"
+        )
+
+
+def find_target(cloudformation: Any, stack: str) -> Target:
+    """The stack's ingest queue (output IngestQueueUrl), bucket and input prefix, from DescribeStacks."""
+    from botocore.exceptions import ClientError
+
+    try:
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ValidationError":  # CloudFormation's "does not exist"
+            raise BackfillError(f"no CloudFormation stack {stack!r} here (give --stack / STACK=, or --region)") from exc
+        raise
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
+    if QUEUE_OUTPUT not in outputs:
+        raise BackfillError(
+            f"stack {stack} has no {QUEUE_OUTPUT} output (deployed before the ingest queue?): deploy the current "
+            "template, or run the backfill here with --in-process"
+        )
+    return Target(stack, outputs[QUEUE_OUTPUT], outputs.get("InputBucketName"), parameters.get("InputPrefix"))
+
+
+def notification(ref: ObjectRef, *, region: str, event_time: str) -> dict[str, Any]:
+    """The S3 ObjectCreated notification for one listed object version, marked as a backfill."""
+    from tools.s3_events import s3_put_event
+
+    return s3_put_event(
+        ref.bucket,
+        ref.key,
+        ref.etag or "",
+        ref.size or 0,
+        ref.version_id,
+        sequencer=None,
+        configuration_id=CONFIGURATION_ID,
+        event_time=event_time,
+        region=region,
+    )
+
+
+@dataclass
+class SendSummary:
+    stack: str
+    queue_url: str
+    bucket: str
+    prefix: str
+    dry_run: bool
+    objects: int = 0
+    sent: int = 0
+    failed: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped before the end of the listing
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def send_batch(
+    sqs: Any,
+    queue_url: str,
+    refs: Iterable[ObjectRef],
+    *,
+    region: str,
+    attempts: int = SEND_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict[str, Any]]:
+    """Send one message per ref (at most 10) in one SendMessageBatch; what could not be sent, with SQS's reason.
+
+    Entries SQS failed on its side are sent again (``attempts`` sends in all, backing off); an entry it failed
+    as the sender's fault is reported at once, since sending it again cannot help.
+    """
+    event_time = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    pending = {
+        str(i): (
+            ref,
+            {
+                "Id": str(i),
+                "MessageBody": json.dumps(notification(ref, region=region, event_time=event_time)),
+                "MessageAttributes": ORIGIN,
+            },
+        )
+        for i, ref in enumerate(refs)
+    }
+    failures: list[dict[str, Any]] = []
+    for attempt in range(attempts):
+        if attempt:
+            sleep(0.2 * 2**attempt)
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=[entry for _, entry in pending.values()])
+        again = {}
+        for failed in response.get("Failed", []):
+            ref, entry = pending[failed["Id"]]
+            failure = {
+                "key": ref.key,
+                "version_id": ref.version_id,
+                "code": failed.get("Code"),
+                "message": failed.get("Message"),
+                "sender_fault": bool(failed.get("SenderFault")),
+                "attempts": attempt + 1,
+            }
+            if failed.get("SenderFault") or attempt == attempts - 1:
+                failures.append(failure)
+            else:
+                again[failed["Id"]] = (ref, entry)
+        pending = again
+        if not pending:
+            break
+    return failures
+
+
+def backfill_to_queue(
+    s3: Any,
+    sqs: Any,
+    target: Target,
+    bucket: str,
+    prefix: str,
+    *,
+    dry_run: bool = False,
+    progress: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Send a notification for every object under the prefix to the target's queue (or, dry, only list them)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from tqdm import tqdm
+
+    prefix = target.prefix_for(bucket, prefix)
+    summary = SendSummary(target.stack, target.queue_url, bucket, prefix, dry_run)
+    region = str(sqs.meta.region_name)
+    verb = "listed" if dry_run else "sent"
+    batch: tuple[ObjectRef, ...] = ()
+    with tqdm(unit="obj", disable=not progress, desc=f"s3://{bucket}/{prefix} -> {target.stack}") as bar:
+        try:
+            for batch in itertools.batched(list_latest(s3, bucket, prefix), BATCH_SIZE, strict=False):
+                summary.objects += len(batch)
+                if dry_run:
+                    for ref in batch:
+                        tqdm.write(f"s3://{ref.bucket}/{ref.key}" + (f" ({ref.version_id})" if ref.version_id else ""))
+                else:
+                    failures = send_batch(sqs, target.queue_url, batch, region=region, sleep=sleep)
+                    summary.sent += len(batch) - len(failures)
+                    summary.failed += len(failures)
+                    summary.failures.extend(failures)
+                bar.set_postfix(
+                    {verb: summary.objects if dry_run else summary.sent, "failed": summary.failed}, refresh=False
+                )
+                bar.update(len(batch))
+                batch = ()
+        except (BotoCoreError, ClientError) as exc:  # after botocore's own retries: nothing more can be sent
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+            summary.stopped = f"{type(exc).__name__}: {code or exc}"
+            for ref in batch:  # the batch in flight may or may not have gone: reported, never dropped silently
+                summary.failed += 1
+                summary.failures.append({"key": ref.key, "version_id": ref.version_id, "code": code, "attempts": 1})
+    return summary.as_dict()
+
+
+# --- in process ---------------------------------------------------------------------------------------------------
 @dataclass
 class Summary:
     statuses: Counter[str] = field(default_factory=Counter)
@@ -48,23 +299,6 @@ class Summary:
             "rows_rejected": self.rows_rejected,
             "error_details": self.errors,
         }
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://"):
-        raise ValueError(f"expected s3://bucket/prefix, got {url!r}")
-    bucket, _, prefix = url[5:].partition("/")
-    return bucket, prefix
-
-
-def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[Any]:
-    """Every .csv / .csv.gz object under the prefix, as ObjectRefs (with ETag and size), page by page."""
-    from pipeline.ports import ObjectRef
-
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if obj["Key"].lower().endswith(SUFFIXES):
-                yield ObjectRef(bucket=bucket, key=obj["Key"], etag=obj["ETag"].strip('"'), size=int(obj["Size"]))
 
 
 def _pipeline_factory() -> Callable[[], Any]:
@@ -109,7 +343,7 @@ def backfill(bucket: str, prefix: str, *, workers: int = 4, progress: bool = Tru
     from pipeline.errors import PipelineError
 
     s3 = s3 or boto3.client("s3")
-    refs = list(list_objects(s3, bucket, prefix))
+    refs = list(list_latest(s3, bucket, prefix))
     get_pipeline = _pipeline_factory()
     summary = Summary()
 
@@ -166,23 +400,62 @@ def _local_demo(workers: int, progress: bool) -> dict[str, Any]:
         return backfill(stack.bucket, "backfill/", workers=workers, progress=progress, s3=s3)
 
 
+def _session(region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(region_name=region)
+    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    return lambda service: session.client(service, config=config)
+
+
 def main(argv: list[str] | None = None) -> int:
+    defaults = samconfig_defaults()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url", nargs="?", help="s3://bucket/prefix")
-    parser.add_argument("--workers", type=int, default=4, help="objects in parallel (default 4)")
-    parser.add_argument("--local", action="store_true", help="demonstrate on a fresh, seeded moto + fakesnow")
+    parser.add_argument(
+        "--stack", default=defaults.get("stack_name"), help="the deployed stack (default: samconfig.toml's)"
+    )
+    parser.add_argument(
+        "--region", default=defaults.get("region"), help="its region (default: samconfig.toml's, else boto3's)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
+    parser.add_argument(
+        "--in-process", action="store_true", help="load here with the function's environment, not via the queue"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="in process: objects in parallel (default 4)")
+    parser.add_argument("--local", action="store_true", help="in process, on a fresh, seeded moto + fakesnow")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    progress = not args.no_progress
     if args.local:
-        summary = _local_demo(args.workers, not args.no_progress)
-    elif args.url:
-        bucket, prefix = parse_s3_url(args.url)
-        summary = backfill(bucket, prefix, workers=args.workers, progress=not args.no_progress)
-    else:
+        summary = _local_demo(args.workers, progress)
+        failed = summary["errors"]
+    elif not args.url:
         parser.error("give s3://bucket/prefix, or --local")
+    elif args.in_process:
+        bucket, prefix = parse_s3_url(args.url)
+        summary = backfill(bucket, prefix, workers=args.workers, progress=progress)
+        failed = summary["errors"]
+    else:
+        if not args.stack:
+            parser.error("no stack: give --stack (STACK=), or set stack_name in samconfig.toml")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, prefix = parse_s3_url(args.url)
+        client = _session(args.region)
+        try:
+            target = find_target(client("cloudformation"), args.stack)
+            summary = backfill_to_queue(
+                client("s3"), client("sqs"), target, bucket, prefix, dry_run=args.dry_run, progress=progress
+            )
+        except (BackfillError, BotoCoreError, ClientError) as exc:  # before anything was sent
+            print(f"backfill: {exc}", file=sys.stderr)
+            return 2
+        failed = summary["failed"] or summary["stopped"]
     print(json.dumps(summary, indent=2))
-    return 1 if summary["errors"] else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Put a file in the local stack's S3 and get the event S3 would send for it: the one way tools, tests and
-benchmarks do it."""
+benchmarks do it. Also the one S3 notification shape ``tools/backfill.py`` sends to the deployed queue, and SQS
+messages wrapped as Lambda delivers them."""
 
 from __future__ import annotations
 
@@ -7,19 +8,33 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from tools.local_stack import BUCKET, LocalStack
+from tools.local_stack import BUCKET, REGION, LocalStack
 
 MULTIPART_CHUNK_BYTES = 256 << 20  # big benchmark files go up in a few parts
+FAKE_SEQUENCER = "0A1B2C3D4E5F678901"  # the local uploads' events carry one, as S3's do
+EVENT_TIME = "2026-11-24T12:00:00.000Z"
 
 
-def s3_put_event(bucket: str, key: str, etag: str, size: int, version_id: str | None = None) -> dict[str, Any]:
-    """An S3 ObjectCreated:Put notification, as S3 sends it (the key URL-encoded with `+` for spaces)."""
-    obj: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),
-        "size": size,
-        "eTag": etag,
-        "sequencer": "0A1B2C3D4E5F678901",
-    }
+def s3_put_event(
+    bucket: str,
+    key: str,
+    etag: str,
+    size: int,
+    version_id: str | None = None,
+    *,
+    sequencer: str | None = FAKE_SEQUENCER,
+    configuration_id: str = "csv-upload",
+    event_time: str = EVENT_TIME,
+    region: str = REGION,
+) -> dict[str, Any]:
+    """An S3 ObjectCreated:Put notification, as S3 sends it (the key URL-encoded with `+` for spaces).
+
+    ``sequencer=None`` leaves it out (a backfill has none: versions are then ordered by Last-Modified);
+    ``configuration_id`` is the name of the notification configuration that sent it.
+    """
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag}
+    if sequencer is not None:
+        obj["sequencer"] = sequencer
     if version_id:
         obj["versionId"] = version_id
     return {
@@ -27,12 +42,12 @@ def s3_put_event(bucket: str, key: str, etag: str, size: int, version_id: str | 
             {
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
-                "awsRegion": "us-east-1",
-                "eventTime": "2026-11-24T12:00:00.000Z",
+                "awsRegion": region,
+                "eventTime": event_time,
                 "eventName": "ObjectCreated:Put",
                 "s3": {
                     "s3SchemaVersion": "1.0",
-                    "configurationId": "csv-upload",
+                    "configurationId": configuration_id,
                     "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
                     "object": obj,
                 },
@@ -54,3 +69,34 @@ def upload_file(s3: Any, bucket: str, path: Path, key: str) -> dict[str, Any]:
     s3.upload_file(str(path), bucket, key, Config=TransferConfig(multipart_chunksize=MULTIPART_CHUNK_BYTES))
     head = s3.head_object(Bucket=bucket, Key=key)
     return s3_put_event(bucket, key, head["ETag"].strip('"'), int(head["ContentLength"]), head.get("VersionId"))
+
+
+def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = REGION) -> dict[str, Any]:
+    """SQS messages as received with boto3 (``receive_message``, ``AttributeNames``/``MessageAttributeNames``
+    ``All``) turned into the event Lambda's SQS event source delivers: one record per message, camel-cased."""
+
+    def attribute(value: dict[str, Any]) -> dict[str, Any]:
+        present = {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue")}
+        return {
+            **{k: v for k, v in present.items() if v is not None},
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
+
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes", {})),
+                "messageAttributes": {k: attribute(v) for k, v in message.get("MessageAttributes", {}).items()},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }

@@ -11,6 +11,22 @@ matches no row takes no lock at all. Snowflake behaves differently, and bursts d
 * A waiter gives up after the session's ``LOCK_TIMEOUT`` seconds (default 43200; set at login or with
   ``ALTER SESSION SET LOCK_TIMEOUT = n``), also as 000625. The wording of that message is this model's own.
 * Every statement costs a round trip: by default 100 ms, 400 ms for a ``PUT`` or a ``COPY``.
+* ``AUTOCOMMIT`` (https://docs.snowflake.com/en/sql-reference/transactions#autocommit) comes from the login's
+  session parameters (default TRUE) and from ``ALTER SESSION SET AUTOCOMMIT = TRUE|FALSE``, which first commits
+  an open transaction, whatever the value. With it off, the first DML statement (``INSERT``, ``UPDATE``,
+  ``DELETE``, ``MERGE``, ``COPY``) after a transaction ends opens one; ``SELECT``, ``PUT`` and other statements do
+  not. DDL commits an open transaction first, then runs on its own; ``BEGIN`` works as with AUTOCOMMIT on. A
+  DML statement refused here (000625) opens nothing: fakesnow never sees it.
+
+The model and fakesnow agree on when a transaction is open: a lock passes on only once fakesnow has committed
+(after the ``COMMIT`` or ``ROLLBACK`` has run there; before DDL or ``ALTER SESSION SET AUTOCOMMIT`` the model
+commits the session in fakesnow itself, which plain fakesnow does not do inside an explicit transaction).
+
+Each session (the connection's token) has a trace, one :class:`Step` per statement: its first keyword and kind,
+the table whose lock it took, whether the session held a lock before and after it, the locks it released and the
+seconds it waited; never the SQL text or bound values. A ``PUT`` is one step (the upload is no statement).
+``model.trace(token)``, ``model.traces()``, ``model.reset_trace()``; :func:`lock_spans` counts the statements from
+the one that took a table's lock to the one that released it.
 
 :class:`LockTable` is the rule book (pure asyncio, unit-tested in tests/unit/test_snowflake_model.py).
 :func:`modelled_app` wraps fakesnow's own Starlette endpoints: a statement first waits for its lock and its
@@ -170,17 +186,22 @@ class LockTable:
 # --- statements -------------------------------------------------------------------------------------------
 _FIRST_WORD = re.compile(r"^\s*(?:/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 _LOCK_TIMEOUT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+LOCK_TIMEOUT\s*=\s*(\d+)", re.I)
+_AUTOCOMMIT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+AUTOCOMMIT\s*=\s*'?(TRUE|FALSE)\b", re.I)
 _DDL = {"CREATE", "ALTER", "DROP", "TRUNCATE", "UNDROP", "GRANT", "REVOKE", "COMMENT"}
+DML_KINDS = frozenset({"WRITE", "INSERT", "COPY"})  # with AUTOCOMMIT off, the first one opens a transaction
 
 
 @dataclass(frozen=True)
 class Statement:
-    kind: str  # BEGIN | COMMIT | ROLLBACK | DDL | PUT | COPY | WRITE (locks) | OTHER
+    # BEGIN | COMMIT | ROLLBACK | DDL | AUTOCOMMIT (ALTER SESSION SET AUTOCOMMIT) | PUT | COPY | INSERT |
+    # WRITE (UPDATE, DELETE, MERGE: locks) | OTHER (SELECT, SHOW, other ALTER SESSION, ...)
+    kind: str
     table: str | None = None  # the table a WRITE locks, DATABASE.SCHEMA.TABLE upper-case
+    autocommit: bool | None = None  # the value an AUTOCOMMIT statement sets
 
 
 def classify_statement(sql: str, database: str | None, schema: str | None) -> Statement:
-    """What a statement does to locks and how long it takes. Unqualified names resolve in the session's schema."""
+    """What a statement does to locks and transactions. Unqualified names resolve in the session's schema."""
     match = _FIRST_WORD.match(sql)
     word = match.group(1).upper() if match else ""
     if word in {"BEGIN", "START"}:
@@ -188,14 +209,22 @@ def classify_statement(sql: str, database: str | None, schema: str | None) -> St
     if word in {"COMMIT", "ROLLBACK"}:
         return Statement(word)
     if word == "ALTER" and re.match(r"^\s*ALTER\s+SESSION\b", sql, re.I):
-        return Statement("OTHER")  # session parameters: no implicit commit
+        if (setting := _AUTOCOMMIT_SET.match(sql)) is not None:
+            return Statement("AUTOCOMMIT", autocommit=setting.group(1).upper() == "TRUE")
+        return Statement("OTHER")  # other session parameters: no implicit commit
     if word in _DDL:
         return Statement("DDL")
-    if word in {"PUT", "COPY"}:
+    if word in {"PUT", "COPY", "INSERT"}:
         return Statement(word)
     if word in {"UPDATE", "DELETE", "MERGE"}:
         return Statement("WRITE", _target_table(sql, database, schema))
     return Statement("OTHER")
+
+
+def statement_verb(sql: str) -> str:
+    """The statement's first keyword (UPDATE, SELECT, PUT, ...): what a trace keeps of its text."""
+    match = _FIRST_WORD.match(sql)
+    return match.group(1).upper() if match else ""
 
 
 def _target_table(sql: str, database: str | None, schema: str | None) -> str:
@@ -223,25 +252,80 @@ def _target_table(sql: str, database: str | None, schema: str | None) -> str:
 @dataclass
 class _Session:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    autocommit: bool = True
     in_transaction: bool = False
 
 
+def _parameter_true(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().upper() in {"TRUE", "1", "ON", "YES"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One statement of a session's trace: its kind and the lock it touched, never its text or values."""
+
+    verb: str  # the statement's first keyword: UPDATE, INSERT, SELECT, PUT, CREATE, COMMIT, ...
+    kind: str  # Statement.kind: WRITE, INSERT, COPY, PUT, DDL, AUTOCOMMIT, BEGIN, COMMIT, ROLLBACK, OTHER
+    table: str | None  # the table whose lock it took (or was refused)
+    held_before: bool  # the session held a lock when the statement arrived
+    held_after: bool  # ... and when it finished
+    released: tuple[str, ...]  # the tables whose locks it released (its transaction ended)
+    in_transaction: bool  # a transaction was open once it finished
+    waited: float  # seconds waited for the lock
+    refused: bool = False  # aborted with 000625
+
+
+def lock_spans(steps: list[Step], table: str) -> list[int]:
+    """Statements per holding of ``table``'s lock: from the one that took it to the one that released it, both
+    counted (1 for an autocommit UPDATE). ``table`` is DATABASE.SCHEMA.TABLE, or a bare name matching the last
+    part. A holding still open at the end of ``steps`` (or ended by the session's end) is not counted."""
+
+    def same(name: str | None) -> bool:
+        return name is not None and (name == table or ("." not in table and name.rsplit(".", 1)[-1] == table))
+
+    spans: list[int] = []
+    taken_at: int | None = None
+    for i, step in enumerate(steps):
+        if taken_at is None and same(step.table) and not step.refused:
+            taken_at = i
+        if taken_at is not None and any(same(t) for t in step.released):
+            spans.append(i - taken_at + 1)
+            taken_at = None
+    return spans
+
+
 class SnowflakeModel:
-    """The lock table, the latency and what each session is doing; counters for benchmarks."""
+    """The lock table, the latency and what each session is doing; counters and a trace for benchmarks."""
 
     def __init__(self, latency: Latency = Latency(), *, max_waiters: int = MAX_WAITERS) -> None:
         self.latency = latency
         self.locks = LockTable(max_waiters)
         self.sessions: dict[str, _Session] = {}
         self.counts: Counter[str] = Counter()
+        self._traces: dict[str, list[Step]] = {}
 
     def login(self, session: str, parameters: dict[str, Any]) -> None:
         timeout = parameters.get("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
-        self.sessions[session] = _Session(lock_timeout=float(timeout))
+        autocommit = _parameter_true(parameters.get("AUTOCOMMIT", True))
+        self.sessions[session] = _Session(lock_timeout=float(timeout), autocommit=autocommit)
 
     def logout(self, session: str) -> None:
         self.locks.release(session)  # an open transaction ends with its session (rolled back)
         self.sessions.pop(session, None)
+
+    # --- the trace: one Step per statement, per session (its token), since the start or reset_trace() ------
+    def trace(self, session: str) -> list[Step]:
+        return list(self._traces.get(session, []))
+
+    def traces(self) -> dict[str, list[Step]]:
+        return {session: list(steps) for session, steps in self._traces.items()}
+
+    def reset_trace(self) -> None:
+        self._traces.clear()
+
+    def lock_spans(self, table: str) -> list[int]:
+        """:func:`lock_spans` over every session's trace."""
+        return [n for steps in self._traces.values() for n in lock_spans(steps, table)]
 
     async def run(
         self,
@@ -250,37 +334,74 @@ class SnowflakeModel:
         database: str | None,
         schema: str | None,
         execute: Callable[[], Awaitable[Any]],
+        *,
+        commit: Callable[[], Awaitable[Any]] | None = None,
     ) -> Any:
-        """Apply the lock rules and the latency around ``execute`` (fakesnow running the statement)."""
+        """Apply the transaction and lock rules and the latency around ``execute`` (fakesnow running the statement).
+
+        ``commit`` commits the session's open transaction in the engine behind the model. It is awaited before a
+        statement that commits implicitly (DDL, ``ALTER SESSION SET AUTOCOMMIT``), so that a lock is never
+        released here while the engine still holds the transaction open.
+        """
         state = self.sessions.setdefault(session, _Session())
         statement = classify_statement(sql, database, schema)
         self.counts["statements"] += 1
         self.counts[statement.kind.lower()] += 1
-        if statement.kind == "DDL" and state.in_transaction:
-            state.in_transaction = False  # DDL commits the open transaction first
+        held_before = bool(self.locks.held_by(session))
+        released: set[str] = set()
+        waited, refused = 0.0, False
+
+        def end_transaction() -> None:
+            state.in_transaction = False
+            released.update(self.locks.held_by(session))
             self.locks.release(session)
-        if statement.kind == "WRITE":
-            assert statement.table is not None
-            try:
-                waited = await self.locks.acquire(session, statement.table, timeout=state.lock_timeout)
-            except LockError:
-                self.counts["errors_000625"] += 1
-                if not state.in_transaction:
-                    self.locks.release(session)
-                raise
-            self.counts["lock_wait_ms"] += int(waited * 1000)
+
         try:
-            if (seconds := self.latency.of(statement.kind)) > 0:
-                await asyncio.sleep(seconds)
-            result = await execute()
+            if statement.kind in {"DDL", "AUTOCOMMIT"} and state.in_transaction:
+                if commit is not None:  # the implicit commit comes first: DDL then runs as its own transaction
+                    await commit()
+                end_transaction()
+            if statement.kind == "WRITE":
+                assert statement.table is not None
+                try:
+                    waited = await self.locks.acquire(session, statement.table, timeout=state.lock_timeout)
+                except LockError:
+                    refused = True
+                    self.counts["errors_000625"] += 1
+                    if not state.in_transaction:
+                        end_transaction()
+                    raise
+                self.counts["lock_wait_ms"] += int(waited * 1000)
+            if statement.kind in DML_KINDS and not state.autocommit:
+                state.in_transaction = True  # the first DML after a transaction ends opens one (implicit BEGIN)
+            try:
+                if (seconds := self.latency.of(statement.kind)) > 0:
+                    await asyncio.sleep(seconds)
+                result = await execute()
+            finally:
+                if statement.kind in {"COMMIT", "ROLLBACK"}:
+                    end_transaction()  # after execute: the engine has committed when the lock passes on
+                elif statement.kind == "BEGIN":
+                    state.in_transaction = True
+                elif statement.kind == "AUTOCOMMIT":
+                    assert statement.autocommit is not None
+                    state.autocommit = statement.autocommit
+                elif not state.in_transaction:
+                    end_transaction()  # autocommit: the statement was the transaction
         finally:
-            if statement.kind in {"COMMIT", "ROLLBACK"}:
-                state.in_transaction = False
-                self.locks.release(session)
-            elif statement.kind == "BEGIN":
-                state.in_transaction = True
-            elif not state.in_transaction:
-                self.locks.release(session)  # autocommit: the statement was the transaction
+            self._traces.setdefault(session, []).append(
+                Step(
+                    verb=statement_verb(sql),
+                    kind=statement.kind,
+                    table=statement.table,
+                    held_before=held_before,
+                    held_after=bool(self.locks.held_by(session)),
+                    released=tuple(sorted(released)),
+                    in_transaction=state.in_transaction,
+                    waited=waited,
+                    refused=refused,
+                )
+            )
         if (match := _LOCK_TIMEOUT_SET.match(sql)) is not None:
             state.lock_timeout = float(match.group(1))
         return result
@@ -310,6 +431,7 @@ def modelled_app(model: SnowflakeModel) -> Any:
     """fakesnow's server app with every query passing through the model first."""
     import fakesnow.server as fs
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
@@ -335,8 +457,12 @@ def modelled_app(model: SnowflakeModel) -> Any:
         async def execute() -> Response:
             return await fs.query_request(request)
 
+        async def commit() -> None:
+            # fakesnow commits before DDL only with AUTOCOMMIT off; Snowflake also inside an explicit transaction
+            await run_in_threadpool(conn.commit)
+
         try:
-            result: Response = await model.run(token, sql, conn.database, conn.schema, execute)
+            result: Response = await model.run(token, sql, conn.database, conn.schema, execute, commit=commit)
         except LockError as exc:
             refused: Response = _error_response(exc.message)
             return refused

@@ -15,10 +15,13 @@ from tools.snowflake_model import (
     LockError,
     SnowflakeModel,
     Statement,
+    Step,
     classify_statement,
+    lock_spans,
 )
 
 DB, SCHEMA = "TUMOURS", "SCORING"
+LEDGER = f"{DB}.{SCHEMA}.LEDGER"
 TICK = 0.02  # long enough for every ready task to run
 
 
@@ -27,7 +30,8 @@ def run(coro: Callable[[], Awaitable[Any]]) -> Any:
 
 
 class Client:
-    """One session of the model; ``done`` lists the statements that have executed, in order."""
+    """One session of the model; ``done`` lists the statements that have executed, in order, and the engine
+    commits the model asked for before an implicitly committing statement ("A: <engine commit>")."""
 
     def __init__(self, model: SnowflakeModel, name: str, done: list[str], **params: Any) -> None:
         self.model, self.name, self.done = model, name, done
@@ -37,7 +41,10 @@ class Client:
         async def execute() -> None:
             self.done.append(f"{self.name}: {text}")
 
-        await self.model.run(self.name, text, DB, SCHEMA, execute)
+        async def commit() -> None:
+            self.done.append(f"{self.name}: <engine commit>")
+
+        await self.model.run(self.name, text, DB, SCHEMA, execute, commit=commit)
 
     def start(self, text: str) -> asyncio.Task[None]:
         return asyncio.get_running_loop().create_task(self.sql(text))
@@ -282,8 +289,274 @@ def test_a_waiter_pays_the_holders_latency() -> None:
         ("CREATE TEMPORARY STAGE s", Statement("DDL")),
         ("ALTER SESSION SET LOCK_TIMEOUT = 5", Statement("OTHER")),
         ("ALTER TABLE T ADD COLUMN C INT", Statement("DDL")),
-        ("INSERT INTO T SELECT 1", Statement("OTHER")),
+        ("INSERT INTO T SELECT 1", Statement("INSERT")),
+        ("COPY INTO T FROM @stage", Statement("COPY")),
+        ("SELECT * FROM LOADS", Statement("OTHER")),
+        ("ALTER SESSION SET AUTOCOMMIT = FALSE", Statement("AUTOCOMMIT", autocommit=False)),
+        ("ALTER SESSION SET autocommit=True", Statement("AUTOCOMMIT", autocommit=True)),  # the connector's spelling
     ],
 )
 def test_statements_are_classified_with_names_resolved_in_the_session_schema(sql: str, expected: Statement) -> None:
     assert classify_statement(sql, DB, SCHEMA) == expected
+
+
+# --- AUTOCOMMIT (https://docs.snowflake.com/en/sql-reference/transactions#autocommit) ---------------------------
+@pytest.mark.parametrize(
+    "first_dml",
+    [
+        "INSERT INTO LOADS (LOAD_KEY) VALUES ('k')",
+        "COPY INTO STG FROM @stage",
+        "UPDATE LEDGER SET S = 1",
+        "DELETE FROM LEDGER WHERE LOAD_KEY = 'k'",
+        "MERGE INTO LEDGER AS l USING (SELECT 'k' AS K) AS s ON l.LOAD_KEY = s.K WHEN MATCHED THEN DELETE",
+    ],
+    ids=["insert", "copy", "update", "delete", "merge"],
+)
+def test_with_autocommit_off_the_first_dml_opens_a_transaction_that_holds_later_locks(first_dml: str) -> None:
+    async def scenario() -> None:
+        # Given A logged in with AUTOCOMMIT off (a login session parameter, as the connector sends it)
+        model, done = SnowflakeModel(NO_LATENCY), []
+        a, b = Client(model, "A", done, AUTOCOMMIT=False), Client(model, "B", done)
+        # When A runs a DML statement, then an UPDATE of the ledger, with no BEGIN
+        await a.sql(first_dml)
+        assert model.trace("A")[-1].in_transaction
+        await a.sql("UPDATE LEDGER SET LOCK_TOKEN = 't'")
+        # Then the ledger's lock outlives the UPDATE: B's write waits until A commits
+        waiting = b.start("UPDATE LEDGER SET S = 2")
+        await asyncio.sleep(TICK)
+        assert not waiting.done()
+        assert model.locks.holder(LEDGER) == "A"
+        await a.sql("COMMIT")
+        await asyncio.wait_for(waiting, 1)
+        # And the COMMIT ended A's transaction: its next UPDATE opens a new one
+        await a.sql("UPDATE LEDGER SET S = 3")
+        assert model.locks.holder(LEDGER) == "A"
+        assert model.trace("A")[-1].in_transaction
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT STATUS FROM LEDGER",
+        "PUT file:///tmp/x.parquet @stage",
+        "SHOW TABLES",
+        "ALTER SESSION SET LOCK_TIMEOUT = 5",
+    ],
+    ids=["select", "put", "show", "alter-session"],
+)
+def test_with_autocommit_off_queries_and_puts_open_no_transaction(statement: str) -> None:
+    async def scenario() -> None:
+        # Given A with AUTOCOMMIT off and no transaction open
+        model = SnowflakeModel(NO_LATENCY)
+        a = Client(model, "A", [], AUTOCOMMIT=False)
+        # When A runs a statement that is not DML
+        await a.sql(statement)
+        # Then no transaction is open
+        assert not model.trace("A")[-1].in_transaction
+        assert not model.sessions["A"].in_transaction
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["autocommit-off", "explicit-begin"])
+def test_ddl_commits_first_then_runs_on_its_own(autocommit: bool) -> None:
+    async def scenario() -> None:
+        # Given A holding the ledger's lock in a transaction (implicit with AUTOCOMMIT off, else explicit), B waiting
+        model, done = SnowflakeModel(NO_LATENCY), []
+        a, b = Client(model, "A", done, AUTOCOMMIT=autocommit), Client(model, "B", done)
+        if autocommit:
+            await a.sql("BEGIN")
+        await a.sql("UPDATE LEDGER SET S = 1")
+        waiting = b.start("UPDATE LEDGER SET S = 2")
+        await asyncio.sleep(TICK)
+        # When A runs a DDL statement
+        await a.sql("CREATE TEMPORARY TABLE STG_X (A INT)")
+        await asyncio.wait_for(waiting, 1)
+        # Then the engine committed A's transaction before the DDL ran and before B's UPDATE could run
+        assert done[-3:] == [
+            "A: <engine commit>",
+            "A: CREATE TEMPORARY TABLE STG_X (A INT)",
+            "B: UPDATE LEDGER SET S = 2",
+        ]
+        # And the DDL released the lock and left no transaction open
+        ddl = model.trace("A")[-1]
+        assert (ddl.kind, ddl.released, ddl.in_transaction, ddl.held_after) == ("DDL", (LEDGER,), False, False)
+
+    run(scenario)
+
+
+def test_ddl_outside_a_transaction_asks_the_engine_for_no_commit() -> None:
+    async def scenario() -> list[str]:
+        # Given A with AUTOCOMMIT off and no transaction open
+        model, done = SnowflakeModel(NO_LATENCY), []
+        a = Client(model, "A", done, AUTOCOMMIT=False)
+        # When A runs DDL
+        await a.sql("CREATE TEMPORARY STAGE S")
+        return done
+
+    # Then only the DDL ran
+    assert run(scenario) == ["A: CREATE TEMPORARY STAGE S"]
+
+
+@pytest.mark.parametrize("value", ["TRUE", "FALSE"])
+def test_alter_session_set_autocommit_commits_the_open_transaction_and_sets_the_mode(value: str) -> None:
+    async def scenario() -> None:
+        # Given A with AUTOCOMMIT off holding the ledger's lock, and B waiting
+        model, done = SnowflakeModel(NO_LATENCY), []
+        a, b = Client(model, "A", done, AUTOCOMMIT=False), Client(model, "B", done)
+        await a.sql("UPDATE LEDGER SET S = 1")
+        waiting = b.start("UPDATE LEDGER SET S = 2")
+        await asyncio.sleep(TICK)
+        # When A sets AUTOCOMMIT, to either value (Snowflake commits even when the value does not change)
+        await a.sql(f"ALTER SESSION SET AUTOCOMMIT = {value}")
+        # Then the engine committed first and B gets the lock
+        await asyncio.wait_for(waiting, 1)
+        assert done[-3:] == [
+            "A: <engine commit>",
+            f"A: ALTER SESSION SET AUTOCOMMIT = {value}",
+            "B: UPDATE LEDGER SET S = 2",
+        ]
+        # And A's next UPDATE holds the lock after it only with AUTOCOMMIT off
+        await a.sql("UPDATE LEDGER SET S = 3")
+        assert (model.locks.holder(LEDGER) == "A") is (value == "FALSE")
+
+    run(scenario)
+
+
+def test_autocommit_is_on_by_default_and_can_be_turned_off_with_alter_session() -> None:
+    async def scenario() -> None:
+        # Given A logged in without AUTOCOMMIT: its UPDATE holds the lock only for the statement
+        model = SnowflakeModel(NO_LATENCY)
+        a = Client(model, "A", [])
+        await a.sql("UPDATE LEDGER SET S = 1")
+        assert model.locks.holder(LEDGER) is None
+        # When A turns AUTOCOMMIT off as the connector's autocommit(False) does
+        await a.sql("ALTER SESSION SET autocommit=False")
+        await a.sql("UPDATE LEDGER SET S = 2")
+        # Then the UPDATE's lock is held until ROLLBACK
+        assert model.locks.holder(LEDGER) == "A"
+        await a.sql("ROLLBACK")
+        assert model.locks.holder(LEDGER) is None
+
+    run(scenario)
+
+
+def test_commit_passes_the_lock_on_only_once_the_engine_has_committed() -> None:
+    async def scenario() -> None:
+        # Given A with AUTOCOMMIT off holding the ledger's lock, B waiting, and an engine whose COMMIT takes a while
+        model, done = SnowflakeModel(NO_LATENCY), []
+        a, b = Client(model, "A", done, AUTOCOMMIT=False), Client(model, "B", done)
+        await a.sql("UPDATE LEDGER SET S = 1")
+        waiting = b.start("UPDATE LEDGER SET S = 2")
+        engine_committed = asyncio.Event()
+
+        async def slow_commit() -> None:
+            await engine_committed.wait()
+
+        # When A's COMMIT is still running in the engine
+        committing = asyncio.get_running_loop().create_task(model.run("A", "COMMIT", DB, SCHEMA, slow_commit))
+        await asyncio.sleep(TICK)
+        # Then B still waits
+        assert not waiting.done()
+        assert model.locks.holder(LEDGER) == "A"
+        # And runs once the engine has committed
+        engine_committed.set()
+        await asyncio.wait_for(asyncio.gather(committing, waiting), 1)
+
+    run(scenario)
+
+
+def test_a_refused_first_dml_opens_no_transaction() -> None:
+    async def scenario() -> None:
+        # Given A holding the ledger's lock and B with AUTOCOMMIT off and LOCK_TIMEOUT 0
+        model = SnowflakeModel(NO_LATENCY)
+        a, b = Client(model, "A", []), Client(model, "B", [], AUTOCOMMIT=False, LOCK_TIMEOUT=0)
+        await a.sql("BEGIN")
+        await a.sql("UPDATE LEDGER SET S = 1")
+        # When B's first DML is refused (the engine never sees it, so it opens nothing there either)
+        with pytest.raises(LockError):
+            await b.sql("UPDATE LEDGER SET S = 2")
+        # Then B has no transaction open, and its trace says it was refused
+        assert not model.sessions["B"].in_transaction
+        step = model.trace("B")[-1]
+        assert (step.table, step.refused, step.in_transaction, step.held_after) == (LEDGER, True, False, False)
+
+    run(scenario)
+
+
+# --- the trace ----------------------------------------------------------------------------------------------
+PUBLISH = [  # one warm small file's statements, as an AUTOCOMMIT-off function might send them
+    "SELECT STATUS FROM LEDGER WHERE LOAD_KEY = 'secret-key'",
+    "CREATE TEMPORARY STAGE STG_S",
+    "PUT file:///tmp/secret-file.parquet @STG_S",
+    "COPY INTO STG_ROWS FROM (SELECT $1 FROM '@STG_S')",
+    "UPDATE LEDGER SET LOCK_TOKEN = 'secret-token' WHERE LOAD_KEY = 'secret-key'",
+    "SELECT STATUS FROM LEDGER WHERE LOAD_KEY = 'secret-key'",
+    "INSERT INTO ROWS SELECT * FROM STG_ROWS",
+    "UPDATE LEDGER SET STATUS = 'LOADED' WHERE LOAD_KEY = 'secret-key'",
+    "COMMIT",
+]
+
+
+def test_the_trace_records_each_statement_kind_table_and_lock_holding() -> None:
+    async def scenario() -> list[Step]:
+        # Given a session with AUTOCOMMIT off
+        model = SnowflakeModel(NO_LATENCY)
+        a = Client(model, "A", [], AUTOCOMMIT=False)
+        # When it runs a publish's statements
+        for sql in PUBLISH:
+            await a.sql(sql)
+        return model.trace("A")
+
+    steps = run(scenario)
+    # Then the trace has one step per statement (the PUT is one), with its kind and the lock it touched
+    assert [(s.verb, s.table, s.held_before, s.held_after, s.in_transaction) for s in steps] == [
+        ("SELECT", None, False, False, False),
+        ("CREATE", None, False, False, False),
+        ("PUT", None, False, False, False),
+        ("COPY", None, False, False, True),  # opens the transaction: COPY is DML
+        ("UPDATE", LEDGER, False, True, True),
+        ("SELECT", None, True, True, True),
+        ("INSERT", None, True, True, True),
+        ("UPDATE", LEDGER, True, True, True),
+        ("COMMIT", None, True, False, False),
+    ]
+    assert [s.released for s in steps] == [()] * 8 + [(LEDGER,)]
+    # And five statements ran under the ledger's lock: from the UPDATE that took it to the COMMIT, both counted
+    assert lock_spans(steps, LEDGER) == [5]
+    assert lock_spans(steps, "LEDGER") == [5]  # a bare name matches the last part
+    assert lock_spans(steps, "ROWS") == []
+    # And no SQL text or value is kept
+    assert "secret" not in repr(steps)
+
+
+def test_lock_spans_count_each_holding_across_sessions_and_reset_trace_forgets() -> None:
+    async def scenario() -> None:
+        # Given A updating the ledger twice in autocommit, and B holding it for three statements, waiting first
+        model = SnowflakeModel(NO_LATENCY)
+        a, b = Client(model, "A", []), Client(model, "B", [], AUTOCOMMIT=False)
+        await a.sql("UPDATE LEDGER SET S = 1")
+        await a.sql("BEGIN")
+        await a.sql("UPDATE LEDGER SET S = 2")
+        waiting = b.start("UPDATE LEDGER SET S = 3")
+        await asyncio.sleep(TICK)
+        await a.sql("COMMIT")
+        await asyncio.wait_for(waiting, 1)
+        await b.sql("SELECT 1")
+        await b.sql("ROLLBACK")
+        await b.sql("UPDATE LEDGER SET S = 4")  # still open at the end: not counted
+        # When the spans are counted
+        # Then each holding is one span: 1 for the autocommit UPDATE, 2 for BEGIN'd A (UPDATE + COMMIT), 3 for B
+        assert lock_spans(model.trace("A"), LEDGER) == [1, 2]
+        assert lock_spans(model.trace("B"), LEDGER) == [3]
+        assert sorted(model.lock_spans(LEDGER)) == [1, 2, 3]
+        # And B's first step records its wait
+        assert model.trace("B")[0].waited >= TICK / 2
+        assert model.trace("A")[0].waited == 0.0
+        # And reset_trace() starts afresh
+        model.reset_trace()
+        assert model.trace("A") == [] and model.traces() == {}
+
+    run(scenario)
