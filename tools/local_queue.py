@@ -13,12 +13,18 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from tools.sam_template import FUNCTION_ID, load_template, parameter_values, resolve
 
 INGEST_QUEUE = "tumour-scoring-ingest-local"
 DEAD_LETTER_QUEUE = "tumour-scoring-dlq-local"
+
+
+@lru_cache(maxsize=1)
+def _default_template() -> dict[str, Any]:
+    return load_template()  # parsed once per process (the pure-Python YAML loader takes ~0.1 s)
 
 
 def _get_att(value: Any) -> str:
@@ -47,7 +53,7 @@ class QueueSettings:
         cls, template: dict[str, Any] | None = None, parameters: dict[str, str] | None = None, **overrides: Any
     ) -> QueueSettings:
         """Read from template.yaml; ``overrides`` replace fields (e.g. a short ``visibility_timeout`` in tests)."""
-        template = template or load_template()
+        template = template or _default_template()
         params = parameter_values(template, parameters)
         resources = template["Resources"]
         [source] = [
@@ -83,6 +89,32 @@ class QueueSettings:
             notifications=tuple(notifications),
         )
         return replace(settings, **overrides)
+
+    def notifies(self, key: str, event: str = "s3:ObjectCreated:Put") -> bool:
+        """Whether the bucket's notification configuration sends ``event`` for ``key`` to the queue."""
+        for notification in self.notifications:
+            patterns = notification["Events"]
+            if not any(event == p or (p.endswith("*") and event.startswith(p[:-1])) for p in patterns):
+                continue
+            rules = {
+                r["Name"].lower(): r["Value"]
+                for r in notification.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+            }
+            if key.startswith(rules.get("prefix", "")) and key.endswith(rules.get("suffix", "")):
+                return True
+        return False
+
+    def filters_text(self) -> str:
+        """The filters in words, for error messages: ``under incoming/ ending in .csv or .csv.gz``."""
+        rules = [
+            {r["Name"].lower(): r["Value"] for r in n.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
+            for n in self.notifications
+        ]
+        prefixes = sorted({r.get("prefix", "") for r in rules})
+        suffixes = " or ".join(sorted({r.get("suffix", "") for r in rules if r.get("suffix")}))
+        return f"under {' or '.join(p or '(any prefix)' for p in prefixes)}" + (
+            f" ending in {suffixes}" if suffixes else ""
+        )
 
 
 @dataclass(frozen=True)

@@ -257,11 +257,24 @@ def _patch_moto_sqs_receive() -> None:
     locks: dict[tuple[int, str], threading.Lock] = {}
     guard = threading.Lock()
 
-    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
         with guard:
             lock = locks.setdefault((id(self), queue_name), threading.Lock())
-        with lock:
-            return original(self, queue_name, *args, **kwargs)
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:  # the long poll, without holding the lock while it waits
+            with lock:
+                received = original(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.monotonic()
+            if received or remaining <= 0:
+                return received
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
 
     SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
     SQSBackend._tumour_patched = True  # type: ignore[attr-defined]
