@@ -272,7 +272,7 @@ class Poller:
                 for worker in workers:
                     worker.join()
                 bar.update(self.report.messages_deleted + self.report.messages_failed - bar.n)
-                bar.set_postfix(invocations=len(self.report.invocations))
+                bar.set_postfix(invocations=len(self.report.invocations), refresh=False)
         if self._errors:
             raise self._errors[0]
         self.report.in_dlq = self.dlq_depth()
