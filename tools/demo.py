@@ -1,8 +1,9 @@
 """`make demo`: the whole job on the embedded defaults, with no AWS or Snowflake account.
 
-Starts moto (S3 + Secrets Manager, real HTTP) and fakesnow (HTTP, file-backed under .local/snowflake),
-uploads the sample CSV (or `make demo CSV=your.csv`), delivers the S3 ObjectCreated event to the Lambda
-handler, and prints what landed. The run itself is `make score`'s (tools/score.py).
+Starts moto (S3, SQS + Secrets Manager, real HTTP) and fakesnow (HTTP, file-backed under .local/snowflake), wired
+as template.yaml wires the stack, uploads the sample CSV (or `make demo CSV=your.csv`), lets the local poller deliver
+S3's notification from the queue to the function, and prints what landed. The run itself is `make score`'s
+(tools/score.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,14 @@ fakesnow gaps worked around here (and only here, never in the function's code):
   teaches it the quoted form.
 * fakesnow's server keeps data in memory unless the login names a file; ``db_path`` makes the server's shared
   instance file-backed so results can be queried after the run.
+
+moto gaps worked around here (tools/local_queue.py wires the bucket to the queues as template.yaml does; moto 5.2
+delivers S3 -> SQS notifications and redrives to the DLQ after maxReceiveCount receives by itself):
+* its S3 notification has no ``versionId`` (even on a versioned bucket) and no ``sequencer``, and encodes ``/`` in
+  the key as ``%2F``; ``_patch_moto_s3_notifications`` adds the first two (the sequencer from a counter, growing
+  with every event) and leaves ``/`` as S3 does.
+* its ReceiveMessage takes no lock, so two consumers polling at once can both receive one message;
+  ``_patch_moto_sqs_receive`` makes receives of one queue take turns, as SQS hands a message to one consumer.
 """
 
 from __future__ import annotations
@@ -140,6 +148,7 @@ class LocalStack:
     secret_name: str = SECRET_NAME
     bucket: str = BUCKET
     extra_env: dict[str, str] = field(default_factory=dict)
+    queues: Any = None  # tools.local_queue.Queues, once seed_queue() has wired the bucket to them
 
     def function_env(self) -> dict[str, str]:
         """Environment variables for the Lambda function (what template.yaml sets, pointed at loopback)."""
@@ -205,11 +214,78 @@ class LocalStack:
         except sm.exceptions.ResourceExistsException:
             sm.put_secret_value(SecretId=self.secret_name, SecretString=payload)
 
+    def seed_queue(self, settings: Any = None) -> Any:
+        """The ingest queue and its DLQ as template.yaml declares them, the bucket notifying the queue (idempotent).
+
+        ``settings``: a tools.local_queue.QueueSettings (default: the template's). Returns (and keeps) the Queues."""
+        from tools.local_queue import wire_queue
+
+        self.queues = wire_queue(self, settings, bucket=self.bucket)
+        return self.queues
+
+
+def _patch_moto_s3_notifications() -> None:
+    import itertools
+    from urllib.parse import quote_plus
+
+    import moto.s3.notifications as notifications
+
+    if getattr(notifications, "_tumour_patched", False):
+        return
+    original = notifications._get_s3_event
+    sequencer = itertools.count(int(time.time() * 1000) << 16)
+
+    def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event: dict[str, Any] = original(event_name, bucket, key, notification_id)
+        obj = event["Records"][0]["s3"]["object"]
+        obj["key"] = quote_plus(key.name, safe="/")
+        if bucket.is_versioned:
+            obj["versionId"] = key.version_id
+        obj["sequencer"] = f"{next(sequencer):018X}"
+        return event
+
+    notifications._get_s3_event = _get_s3_event
+    notifications._tumour_patched = True
+
+
+def _patch_moto_sqs_receive() -> None:
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "_tumour_patched", False):
+        return
+    original = SQSBackend.receive_message
+    locks: dict[tuple[int, str], threading.Lock] = {}
+    guard = threading.Lock()
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        with guard:
+            lock = locks.setdefault((id(self), queue_name), threading.Lock())
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:  # the long poll, without holding the lock while it waits
+            with lock:
+                received = original(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = deadline - time.monotonic()
+            if received or remaining <= 0:
+                return received
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    SQSBackend._tumour_patched = True  # type: ignore[attr-defined]
+
 
 @contextlib.contextmanager
 def _moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    _patch_moto_s3_notifications()
+    _patch_moto_sqs_receive()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = _free_port(host, port)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
@@ -292,6 +368,7 @@ def local_stack(
         )
         if seed:
             stack.seed()
+            stack.seed_queue()
         yield stack
 
 

@@ -1,8 +1,10 @@
 """`make score FILE=<csv or csv.gz> [KEY=...]`: your own file through the Lambda handler, on the local stack.
 
-The path is the demo's: moto (S3 + Secrets Manager) and fakesnow (Snowflake over HTTP, file-backed under
-.local/snowflake) start on loopback, the file is uploaded under KEY, the S3 ObjectCreated event goes to the
-handler in this process, and the outcome is read back from the three tables:
+The path is the demo's and the deployed stack's: moto (S3, SQS, Secrets Manager) and fakesnow (Snowflake over
+HTTP, file-backed under .local/snowflake) start on loopback, wired as template.yaml wires the stack (the bucket
+notifies the ingest queue, which has its dead-letter queue). The file is uploaded under KEY; S3's notification
+lands in the queue, and the local poller (tools/poller.py: the SQS event source mapping, the function's copies in
+this process) delivers it to the function. The outcome is read back from the three tables:
 
 * the load summary (status, rows loaded / rejected, load id);
 * counts by condition, and a few scored rows;
@@ -16,7 +18,8 @@ says otherwise.
 
 Exit status: 0 when the file loaded (or was already loaded: a re-run of the same bytes is a `duplicate` and
 reports the earlier load), 1 when it was recorded FAILED (the reason is printed), 2 for a usage or
-configuration error, 3 when the load raised a retriable error.
+configuration error (a KEY the bucket does not notify the queue for is one), 3 when the load raised a retriable
+error (the run stops at its first delivery: it does not wait for the queue's retries).
 """
 
 from __future__ import annotations
@@ -89,10 +92,12 @@ def load_handler() -> Any:
     return app
 
 
-def invoke(stack: Any, event: dict[str, Any]) -> dict[str, Any]:
-    """Run the handler in this process with the function's environment pointed at the stack."""
+def deliver(stack: Any, key: str, data: bytes, *, timeout: float = 600.0) -> dict[str, Any]:
+    """Upload ``data`` under ``key`` and run the local poller until the function has processed its notification;
+    the function's response for it, reduced to that object (raises what the function raised)."""
     from pipeline.settings import get_settings
-    from tools.local_stack import LambdaContext
+    from tools.local_queue import QueueSettings
+    from tools.poller import FINAL_STATUSES, Poller, any_raised, objects_done
 
     os.environ.update(stack.function_env())
     rerun = "handler.app" in sys.modules  # a second run in this process: settings and pipeline afresh
@@ -101,9 +106,23 @@ def invoke(stack: Any, event: dict[str, Any]) -> dict[str, Any]:
     app = load_handler()
     if rerun:
         app.build_pipeline.cache_clear()
-    with contextlib.redirect_stdout(sys.stderr), native_stderr_without(NATIVE_NOISE):
-        result: dict[str, Any] = app.lambda_handler(event, LambdaContext(aws_request_id="local-score"))
-    return result
+    # One file: no batching window to wait out (the template's is for bursts), one copy is enough.
+    settings = QueueSettings.from_template(batching_window_seconds=0, maximum_concurrency=1)
+    processed = objects_done([key], FINAL_STATUSES | {"error"})
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        native_stderr_without(NATIVE_NOISE),
+        Poller(stack, stack.queues, settings, receive_wait_seconds=0) as poller,
+    ):
+        stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data)
+        report = poller.run(lambda p: processed(p) or any_raised(p), timeout=timeout)
+    for invocation in report.invocations:
+        if invocation.error is not None:
+            raise invocation.error
+    objects = [o for o in report.objects() if o["key"] == key]
+    if not objects:
+        raise TimeoutError(f"no notification for s3://{stack.bucket}/{key} reached the function in {timeout:.0f} s")
+    return {"objects": objects[:1]}
 
 
 @dataclass(frozen=True)
@@ -248,8 +267,8 @@ def run(file: Path, key: str, db_path: Path) -> int:
     quiet_by_default()
     from pipeline.errors import ConfigurationError, PipelineError
     from pipeline.settings import Settings
+    from tools.local_queue import QueueSettings
     from tools.local_stack import DATABASE, local_stack
-    from tools.s3_events import upload
 
     data = file.read_bytes()
     with local_stack(db_path) as stack:
@@ -259,13 +278,28 @@ def run(file: Path, key: str, db_path: Path) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         tables = Tables(settings.target_table, settings.rejects_table, settings.ledger_table)
-        event = upload(stack, key, data)
+        queue = QueueSettings.from_template()
+        if not queue.notifies(key):
+            print(
+                f"error: S3 notifies the queue only for keys {queue.filters_text()} (template.yaml); "
+                f"{key!r} would never reach the function: give KEY=...",
+                file=sys.stderr,
+            )
+            return 2
         try:
-            summary = invoke(stack, event)
+            summary = deliver(stack, key, data)
         except PipelineError as exc:
             retry = "a retry may help" if exc.retriable else "a retry will not help"
             print(f"error: {file} was not loaded ({exc.reason}: {exc}); {retry}", file=sys.stderr)
             return 2 if isinstance(exc, ConfigurationError) else 3 if exc.retriable else 1
+        errored = [o for o in summary["objects"] if o["status"] == "error"]
+        for obj in errored:  # the message went back to the queue: on the deployed stack it is retried
+            print(
+                f"error: {file} was not loaded ({obj['reason_code']}: {obj['reason']}); a retry may help",
+                file=sys.stderr,
+            )
+        if errored:
+            return 3
         print("Load summary:")
         print("\n".join(summary_lines(summary)))
         conn = stack.snowflake_connect()

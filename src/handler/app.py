@@ -21,7 +21,7 @@ from pipeline.batch import handle
 from pipeline.errors import ConfigurationError
 from pipeline.observability import logger, metrics
 from pipeline.process import Pipeline
-from pipeline.settings import get_settings
+from pipeline.settings import Settings, get_settings
 from scoring import Scorer
 
 tracer = Tracer()
@@ -32,9 +32,15 @@ _S3_CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_tim
 def build_pipeline() -> Pipeline:
     """Everything an invocation needs, built once per container."""
     settings = get_settings()
+    return compose_pipeline(settings, Scorer.load(settings.model_dir, threshold=settings.decision_threshold))
+
+
+def compose_pipeline(settings: Settings, scorer: Scorer) -> Pipeline:
+    """One copy of the function: its own S3 client and warehouse (one Snowflake connection, never shared between
+    threads) around a scorer, which copies may share (the local poller runs several copies in one process)."""
     return Pipeline(
         settings=settings,
-        scorer=Scorer.load(settings.model_dir, threshold=settings.decision_threshold),
+        scorer=scorer,
         source=S3Source(boto3.client("s3", config=_S3_CONFIG)),
         warehouse=SnowflakeWarehouse(settings, SecretsProvider(settings.secret_name).credentials),
     )

@@ -248,3 +248,17 @@ def test_query_runs_from_any_directory_and_reports_a_bad_query_without_traceback
     assert proc.stdout.startswith(stdout)
     assert proc.stderr.startswith(stderr)
     assert "Traceback" not in proc.stderr
+
+
+def test_a_key_the_bucket_does_not_notify_the_queue_for_is_a_usage_error(tmp_path: Path) -> None:
+    # Given a key outside the template's notification filters (the deployed bucket would never deliver it)
+    args = ["data/breast_cancer.csv", "--key", "incoming/sample.txt", "--db-path", str(tmp_path / "db")]
+
+    # When the file is scored under it
+    proc = _run_tool("tools.score", *args)
+
+    # Then the tool says which keys reach the function, with status 2, before loading anything
+    assert proc.returncode == 2
+    assert "only for keys under incoming/ ending in .csv or .csv.gz" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
