@@ -100,3 +100,12 @@ def container(harness: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     if app.build_pipeline.cache_info().currsize:
         app.build_pipeline().warehouse.close()  # a connection left mid-transaction must not block later tests
     app.build_pipeline.cache_clear()
+
+
+@pytest.fixture
+def modelled_port(stack: Any) -> Iterator[int]:
+    """The Snowflake model's port in front of the stack's fakesnow (Snowflake's locks, no latency)."""
+    from tools.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
+
+    with modelled_snowflake(SnowflakeModel(NO_LATENCY)) as port:
+        yield port

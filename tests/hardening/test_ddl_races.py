@@ -78,8 +78,9 @@ def _in_parallel(work: list[Callable[[], None]]) -> list[BaseException | None]:
 
 
 @pytest.fixture
-def containers(harness: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    pipelines = _two_containers(harness, monkeypatch)
+def containers(harness: Any, monkeypatch: pytest.MonkeyPatch, modelled_port: int) -> Iterator[list[Any]]:
+    """Two containers on the Snowflake model (Snowflake's table locks: the same file twice loads once)."""
+    pipelines = _two_containers(harness, monkeypatch, modelled_port)
     yield pipelines
     for pipeline in pipelines:
         pipeline.warehouse.close()

@@ -2,13 +2,13 @@
 
 The concurrent case runs two handler invocations in threads, each with its own Pipeline and its own
 SnowflakeWarehouse (so its own Snowflake session), as two Lambda containers would. A barrier makes both reach
-the same step together: the claim, or the publish after both have staged the whole file. A delivery that loses
-the race may raise LoadConflictError (retriable); Lambda would retry it, and so does the test, which must then
-see 'duplicate'. fakesnow (DuckDB) resolves a write-write race by failing one transaction at once; Snowflake makes
-the second wait on the ledger lock (docs/exactly-once.md). fakesnow's server turns DuckDB's conflict into an
-HTTP 500, which the connector retries until its network timeout and the adapter then maps to the retriable
-WarehouseUnavailableError rather than LoadConflictError; the loser is retriable either way, and that is what is
-asserted. tests/integration/test_real_snowflake.py runs the same race on a real account.
+the same step together: the claim, or the publish after both have staged the whole file. The two sessions talk
+to the Snowflake model in front of fakesnow (tools/snowflake_model.py), which applies Snowflake's table locks:
+fakesnow alone (DuckDB) takes no lock for an UPDATE that matches no row, so two publishers of one version would
+both commit there, which Snowflake's ledger lock prevents. With the model, the second publisher waits for the
+ledger's lock, then its ledger INSERT finds the version LOADED, it rolls back and runs the batch again, and its
+claim reports 'duplicate'. A loser that raises a retriable error instead is retried, as Lambda would, and must
+then see 'duplicate'. tests/integration/test_real_snowflake.py runs the same race on a real account.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def test_the_same_event_five_times_in_sequence_loads_once(
     assert_ledger_matches_tables(warehouse.query, harness.tables)
 
 
-def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Two independent pipelines (own S3 client, own Snowflake connection), sharing only the read-only model."""
+def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch, port: int | None = None) -> list[Any]:
+    """Two independent pipelines (own S3 client, own Snowflake connection), sharing only the read-only model;
+    on the Snowflake model's ``port`` when given."""
     import boto3
 
     from adapters.s3 import S3Source
@@ -55,7 +56,8 @@ def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     from scoring import Scorer
 
     # A short network timeout: fakesnow answers a write conflict with HTTP 500, which the connector retries.
-    for name, value in (harness.env | {"SNOWFLAKE_LOGIN_TIMEOUT": "2"}).items():
+    ports = {"SNOWFLAKE_PORT": str(port)} if port is not None else {}
+    for name, value in (harness.env | {"SNOWFLAKE_LOGIN_TIMEOUT": "2"} | ports).items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     scorer = Scorer.load(settings.model_dir, threshold=settings.decision_threshold)
@@ -97,18 +99,18 @@ def _race(pipelines: list[Any], event: dict[str, Any]) -> list[Any]:
 
 
 def _meet_at(monkeypatch: pytest.MonkeyPatch, method: str, parties: int) -> None:
-    """Make every delivery wait at LoadSession.<method> until all have reached it (then race)."""
+    """Make every delivery wait at SnowflakeBatch.<method> until all have reached it (then race)."""
     from adapters import snowflake as adapter
 
     barrier = threading.Barrier(parties, timeout=60)
-    original = getattr(adapter.LoadSession, method)
+    original = getattr(adapter.SnowflakeBatch, method)
 
     def wait_then_run(self: Any, *args: Any, **kwargs: Any) -> Any:
         with contextlib.suppress(threading.BrokenBarrierError):  # the other one stopped early: go on alone
             barrier.wait()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(adapter.LoadSession, method, wait_then_run)
+    monkeypatch.setattr(adapter.SnowflakeBatch, method, wait_then_run)
 
 
 @pytest.mark.parametrize("meet_at", [None, "publish"], ids=["free-race", "same-publish"])
@@ -118,10 +120,11 @@ def test_the_same_event_twice_at_once_loads_once(
     monkeypatch: pytest.MonkeyPatch,
     make_csv: Callable[..., bytes],
     meet_at: str | None,
+    modelled_port: int,
 ) -> None:
-    # Given one file, and two containers that receive its event at the same moment
+    # Given one file, and two containers that receive its event at the same moment (Snowflake's locks modelled)
     event = harness.put(f"incoming/dupes/race-{meet_at}.csv", make_csv(ROWS))
-    pipelines = _two_containers(harness, monkeypatch)
+    pipelines = _two_containers(harness, monkeypatch, modelled_port)
     if meet_at:
         _meet_at(monkeypatch, meet_at, parties=2)
 
