@@ -117,7 +117,7 @@ class SourceOrder:
         return self.last_modified.astimezone(UTC).isoformat() if self.last_modified is not None else None
 
 
-# The rejects a LoadSession stages (a frame with these columns, built by output.rejects_frame): one row per line
+# The rejects an ObjectStaging stages (a frame with these columns, built by output.rejects_frame): one row per line
 # or cell that could not be loaded, with its reason and raw text; with their Snowflake types.
 REJECT_COLUMNS: list[tuple[str, str]] = [
     ("LOAD_ID", "VARCHAR(36) NOT NULL"),
