@@ -70,10 +70,10 @@ format: install ## apply ruff's fixes and formatting
 # MODEL_DIR=<dir> scores with another imported model (make import-model); the default is model/.
 WITH_MODEL_DIR = $(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))")
 
-demo: $(VENV)/.installed-local ## the sample file through the handler on the local stack (CSV=your.csv for your own) [MODEL_DIR=<dir>]
+demo: $(VENV)/.installed-local ## the sample file uploaded to the local stack: S3 notification -> queue -> the function (CSV=your.csv for your own) [MODEL_DIR=<dir>]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.demo $(if $(CSV),--csv "$(CSV)")
 
-score: score-usage $(VENV)/.installed-local ## your own file through the handler on the local stack: FILE=x.csv[.gz] [KEY=incoming/x.csv]
+score: score-usage $(VENV)/.installed-local ## your own file, uploaded to the local stack (S3 -> queue -> the function): FILE=x.csv[.gz] [KEY=incoming/x.csv]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
 
 score-usage:
