@@ -27,7 +27,6 @@ Development only: nothing here is shipped.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import sys
@@ -38,49 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tools.local_queue import Queues, QueueSettings
+from tools.s3_events import sqs_record
 
 FINAL_STATUSES = frozenset({"loaded", "duplicate", "failed"})
 SQS_MAX_MESSAGES = 10  # per ReceiveMessage / DeleteMessageBatch call
 SHORT_POLL_PAUSE = 0.05  # seconds between empty receives when receive_wait_seconds is 0
 
 
-# --- the event, as Lambda builds it ----------------------------------------------------------------------------
-def _lambda_attribute(value: dict[str, Any]) -> dict[str, Any]:
-    """A message attribute as Lambda's SQS event spells it (camelCase keys, binary as base64)."""
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    attribute: dict[str, Any] = {
-        "stringListValues": list(value.get("StringListValues", [])),
-        "binaryListValues": [b64(v) for v in value.get("BinaryListValues", [])],
-        "dataType": value["DataType"],
-    }
-    if "StringValue" in value:
-        attribute["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        attribute["binaryValue"] = b64(value["BinaryValue"])
-    return attribute
-
-
-def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """One received message (boto3's ReceiveMessage shape) as a record of Lambda's SQS event."""
-    record: dict[str, Any] = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": {k: _lambda_attribute(v) for k, v in message.get("MessageAttributes", {}).items()},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
-    if "MD5OfMessageAttributes" in message:
-        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-    return record
-
-
+# --- what the function answers ----------------------------------------------------------------------------------
 def failed_message_ids(response: Any, batch: list[str]) -> set[str] | None:
     """The messages a response sends back to the queue; None when the whole batch failed (Lambda's rules for
     ReportBatchItemFailures: an identifier that is missing, empty or not in the batch fails the batch)."""

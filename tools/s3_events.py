@@ -4,6 +4,7 @@ messages wrapped as Lambda delivers them."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -71,32 +72,43 @@ def upload_file(s3: Any, bucket: str, path: Path, key: str) -> dict[str, Any]:
     return s3_put_event(bucket, key, head["ETag"].strip('"'), int(head["ContentLength"]), head.get("VersionId"))
 
 
+def _lambda_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda's SQS event spells it (camelCase keys, binary as base64)."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    attribute: dict[str, Any] = {
+        "stringListValues": list(value.get("StringListValues", [])),
+        "binaryListValues": [b64(v) for v in value.get("BinaryListValues", [])],
+        "dataType": value["DataType"],
+    }
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = b64(value["BinaryValue"])
+    return attribute
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One received message (boto3's ReceiveMessage shape) as a record of Lambda's SQS event."""
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {k: _lambda_attribute(v) for k, v in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
 def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = REGION) -> dict[str, Any]:
     """SQS messages as received with boto3 (``receive_message``, ``AttributeNames``/``MessageAttributeNames``
-    ``All``) turned into the event Lambda's SQS event source delivers: one record per message, camel-cased."""
-
-    def attribute(value: dict[str, Any]) -> dict[str, Any]:
-        present = {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue")}
-        return {
-            **{k: v for k, v in present.items() if v is not None},
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": value["DataType"],
-        }
-
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": dict(message.get("Attributes", {})),
-                "messageAttributes": {k: attribute(v) for k, v in message.get("MessageAttributes", {}).items()},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-            for message in messages
-        ]
-    }
+    ``All``) turned into the event Lambda's SQS event source delivers: one record per message."""
+    return {"Records": [sqs_record(message, queue_arn, region) for message in messages]}

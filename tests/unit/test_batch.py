@@ -11,27 +11,18 @@ from typing import Any
 import pytest
 
 from pipeline.batch import handle
-from pipeline.errors import PipelineError, SourceUnavailableError, UnusableFileError
+from pipeline.errors import SourceUnavailableError, UnusableFileError
 from pipeline.ports import ObjectRef
 from pipeline.process import ObjectResult
+from tests.unit.stand_ins import OneByOne
 
 
-class FailingPipeline:
+class FailingPipeline(OneByOne):
     """Loads every object except those named in ``errors``, which raise the given exception."""
 
     def __init__(self, errors: dict[str, Exception]) -> None:
         self.errors = errors
         self.processed: list[str] = []
-
-    def process_batch(self, refs: list[ObjectRef]) -> list[ObjectResult | PipelineError]:
-        """As Pipeline.process_batch reports them: one result or error per ref, in order."""
-        outcomes: list[ObjectResult | PipelineError] = []
-        for ref in refs:
-            try:
-                outcomes.append(self.process(ref))
-            except PipelineError as exc:
-                outcomes.append(exc)
-        return outcomes
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         self.processed.append(ref.key)

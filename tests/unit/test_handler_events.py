@@ -13,24 +13,14 @@ from typing import Any
 import pytest
 
 from pipeline.batch import handle
-from pipeline.errors import PipelineError
 from pipeline.ports import ObjectRef
 from pipeline.process import ObjectResult
+from tests.unit.stand_ins import OneByOne
 
 
-class RecordingPipeline:
+class RecordingPipeline(OneByOne):
     def __init__(self) -> None:
         self.processed: list[ObjectRef] = []
-
-    def process_batch(self, refs: list[ObjectRef]) -> list[ObjectResult | PipelineError]:
-        """As Pipeline.process_batch reports them: one result or error per ref, in order."""
-        outcomes: list[ObjectResult | PipelineError] = []
-        for ref in refs:
-            try:
-                outcomes.append(self.process(ref))
-            except PipelineError as exc:
-                outcomes.append(exc)
-        return outcomes
 
     def process(self, ref: ObjectRef) -> ObjectResult:
         self.processed.append(ref)
