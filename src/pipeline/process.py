@@ -72,6 +72,26 @@ class ObjectResult:
 
 # A batch that loses a race with a concurrent delivery (ConcurrentLoadError) is run again this many times in all.
 MAX_BATCH_ATTEMPTS = 3
+# Objects publish together while their sizes (as the event gives them) add up to at most this; a bigger object,
+# or one of unknown size, publishes on its own. Small files gain from sharing a transaction (one ledger lock, one
+# staging write); a big file's load is long anyway, and publishing it alone means a timeout in a later file of the
+# batch never throws its work away.
+BATCH_MAX_BYTES = 64 * 1024**2
+
+
+def publish_groups(refs: Sequence[ObjectRef], max_bytes: int = BATCH_MAX_BYTES) -> list[list[ObjectRef]]:
+    """The batch, in order, cut into the groups that publish together."""
+    groups: list[list[ObjectRef]] = []
+    total = max_bytes + 1  # start a new group with the first ref
+    for ref in refs:
+        size = ref.size if ref.size is not None else max_bytes + 1
+        if groups and total + size <= max_bytes:
+            groups[-1].append(ref)
+            total += size
+        else:
+            groups.append([ref])
+            total = size
+    return groups
 
 
 @dataclass
@@ -117,10 +137,14 @@ class Pipeline:
         One result per ref, in order: an ObjectResult (loaded, duplicate or failed), or the retriable error that
         kept it from loading. An error of one object's source fails that object only; a warehouse error fails
         every object of the batch not yet settled (nothing of them was published). With BATCH_PUBLISH off,
-        each object is its own batch.
+        each object is its own batch; with it on, big objects are (see publish_groups).
         """
-        if len(refs) > 1 and not self.settings.batch_publish:
-            return [result for ref in refs for result in self.process_batch([ref])]
+        groups = publish_groups(refs) if self.settings.batch_publish else [[ref] for ref in refs]
+        if len(groups) > 1:
+            return [result for group in groups for result in self._with_retries(group)]
+        return self._with_retries(refs)
+
+    def _with_retries(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
             try:
                 return self._batch(refs)
