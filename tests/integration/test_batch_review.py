@@ -100,3 +100,59 @@ def test_a_staging_write_that_fails_while_its_object_fails_never_drops_another_o
     assert by_key["incoming/review/unnamed.csv"]["status"] == "failed"
     assert by_key["incoming/review/unnamed.csv"]["reason_code"] == "unnamed_column"
     assert loaded_objects_keep_their_rows(harness, summary) == []
+
+
+def test_a_mixed_batch_publishes_each_object_with_its_own_rows_and_counts(
+    harness: Any, make_csv: Callable[..., bytes]
+) -> None:
+    """Given one SQS batch of: a small file; a file with an extra column (a second layout) that flushes mid-object
+    (CHUNK_ROWS 20); a file whose rows are all rejected; a small file of the second layout; an event without
+    version or ETag (the GET learns it); a file with a 3 MB record after 45 good rows (read again with large
+    blocks after some of its rows were written); and the small file's notification again
+    When the batch is delivered
+    Then each object loads once with exactly its rows, its rejects and ledger counts that agree, and no message
+    comes back."""
+    from tools.s3_events import s3_put_event
+
+    def ward(lines: list[str]) -> list[str]:
+        return [lines[0] + ",ward"] + [f"{line},W{i}" for i, line in enumerate(lines[1:])]
+
+    def all_bad(lines: list[str]) -> list[str]:
+        return [lines[0]] + [",".join([c[0], "n/a", *c[2:]]) for c in (line.split(",") for line in lines[1:])]
+
+    def long_record(lines: list[str]) -> list[str]:
+        cells = lines[46].split(",")
+        cells[0] = "x" * (3 << 20)
+        return [*lines[:46], ",".join(cells), *lines[47:]]
+
+    keys = {
+        "small": make_csv(SMALL),
+        "wide_big": make_csv(50, ward),
+        "rejects_only": make_csv(7, all_bad),
+        "wide_small": make_csv(3, ward),
+        "versionless": make_csv(11),
+        "long_record": make_csv(80, long_record),
+    }
+    events = [harness.put(f"incoming/mixed/{name}.csv", body) for name, body in keys.items()]
+    bare = harness.put("incoming/mixed/versionless.csv", keys["versionless"])
+    record = bare["Records"][0]["s3"]["object"]
+    events[4] = s3_put_event(harness.bucket, "incoming/mixed/versionless.csv", "", record["size"], sequencer=None)
+    events.append(events[0])
+    summary = harness.invoke(sqs_batch(events), CHUNK_ROWS=CHUNK_ROWS)
+    got = {
+        (o["key"].split("/")[-1][:-4], o["status"]): (o["rows_loaded"], o["rows_rejected"]) for o in summary["objects"]
+    }
+    assert got == {
+        ("small", "loaded"): (SMALL, 0),
+        ("small", "duplicate"): (0, 0),
+        ("wide_big", "loaded"): (50, 0),
+        ("rejects_only", "loaded"): (0, 7),
+        ("wide_small", "loaded"): (3, 0),
+        ("versionless", "loaded"): (11, 0),
+        ("long_record", "loaded"): (80, 0),
+    }, summary["objects"]
+    assert summary["batchItemFailures"] == []
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+    assert harness.count("target", "WARD IS NOT NULL") == 53
+    assert harness.count("target", "LENGTH(SAMPLE_ID) > 1000000") == 1  # read again with 16 MiB blocks
+    assert harness.count() == SMALL + 50 + 3 + 11 + 80
