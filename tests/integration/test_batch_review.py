@@ -1,4 +1,4 @@
-"""Review of the batched load (issue #12): failures of one object's staging must not cost another object its rows.
+"""Review of the batched load: failures of one object's staging must not cost another object its rows.
 
 A batch gathers the frames of several objects into one staging write (``SnowflakeBatch._flush``). These tests
 deliver one SQS batch to the handler on the local stack (moto + fakesnow) with a fault injected at the
