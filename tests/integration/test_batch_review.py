@@ -1,0 +1,158 @@
+"""Review of the batched load: failures of one object's staging must not cost another object its rows.
+
+A batch gathers the frames of several objects into one staging write (``SnowflakeBatch._flush``). These tests
+deliver one SQS batch to the handler on the local stack (moto + fakesnow) with a fault injected at the
+connector boundary, then check that every object reported ``loaded`` has its rows in the target and a ledger row
+that agrees (tests/ledger_invariant.py). They do not rely on fakesnow's locking: no two sessions run at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from snowflake.connector import errors as sf
+
+from tests.ledger_invariant import ledger_vs_tables
+
+SMALL = 5  # rows of the small file: below CHUNK_ROWS, so its frame waits to be written with the next one's
+CHUNK_ROWS = "20"
+
+
+def sqs_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {"eventSource": "aws:sqs", "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": json.dumps(event)}
+            for i, event in enumerate(events)
+        ]
+    }
+
+
+def copy_fails(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[str]:
+    """The first staging COPY (write_pandas' ``COPY INTO``) fails with ``error``; the statements it refused."""
+    from snowflake.connector.cursor import SnowflakeCursor
+
+    refused: list[str] = []
+    original = SnowflakeCursor.execute
+
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        if re.match(r"^\s*COPY INTO", command, re.IGNORECASE) and not refused:
+            refused.append(command)
+            raise error
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(SnowflakeCursor, "execute", execute)
+    return refused
+
+
+def loaded_objects_keep_their_rows(harness: Any, summary: dict[str, Any]) -> list[str]:
+    """Each object reported loaded whose rows are not all in the target, and each ledger/table disagreement."""
+    problems = []
+    for obj in summary["objects"]:
+        if obj["status"] == "loaded":
+            landed = harness.count("target", f"LOAD_ID = '{obj['load_id']}'")
+            if landed != obj["rows_loaded"]:
+                problems.append(f"{obj['key']}: reported {obj['rows_loaded']} rows loaded, the target holds {landed}")
+    return problems + ledger_vs_tables(harness.query, harness.tables)
+
+
+def test_a_refused_staging_write_never_publishes_another_objects_rows_as_loaded_without_them(
+    harness: Any, make_csv: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a small file (its frame waits to be gathered) then a bigger one whose first chunk fills the write,
+    and Snowflake refusing that write for good (as test_faults.py's permanent staging refusal)
+    When both arrive in one SQS batch
+    Then the small file is not reported loaded (nor recorded LOADED) without its rows: either its rows are in the
+    target, or its message comes back."""
+    small = harness.put("incoming/review/small.csv", make_csv(SMALL))
+    big = harness.put("incoming/review/big.csv", make_csv(60))
+    refused = copy_fails(
+        monkeypatch, sf.ProgrammingError(msg="injected: Insufficient privileges to operate on table", errno=3001)
+    )
+    summary = harness.invoke(sqs_batch([small, big]), CHUNK_ROWS=CHUNK_ROWS)
+    assert refused, "the fault never fired: the gathered write did not happen"
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+
+
+def test_a_staging_write_that_fails_while_its_object_fails_never_drops_another_objects_rows(
+    harness: Any, make_csv: Callable[..., bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a small file, then a file whose second chunk cannot be used (a value under a column with no name),
+    and the staging write of the first chunk (gathered with the small file's frame) failing for a transient
+    reason while that second chunk is parsed (BackgroundStager waits for it and drops its error)
+    When both arrive in one SQS batch
+    Then the second file is FAILED (its own fault), and the small one is either loaded with its rows or comes back."""
+
+    def unnamed_value_on_line_30(lines: list[str]) -> list[str]:
+        out = [lines[0] + ","] + [line + "," for line in lines[1:]]
+        out[29] = lines[29] + ",surprise"
+        return out
+
+    small = harness.put("incoming/review/small.csv", make_csv(SMALL))
+    bad = harness.put("incoming/review/unnamed.csv", make_csv(60, unnamed_value_on_line_30))
+    refused = copy_fails(monkeypatch, sf.DatabaseError(msg="injected: warehouse busy, statement retried", errno=608))
+    summary = harness.invoke(sqs_batch([small, bad]), CHUNK_ROWS=CHUNK_ROWS)
+    assert refused, "the fault never fired: the gathered write did not happen"
+    by_key = {o["key"]: o for o in summary["objects"]}
+    assert by_key["incoming/review/unnamed.csv"]["status"] == "failed"
+    assert by_key["incoming/review/unnamed.csv"]["reason_code"] == "unnamed_column"
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+
+
+def test_a_mixed_batch_publishes_each_object_with_its_own_rows_and_counts(
+    harness: Any, make_csv: Callable[..., bytes]
+) -> None:
+    """Given one SQS batch of: a small file; a file with an extra column (a second layout) that flushes mid-object
+    (CHUNK_ROWS 20); a file whose rows are all rejected; a small file of the second layout; an event without
+    version or ETag (the GET learns it); a file with a 3 MB record after 45 good rows (read again with large
+    blocks after some of its rows were written); and the small file's notification again
+    When the batch is delivered
+    Then each object loads once with exactly its rows, its rejects and ledger counts that agree, and no message
+    comes back."""
+    from tools.s3_events import s3_put_event
+
+    def ward(lines: list[str]) -> list[str]:
+        return [lines[0] + ",ward"] + [f"{line},W{i}" for i, line in enumerate(lines[1:])]
+
+    def all_bad(lines: list[str]) -> list[str]:
+        return [lines[0]] + [",".join([c[0], "n/a", *c[2:]]) for c in (line.split(",") for line in lines[1:])]
+
+    def long_record(lines: list[str]) -> list[str]:
+        cells = lines[46].split(",")
+        cells[0] = "x" * (3 << 20)
+        return [*lines[:46], ",".join(cells), *lines[47:]]
+
+    keys = {
+        "small": make_csv(SMALL),
+        "wide_big": make_csv(50, ward),
+        "rejects_only": make_csv(7, all_bad),
+        "wide_small": make_csv(3, ward),
+        "versionless": make_csv(11),
+        "long_record": make_csv(80, long_record),
+    }
+    events = [harness.put(f"incoming/mixed/{name}.csv", body) for name, body in keys.items()]
+    bare = harness.put("incoming/mixed/versionless.csv", keys["versionless"])
+    record = bare["Records"][0]["s3"]["object"]
+    events[4] = s3_put_event(harness.bucket, "incoming/mixed/versionless.csv", "", record["size"], sequencer=None)
+    events.append(events[0])
+    summary = harness.invoke(sqs_batch(events), CHUNK_ROWS=CHUNK_ROWS)
+    got = {
+        (o["key"].split("/")[-1][:-4], o["status"]): (o["rows_loaded"], o["rows_rejected"]) for o in summary["objects"]
+    }
+    assert got == {
+        ("small", "loaded"): (SMALL, 0),
+        ("small", "duplicate"): (0, 0),
+        ("wide_big", "loaded"): (50, 0),
+        ("rejects_only", "loaded"): (0, 7),
+        ("wide_small", "loaded"): (3, 0),
+        ("versionless", "loaded"): (11, 0),
+        ("long_record", "loaded"): (80, 0),
+    }, summary["objects"]
+    assert summary["batchItemFailures"] == []
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+    assert harness.count("target", "WARD IS NOT NULL") == 53
+    assert harness.count("target", "LENGTH(SAMPLE_ID) > 1000000") == 1  # read again with 16 MiB blocks
+    assert harness.count() == SMALL + 50 + 3 + 11 + 80
