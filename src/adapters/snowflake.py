@@ -41,6 +41,7 @@ from pipeline.errors import (
     PermanentError,
     PipelineError,
     SchemaEvolutionError,
+    SharedStagingError,
     WarehouseConnectionError,
     WarehouseRejectedError,
     WarehouseUnavailableError,
@@ -354,6 +355,7 @@ class SnowflakeBatch:
         self._tables: dict[tuple[tuple[str, str], ...], _StagedTable] = {}
         self._rejects: _StagedTable | None = None
         self._in_transaction = False  # a DML statement ran since the last COMMIT, ROLLBACK or DDL
+        self._broken: SharedStagingError | None = None  # a write that carried several objects' rows failed
 
     def next_number(self) -> int:
         return next(self._numbers)
@@ -472,7 +474,7 @@ class SnowflakeBatch:
     def _table(self, columns: list[tuple[str, str]], *, rejects: bool) -> _StagedTable:
         if rejects:
             if self._rejects is None:
-                name = validate_identifier(f"STG_{self._s.rejects_table[:200]}")
+                name = validate_identifier(f"STGX_{self._s.rejects_table[:200]}")
                 self._rejects = _StagedTable(name, [*columns, OBJECT_NO])
             return self._rejects
         layout = tuple(columns)
@@ -481,7 +483,7 @@ class SnowflakeBatch:
             staged = [*columns, OBJECT_NO]
             if self._s.load_mode is LoadMode.UPSERT:
                 staged.append(UPSERT_NOTE)  # not in the frame: COPY leaves it NULL
-            name = validate_identifier(f"STG_{self._s.target_table[:200]}_{len(self._tables) + 1}")
+            name = validate_identifier(f"STGR_{self._s.target_table[:200]}_{len(self._tables) + 1}")
             table = self._tables[layout] = _StagedTable(name, staged)
         return table
 
@@ -494,27 +496,36 @@ class SnowflakeBatch:
             self._ddl(f"CREATE OR REPLACE TEMPORARY TABLE {table.name} ({cols})", what=f"create {table.name}")
             table.created = True
         frames = [f for _, f in table.pending]
+        objects = len({n for n, _ in table.pending})
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, copy=False)
         table.pending, table.pending_rows = [], 0
         try:
-            ok, _chunks, nrows, _ = self._write_pandas(
-                self._conn,
-                frame,
-                table_name=table.name,
-                quote_identifiers=False,  # every name is a validated, upper-case identifier
-                auto_create_table=False,
-                overwrite=False,
-                use_logical_type=True,
-                **WRITE_PANDAS_OPTIONS,
-            )
-        except PipelineError:
-            raise
-        except Exception as exc:
-            raise classify(exc, f"staging write to {table.name}") from exc
-        finally:
-            self._in_transaction = True  # its COPY (DML) opened a transaction; CREATE STAGE committed the last
-        if not ok or nrows != len(frame):
-            raise WarehouseUnavailableError(f"staging write to {table.name} loaded {nrows} of {len(frame)} rows")
+            try:
+                ok, _chunks, nrows, _ = self._write_pandas(
+                    self._conn,
+                    frame,
+                    table_name=table.name,
+                    quote_identifiers=False,  # every name is a validated, upper-case identifier
+                    auto_create_table=False,
+                    overwrite=False,
+                    use_logical_type=True,
+                    **WRITE_PANDAS_OPTIONS,
+                )
+            except PipelineError:
+                raise
+            except Exception as exc:
+                raise classify(exc, f"staging write to {table.name}") from exc
+            finally:
+                self._in_transaction = True  # its COPY (DML) opened a transaction; CREATE STAGE committed the last
+            if not ok or nrows != len(frame):
+                raise WarehouseUnavailableError(f"staging write to {table.name} loaded {nrows} of {len(frame)} rows")
+        except PipelineError as exc:
+            if objects == 1:
+                raise  # the one object's own failure (a refusal of its data fails that file)
+            # Several objects' rows went down with it, and the write may or may not have landed: nothing of this
+            # batch may be published now, even if the caller goes on (publish() raises this again).
+            self._broken = SharedStagingError(f"a staging write carrying {objects} objects' rows failed: {exc}")
+            raise self._broken from exc
         table.written_rows += len(frame)
 
     # --- publish ----------------------------------------------------------------------------------------
@@ -563,6 +574,8 @@ class SnowflakeBatch:
         """
         if not outcomes:
             return []
+        if self._broken is not None:
+            raise self._broken
         for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
             self._flush(table)
         loads = [o for o in outcomes if o.failure is None]

@@ -85,6 +85,13 @@ class WarehouseConnectionError(WarehouseUnavailableError):
     reason = "snowflake_connection_lost"
 
 
+class SharedStagingError(WarehouseUnavailableError):
+    """A staging write that carried several objects' rows failed: none of them can be published from this batch.
+    The pipeline loads those objects again one by one, so that a refusal is pinned on the file that caused it."""
+
+    reason = "shared_staging_failed"
+
+
 class SchemaEvolutionError(RetriableError):
     """Creating or widening a table failed (a concurrent delivery may be adding the same column right now).
 

@@ -26,6 +26,7 @@ from pipeline.errors import (
     ConcurrentLoadError,
     PermanentError,
     PipelineError,
+    SharedStagingError,
     SourceUnavailableError,
     UnusableFileError,
 )
@@ -148,6 +149,10 @@ class Pipeline:
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
             try:
                 return self._batch(refs)
+            except SharedStagingError:
+                # A write that carried several objects' rows failed: load them again one by one, so that each
+                # object's outcome (and a refusal of one file's data) is its own.
+                return [result for ref in refs for result in self._with_retries([ref])]
             except ConcurrentLoadError as exc:
                 # A concurrent delivery loaded one of these versions after the claim: run the batch again (its
                 # claim now skips that version), or, after a few rounds, give the retry back to the queue.
@@ -167,8 +172,8 @@ class Pipeline:
                     items.append(item)
             try:
                 self._claim_stage_publish(items, results)
-            except ConcurrentLoadError:
-                raise
+            except (ConcurrentLoadError, SharedStagingError):
+                raise  # the batch runs again (process_batch)
             except PipelineError as exc:
                 for item in items:  # nothing of the batch was published: each comes back to be retried
                     if results[item.index] is None:

@@ -144,7 +144,7 @@ DDL_CASES: dict[str, dict[str, Any]] = {
         "table": "target",
         "setup": lambda p: _without(_target_columns(p, extra=False), {"SOURCE_SEQUENCER", "SOURCE_LAST_MODIFIED"}),
     },
-    "create-temporary-staging-table": {"pattern": r"^CREATE OR REPLACE TEMPORARY TABLE STG_", "table": None},
+    "create-temporary-staging-table": {"pattern": r"^CREATE OR REPLACE TEMPORARY TABLE STG[RX]_", "table": None},
 }
 
 
