@@ -156,12 +156,12 @@ def run_db_check(db_file: Path, sql: str) -> dict[str, int]:
     return {"files": int(row[0]), "loaded_once": int(row[1]), "duplicated_rows": int(row[2])}
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: int) -> float | None:
     if not values:
         return None
     if len(values) == 1:
         return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+    return float(statistics.quantiles(values, n=100, method="inclusive")[q - 1])
 
 
 def run_mode(
