@@ -146,3 +146,48 @@ def test_cold_start_quick(tmp_path: Path) -> None:
         pytest.skip(f"init-time part not run: {problem}")
     assert "ratio" in proc.stdout
     assert report["init"]["median_ms_with_bytecode"] > 0
+
+
+def test_burst_quick_compare_and_its_db_check(tmp_path: Path) -> None:
+    # Given a burst of 6 files, both publish modes, a low latency, and a folder for fakesnow's DuckDB file
+    out, db_path = tmp_path / "burst.json", tmp_path / "db"
+    args = ["--files", "6", "--compare", "--statement-latency", "0.01", "--transfer-latency", "0.04"]
+    args += ["--batching-window", "1", "--db-path", str(db_path), "--json", str(out), "--quiet"]
+
+    # When the benchmark runs
+    proc = _run(str(BENCH / "burst.py"), *args, timeout=120)
+
+    # Then each mode's figures are there, read from the tables: every file loaded once, nothing in the DLQ
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["results"]) == {"per_file", "batched"}
+    fields = {"files", "loaded_once", "duplicated_rows", "dlq", "errors_000625", "p50_seconds", "p95_seconds"}
+    fields |= {"files_per_minute", "concurrency", "batch_publish", "round_trips_per_file"}
+    for mode, result in report["results"].items():
+        assert fields <= set(result), mode
+        assert (result["files"], result["loaded_once"], result["duplicated_rows"], result["dlq"]) == (6, 6, 0, 0)
+        assert result["batch_publish"] is (mode == "batched")
+        assert 0 < result["p50_seconds"] <= result["p95_seconds"]
+    assert report["ratio_files_per_minute"] > 0
+    assert "batched / one file per transaction" in proc.stdout
+
+    # And the printed check command, run on its own against the kept DuckDB file, finds the same
+    db_file = db_path / "TUMOURS.db"
+    assert db_file.exists() and str(db_file) in proc.stdout
+    for mode in ("per_file", "batched"):
+        check = next(line.strip() for line in proc.stdout.splitlines() if f"check-{mode}.sql" in line)
+        command = check.replace(".venv/bin/python", sys.executable, 1)
+        shown = subprocess.run(command, shell=True, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        assert shown.stdout.strip() == "[(6, 6, 0)]", shown.stdout
+        assert report["db_path"]["checks"][mode]["result"] == {"files": 6, "loaded_once": 6, "duplicated_rows": 0}
+
+    # And the check can fail: a file in the list that never loaded is not counted as loaded once
+    from benchmarks.burst import check_sql, run_db_check
+
+    manifest = db_path / "burst-files.csv"
+    wider = tmp_path / "wider.csv"
+    wider.write_text(manifest.read_text(encoding="utf-8") + "incoming/burst/never-uploaded.csv,20\n")
+    assert run_db_check(db_file, check_sql(db_file, wider, "batched")) == {
+        "files": 7,
+        "loaded_once": 6,
+        "duplicated_rows": 0,
+    }
