@@ -7,6 +7,11 @@ fakesnow gaps worked around here (and only here, never in the function's code):
 * write_pandas issues ``COPY INTO t FROM (SELECT ... FROM '@stage')``: the stage as a quoted string, which
   Snowflake accepts. fakesnow 0.12 accepts only a bare ``@stage``; ``_patch_fakesnow_copy_from_literal``
   teaches it the quoted form.
+* DuckDB resolves two transactions writing one row by failing the second at once (snapshot isolation; Snowflake
+  makes it wait for the lock, then lets each statement see what committed meanwhile). fakesnow answers that with
+  HTTP 500, which the connector retries until its network timeout; ``_patch_fakesnow_conflicts`` reports it at
+  once as the serialization failure it is (SQLSTATE 40001), which the function treats as a retriable conflict; a
+  DDL statement (two sessions creating one table) is run again instead, as Snowflake's DDL lock would.
 * fakesnow's server keeps data in memory unless the login names a file; ``db_path`` makes the server's shared
   instance file-backed so results can be queried after the run.
 
@@ -73,6 +78,43 @@ def _patch_fakesnow_copy_from_literal() -> None:
 
     copy_into._from_source = _from_source
     copy_into._tumour_patched = True
+
+
+DDL_CONFLICT_RETRIES = 5
+
+
+def _patch_fakesnow_conflicts() -> None:
+    import duckdb
+    import snowflake.connector.errors as sf
+    from fakesnow.cursor import FakeSnowflakeCursor
+
+    if getattr(FakeSnowflakeCursor, "_tumour_conflicts_patched", False):
+        return
+    original = FakeSnowflakeCursor.execute
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        command = str(args[0] if args else kwargs.get("command", ""))
+        ddl = command.lstrip().split(" ", 1)[0].upper() in {"CREATE", "ALTER", "DROP"}
+        for attempt in range(DDL_CONFLICT_RETRIES + 1):
+            try:
+                return original(self, *args, **kwargs)
+            except duckdb.TransactionException as exc:
+                if "conflict" not in str(exc).lower():
+                    raise
+                if ddl and attempt < DDL_CONFLICT_RETRIES:
+                    # Snowflake serialises DDL on one object behind its lock; the second CREATE ... IF NOT EXISTS
+                    # then finds the table. DuckDB fails it at once: run it again, as the lock would have.
+                    with contextlib.suppress(Exception):
+                        self._duck_conn.rollback()
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise sf.OperationalError(
+                    msg=f"transaction conflict (DuckDB): {str(exc).splitlines()[0][:200]}", errno=604, sqlstate="40001"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+    FakeSnowflakeCursor._tumour_conflicts_patched = True  # type: ignore[attr-defined]
 
 
 def _put_over_http(app: Any) -> Any:
@@ -302,6 +344,7 @@ def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | 
     from fakesnow.instance import FakeSnow
 
     _patch_fakesnow_copy_from_literal()
+    _patch_fakesnow_conflicts()
     logging.getLogger("fakesnow").setLevel(logging.WARNING)
     logging.getLogger("fakesnow.server").setLevel(logging.WARNING)  # it sets INFO itself: a line per login
     # DuckDB's advice to fakesnow's own code (about an extra copy when it answers a query); nothing to act on.

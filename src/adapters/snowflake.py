@@ -24,7 +24,6 @@ import itertools
 import mimetypes
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -350,7 +349,6 @@ class SnowflakeBatch:
         self._write_pandas = write_pandas or _connector_write_pandas
         self._schema = schema
         self.batch_id = new_load_id()
-        self.started_at = datetime.now(UTC).isoformat()
         self._numbers = itertools.count(1)
         self._tables: dict[tuple[tuple[str, str], ...], _StagedTable] = {}
         self._rejects: _StagedTable | None = None
@@ -434,14 +432,41 @@ class SnowflakeBatch:
         return existing
 
     # --- ledger -----------------------------------------------------------------------------------------
-    def claim(self, identities: Sequence[LoadIdentity]) -> dict[str, tuple[str, str | None]]:
-        """One read for the whole batch: the versions already LOADED (or FAILED), with their load ids."""
-        keys = sorted({i.load_key for i in identities})
-        if not keys:
+    def claim(self, identities: Sequence[LoadIdentity], model_version: str) -> dict[str, tuple[str, str | None]]:
+        """Record that the batch's new versions started loading; return those already LOADED (or FAILED).
+
+        One INSERT for the whole batch: a STARTED row (this attempt's load id) for each version no row says LOADED
+        or FAILED. It takes no lock. Its row count tells whether every version was new; only when one was not does
+        a read follow, to learn which ones and their load ids. The STARTED rows are what concurrent deliveries of
+        one version both write at publish (the lock statement), so even an engine that does not lock as Snowflake
+        does (DuckDB, under fakesnow) refuses the second of them instead of loading it twice.
+        """
+        new = {i.load_key: i for i in identities}
+        if not new:
+            return {}
+        keys = sorted(new)
+        ledger = self._fq(self._s.ledger_table)
+        values: list[Any] = []
+        for key in keys:
+            i = new[key]
+            values += [key, i.bucket, i.key, i.version, i.load_id]
+        rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(keys))
+        in_keys = ", ".join(["%s"] * len(keys))
+        cur = self._execute(
+            f"INSERT INTO {ledger} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, "
+            "MODEL_VERSION, LOAD_MODE, STARTED_AT) SELECT v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, "
+            f"v.SOURCE_VERSION, 'STARTED', v.LOAD_ID, %s, %s, CURRENT_TIMESTAMP() FROM (VALUES {rows}) "
+            "AS v(LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, LOAD_ID) "
+            f"WHERE v.LOAD_KEY NOT IN (SELECT LOAD_KEY FROM {ledger} "
+            f"WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL})",
+            (model_version, self._s.load_mode.value, *values, *keys),
+            what="claim ledger",
+            dml=True,
+        )
+        if int(cur.rowcount or 0) == len(keys):
             return {}
         cur = self._execute(
-            f"SELECT LOAD_KEY, STATUS, LOAD_ID FROM {self._fq(self._s.ledger_table)} "
-            f"WHERE LOAD_KEY IN ({', '.join(['%s'] * len(keys))}) AND STATUS IN {_FINAL}",
+            f"SELECT LOAD_KEY, STATUS, LOAD_ID FROM {ledger} WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL}",
             tuple(keys),
             what="read ledger",
         )
@@ -591,10 +616,10 @@ class SnowflakeBatch:
             if not upsert:
                 self._lock_ledger(outcomes)
             results = [self._result(o, counts.get(id(o))) for o in outcomes]
-            inserted = self._insert_ledger(outcomes, results)
-            if inserted != len(outcomes):
+            finished = self._finish_ledger(outcomes, results)
+            if finished != len(outcomes):
                 raise ConcurrentLoadError(
-                    f"{len(outcomes) - inserted} of the batch's {len(outcomes)} object versions were loaded by a "
+                    f"{len(outcomes) - finished} of the batch's {len(outcomes)} object versions were loaded by a "
                     "concurrent delivery after the claim; nothing was published, and the batch runs again"
                 )
         return results
@@ -617,27 +642,28 @@ class SnowflakeBatch:
             dml=True,
         )
 
-    def _insert_ledger(self, outcomes: Sequence[Outcome], results: list[PublishResult]) -> int:
-        """One ledger row per outcome, unless a committed row already says LOADED or FAILED; the rows written."""
-        names = (
-            "LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, ROWS_LOADED, ROWS_REJECTED, "
-            "ROWS_FLAGGED, REASON_CODE, REASON, MODEL_VERSION"
-        )
+    def _finish_ledger(self, outcomes: Sequence[Outcome], results: list[PublishResult]) -> int:
+        """Each outcome's STARTED row -> LOADED with its counts, or FAILED with the reason, unless a committed row
+        already says LOADED or FAILED for that version (a new statement, after the lock: it sees what a publisher
+        committed while this one waited); the rows written."""
+        names = "LOAD_ID, STATUS, ROWS_LOADED, ROWS_REJECTED, ROWS_FLAGGED, REASON_CODE, REASON, MODEL_VERSION"
         values: list[Any] = []
         for outcome, result in zip(outcomes, results, strict=True):
-            i = outcome.staging.identity
             code, reason = outcome.failure or (None, None)
-            values += [i.load_key, i.bucket, i.key, i.version, "FAILED" if outcome.failure else "LOADED", i.load_id]
+            values += [outcome.staging.identity.load_id, "FAILED" if outcome.failure else "LOADED"]
             values += [result.rows_loaded, result.rows_rejected, result.rows_flagged]
             values += [code[:64] if code else None, reason[:4096] if reason else None, outcome.model_version]
-        row = "(" + ", ".join(["%s"] * 12) + ")"
+        keys = [o.staging.identity.load_key for o in outcomes]
         ledger = self._fq(self._s.ledger_table)
+        rows = ", ".join(["(" + ", ".join(["%s"] * 8) + ")"] * len(outcomes))
         cur = self._execute(
-            f"INSERT INTO {ledger} ({names}, LOAD_MODE, LOCK_TOKEN, STARTED_AT, FINISHED_AT) "
-            f"SELECT {', '.join('v.' + n for n in names.split(', '))}, %s, %s, TO_TIMESTAMP_TZ(%s), "
-            f"CURRENT_TIMESTAMP() FROM (VALUES {', '.join([row] * len(outcomes))}) AS v({names}) "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {ledger} AS l WHERE l.LOAD_KEY = v.LOAD_KEY AND l.STATUS IN {_FINAL})",
-            (self._s.load_mode.value, self.batch_id, self.started_at, *values),
+            f"UPDATE {ledger} SET STATUS = v.STATUS, ROWS_LOADED = v.ROWS_LOADED, ROWS_REJECTED = v.ROWS_REJECTED, "
+            "ROWS_FLAGGED = v.ROWS_FLAGGED, REASON_CODE = v.REASON_CODE, REASON = v.REASON, "
+            f"MODEL_VERSION = v.MODEL_VERSION, FINISHED_AT = CURRENT_TIMESTAMP() FROM (VALUES {rows}) AS v({names}) "
+            f"WHERE {ledger}.LOAD_ID = v.LOAD_ID AND {ledger}.STATUS = 'STARTED' AND {ledger}.LOAD_KEY NOT IN "
+            f"(SELECT LOAD_KEY FROM {ledger} WHERE LOAD_KEY IN ({', '.join(['%s'] * len(keys))}) "
+            f"AND STATUS IN {_FINAL})",
+            (*values, *keys),
             what="ledger loaded",
             dml=True,
         )

@@ -173,8 +173,9 @@ class LoadBatch(Protocol):
     """The statements of one batch of object versions, on one connection: claim them, stage each, then publish
     all of them in one transaction (one ledger lock per batch), each exactly once."""
 
-    def claim(self, identities: Sequence[LoadIdentity]) -> dict[str, tuple[str, str | None]]:
-        """The versions the ledger already says LOADED or FAILED: {load key: (status, load id)}. Writes nothing."""
+    def claim(self, identities: Sequence[LoadIdentity], model_version: str) -> dict[str, tuple[str, str | None]]:
+        """Record that the new versions started loading; return those the ledger already says LOADED or FAILED:
+        {load key: (status, load id)}."""
         ...
 
     def ensure_target(self, columns: list[tuple[str, str]]) -> None:

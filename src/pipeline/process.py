@@ -209,7 +209,7 @@ class Pipeline:
 
     def _claim_stage_publish(self, items: list[_Item], results: list[ObjectResult | PipelineError | None]) -> None:
         with self.warehouse.batch() as batch:
-            final = batch.claim([item.identity for item in items])
+            final = batch.claim(self._unique(items), self.scorer.model_version)
             first: dict[str, str] = {}  # load key -> load id, for a version that comes twice in one batch
             staged: list[tuple[_Item, Outcome]] = []
             for item in items:
@@ -235,6 +235,14 @@ class Pipeline:
                     item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
                     item.result.rows_flagged = done.rows_flagged
                 results[item.index] = item.result
+
+    @staticmethod
+    def _unique(items: list[_Item]) -> list[LoadIdentity]:
+        """One identity per object version: a notification delivered twice in a batch is claimed once."""
+        first: dict[str, LoadIdentity] = {}
+        for item in items:
+            first.setdefault(item.identity.load_key, item.identity)
+        return list(first.values())
 
     def _stage(self, batch: LoadBatch, item: _Item) -> Outcome | PipelineError:
         """Read, parse, score and stage one object; what it publishes, or the error of its source."""

@@ -242,5 +242,5 @@ def test_two_loads_adding_the_same_new_column_at_once_both_load(
     assert sorted(s for s in statuses if s) == (["duplicate", "loaded"] if same_object else ["loaded", "loaded"])
     assert warehouse.count("target") == expected
     assert warehouse.count("target", f"{EXTRA.upper()} = 'north'") == expected - 3
-    assert [r[0] for r in warehouse.ledger()] == ["LOADED"] * (2 if same_object else 3)
+    assert [r[0] for r in warehouse.ledger() if r[0] != "STARTED"] == ["LOADED"] * (2 if same_object else 3)
     assert_ledger_matches_tables(warehouse.query, harness.tables)

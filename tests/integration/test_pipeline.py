@@ -254,7 +254,7 @@ def test_a_snowflake_failure_mid_publish_leaves_no_rows_and_the_retry_completes(
     with pytest.raises(WarehouseUnavailableError):
         harness.invoke(event)
     assert harness.count() == 0
-    assert harness.query("SELECT STATUS FROM {ledger}") == []  # the claim writes nothing; the publish rolled back
+    assert harness.query("SELECT STATUS FROM {ledger}") == [("STARTED",)]  # the claim's; the publish rolled back
     # When Snowflake is back and Lambda retries
     monkeypatch.setattr(adapter.SnowflakeBatch, "_insert_rows", original)
     summary = harness.invoke(event)
