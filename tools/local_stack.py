@@ -98,8 +98,10 @@ def _patch_fakesnow_conflicts() -> None:
         for attempt in range(DDL_CONFLICT_RETRIES + 1):
             try:
                 return original(self, *args, **kwargs)
-            except duckdb.TransactionException as exc:
-                if "conflict" not in str(exc).lower():
+            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+                # For DDL, either is a race with another session creating the same table (fakesnow's own catalog
+                # bookkeeping, a table's text lengths, can also collide when the two commit).
+                if not ddl and "conflict" not in str(exc).lower():
                     raise
                 if ddl and attempt < DDL_CONFLICT_RETRIES:
                     # Snowflake serialises DDL on one object behind its lock; the second CREATE ... IF NOT EXISTS
