@@ -145,6 +145,16 @@ OBJECT_NO = ("OBJECT_NO_", "NUMBER(9,0)")
 _FINAL = "('LOADED', 'FAILED')"
 
 
+def _marks(n: int) -> str:
+    """``n`` bound parameters, comma-separated (the connector binds them on the client: pyformat)."""
+    return ", ".join(["%s"] * n)
+
+
+def _values(rows: int, columns: int) -> str:
+    """The rows of a VALUES list of bound parameters."""
+    return ", ".join([f"({_marks(columns)})"] * rows)
+
+
 class _Schema:
     """What this container has already made sure exists, so that a warm load runs no DDL and no catalog read."""
 
@@ -450,8 +460,8 @@ class SnowflakeBatch:
         for key in keys:
             i = new[key]
             values += [key, i.bucket, i.key, i.version, i.load_id]
-        rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(keys))
-        in_keys = ", ".join(["%s"] * len(keys))
+        rows = _values(len(keys), 5)
+        in_keys = _marks(len(keys))
         cur = self._execute(
             f"INSERT INTO {ledger} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, "
             "MODEL_VERSION, LOAD_MODE, STARTED_AT) SELECT v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, "
@@ -492,8 +502,11 @@ class SnowflakeBatch:
             self._flush(table)
         return table
 
+    def _staged_tables(self) -> list[_StagedTable]:
+        return [*self._tables.values(), *([self._rejects] if self._rejects else [])]
+
     def forget(self, number: int) -> None:
-        for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
+        for table in self._staged_tables():
             table.forget(number)
 
     def _table(self, columns: list[tuple[str, str]], *, rejects: bool) -> _StagedTable:
@@ -583,7 +596,7 @@ class SnowflakeBatch:
     def finish(self) -> None:
         """The end of a batch that went well: nothing is open; big staging tables are dropped now."""
         self.abandon()
-        for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
+        for table in self._staged_tables():
             if table.created and table.written_rows >= self._s.chunk_rows:
                 with contextlib.suppress(Exception):  # temporary tables also vanish with the session
                     self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table.name}")
@@ -592,16 +605,17 @@ class SnowflakeBatch:
         """Every outcome's rows + rejects + ledger row (LOADED, or FAILED with its reason) in one transaction.
 
         Append mode: the rows and rejects are inserted first (INSERT takes no lock), then ``UPDATE ledger``
-        takes the ledger's lock, then one INSERT writes every ledger row whose version no committed row says
-        LOADED or FAILED (a new statement: it sees what a publisher committed while this one waited), then COMMIT.
-        Three statements under the lock, whatever the batch's size. If that INSERT wrote fewer rows than there
-        are outcomes, a concurrent delivery won one of them: everything is rolled back (ConcurrentLoadError).
+        takes the ledger's lock, then one UPDATE finishes the claim's STARTED rows of every version no committed
+        row says LOADED or FAILED (a new statement: it sees what a publisher committed while this one waited), then
+        COMMIT. Three statements under the lock, whatever the batch's size. If that UPDATE finished fewer rows
+        than there are outcomes, a concurrent delivery won one of them: everything is rolled back
+        (ConcurrentLoadError).
         """
         if not outcomes:
             return []
         if self._broken is not None:
             raise self._broken
-        for table in [*self._tables.values(), *([self._rejects] if self._rejects else [])]:
+        for table in self._staged_tables():
             self._flush(table)
         loads = [o for o in outcomes if o.failure is None]
         upsert = self._s.load_mode is LoadMode.UPSERT
@@ -627,16 +641,15 @@ class SnowflakeBatch:
     def _result(self, outcome: Outcome, kept_out: tuple[int, int] | None) -> PublishResult:
         s = cast(_ObjectStaging, outcome.staging)
         if outcome.failure is not None:
-            return PublishResult(True, 0, 0, s.identity.load_id)
+            return PublishResult(0, 0, s.identity.load_id)
         kept, flagged = kept_out if kept_out is not None else (0, s.flagged_staged)
-        return PublishResult(True, s.rows_staged - kept, s.rejects_staged + kept, s.identity.load_id, flagged)
+        return PublishResult(s.rows_staged - kept, s.rejects_staged + kept, s.identity.load_id, flagged)
 
     def _lock_ledger(self, outcomes: Sequence[Outcome]) -> None:
         # Write-locks the ledger until COMMIT/ROLLBACK (matching rows or not): concurrent publishers queue here.
         keys = [o.staging.identity.load_key for o in outcomes]
         self._execute(
-            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s "
-            f"WHERE LOAD_KEY IN ({', '.join(['%s'] * len(keys))})",
+            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s WHERE LOAD_KEY IN ({_marks(len(keys))})",
             (self.batch_id, *keys),
             what="lock ledger",
             dml=True,
@@ -655,13 +668,13 @@ class SnowflakeBatch:
             values += [code[:64] if code else None, reason[:4096] if reason else None, outcome.model_version]
         keys = [o.staging.identity.load_key for o in outcomes]
         ledger = self._fq(self._s.ledger_table)
-        rows = ", ".join(["(" + ", ".join(["%s"] * 8) + ")"] * len(outcomes))
+        rows = _values(len(outcomes), 8)
         cur = self._execute(
             f"UPDATE {ledger} SET STATUS = v.STATUS, ROWS_LOADED = v.ROWS_LOADED, ROWS_REJECTED = v.ROWS_REJECTED, "
             "ROWS_FLAGGED = v.ROWS_FLAGGED, REASON_CODE = v.REASON_CODE, REASON = v.REASON, "
             f"MODEL_VERSION = v.MODEL_VERSION, FINISHED_AT = CURRENT_TIMESTAMP() FROM (VALUES {rows}) AS v({names}) "
             f"WHERE {ledger}.LOAD_ID = v.LOAD_ID AND {ledger}.STATUS = 'STARTED' AND {ledger}.LOAD_KEY NOT IN "
-            f"(SELECT LOAD_KEY FROM {ledger} WHERE LOAD_KEY IN ({', '.join(['%s'] * len(keys))}) "
+            f"(SELECT LOAD_KEY FROM {ledger} WHERE LOAD_KEY IN ({_marks(len(keys))}) "
             f"AND STATUS IN {_FINAL})",
             (*values, *keys),
             what="ledger loaded",
@@ -677,7 +690,7 @@ class SnowflakeBatch:
             i = s.identity
             values += [s.number, i.bucket, i.key, i.version, o.order.sequencer, o.order.last_modified_text]
             values += [o.model_version, i.load_id]
-        rows = ", ".join(["(" + ", ".join(["%s"] * 8) + ")"] * len(loads))
+        rows = _values(len(loads), 8)
         return (
             f"(VALUES {rows}) AS v(OBJECT_NO_, V_BUCKET, V_KEY, V_VERSION, V_SEQUENCER, V_LAST_MODIFIED, "
             "V_MODEL_VERSION, V_LOAD_ID)",
@@ -719,7 +732,7 @@ class SnowflakeBatch:
         self._execute(
             f"INSERT INTO {self._fq(self._s.rejects_table)} ({cols}, REJECTED_AT) "
             f"SELECT {cols}, CURRENT_TIMESTAMP() FROM {self._rejects.name} "
-            f"WHERE OBJECT_NO_ IN ({', '.join(['%s'] * len(numbers))})",
+            f"WHERE OBJECT_NO_ IN ({_marks(len(numbers))})",
             tuple(numbers),
             what="publish rejects",
             dml=True,

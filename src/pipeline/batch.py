@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pipeline.errors import PipelineError
-from pipeline.events import ParsedEvent, add_record, parse_event, sqs_records
+from pipeline.events import ParsedEvent, parse_event, sqs_records
 from pipeline.observability import logger, metrics
 from pipeline.ports import ObjectRef
 from pipeline.process import ObjectResult
@@ -38,23 +38,17 @@ class MessageFailedError(Exception):
 
 def handle(event: dict[str, Any], pipeline: ObjectProcessor) -> dict[str, Any]:
     """Process every object an event names; raise only when a retry can help (after doing all the others)."""
-    run = _Run(pipeline)
+    # Every record is parsed first (SQS messages too), so that all the event's objects load together (one publish
+    # transaction); for SQS, Powertools' BatchProcessor then settles each message from its objects' results.
+    run = _Run(pipeline, parse_event(event))
+    run.report_skips()
+    run.load_all()
     records = sqs_records(event)
     if records is None:
-        run.parsed = parse_event(event)
-        run.report_skips(0)
-        run.load_all()
         summary = run.summary()
         if run.first_error is not None:
             raise run.first_error
         return summary
-    # Every message is parsed first, so that all the batch's objects load together (one publish transaction);
-    # Powertools' BatchProcessor then settles each message from its objects' results.
-    run.parsed = ParsedEvent("sqs")
-    for index, record in enumerate(records):
-        add_record(run.parsed, index, record)
-    run.report_skips(0)
-    run.load_all()
     processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records, run.settle):
         processor.process()
@@ -69,7 +63,7 @@ def handle(event: dict[str, Any], pipeline: ObjectProcessor) -> dict[str, Any]:
 @dataclass
 class _Run:
     pipeline: ObjectProcessor
-    parsed: ParsedEvent = field(default_factory=lambda: ParsedEvent("unknown"))
+    parsed: ParsedEvent
     results: list[dict[str, Any]] = field(default_factory=list)
     first_error: PipelineError | None = None
     failed_messages: set[str] = field(default_factory=set)
@@ -79,8 +73,8 @@ class _Run:
         if record.message_id in self.failed_messages or record.message_id in self.parsed.bad_messages:
             raise MessageFailedError(record.message_id)
 
-    def report_skips(self, start: int) -> None:
-        for reason in self.parsed.skipped[start:]:
+    def report_skips(self) -> None:
+        for reason in self.parsed.skipped:
             if reason in self.parsed.malformed:
                 # Loud: a malformed record loads nothing; only the logs, a metric and (for SQS) the DLQ keep it.
                 logger.error("malformed event record skipped", extra={"skipped": reason})

@@ -78,7 +78,6 @@ class LoadIdentity:
 
 @dataclass(frozen=True)
 class PublishResult:
-    published: bool  # False: another delivery had already loaded this version
     rows_loaded: int
     rows_rejected: int
     load_id: str

@@ -141,9 +141,7 @@ class Pipeline:
         each object is its own batch; with it on, big objects are (see publish_groups).
         """
         groups = publish_groups(refs) if self.settings.batch_publish else [[ref] for ref in refs]
-        if len(groups) > 1:
-            return [result for group in groups for result in self._with_retries(group)]
-        return self._with_retries(refs)
+        return [result for group in groups for result in self._with_retries(group)]
 
     def _with_retries(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
@@ -208,18 +206,19 @@ class Pipeline:
         return _Item(index, ref, identity, result, timer, sequencer, opened, unopenable)
 
     def _claim_stage_publish(self, items: list[_Item], results: list[ObjectResult | PipelineError | None]) -> None:
+        first: dict[str, LoadIdentity] = {}  # one identity per version: a notification twice in a batch loads once
+        for item in items:
+            first.setdefault(item.identity.load_key, item.identity)
         with self.warehouse.batch() as batch:
-            final = batch.claim(self._unique(items), self.scorer.model_version)
-            first: dict[str, str] = {}  # load key -> load id, for a version that comes twice in one batch
+            final = batch.claim(list(first.values()), self.scorer.model_version)
             staged: list[tuple[_Item, Outcome]] = []
             for item in items:
                 key = item.identity.load_key
-                if key in final or key in first:
+                if key in final or first[key] is not item.identity:
                     item.result.status = "duplicate"
-                    item.result.load_id = final[key][1] if key in final else first[key]
+                    item.result.load_id = final[key][1] if key in final else first[key].load_id
                     results[item.index] = item.result
                     continue
-                first[key] = item.identity.load_id
                 outcome = self._stage(batch, item)
                 if isinstance(outcome, PipelineError):
                     results[item.index] = outcome
@@ -235,14 +234,6 @@ class Pipeline:
                     item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
                     item.result.rows_flagged = done.rows_flagged
                 results[item.index] = item.result
-
-    @staticmethod
-    def _unique(items: list[_Item]) -> list[LoadIdentity]:
-        """One identity per object version: a notification delivered twice in a batch is claimed once."""
-        first: dict[str, LoadIdentity] = {}
-        for item in items:
-            first.setdefault(item.identity.load_key, item.identity)
-        return list(first.values())
 
     def _stage(self, batch: LoadBatch, item: _Item) -> Outcome | PipelineError:
         """Read, parse, score and stage one object; what it publishes, or the error of its source."""
