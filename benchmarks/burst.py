@@ -317,16 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     from tools.local_stack import DATABASE, local_stack
     from tools.snowflake_model import modelled_snowflake
 
-    overrides: dict[str, Any] = {"visibility_timeout": args.visibility_timeout}
-    for name, value in (
-        ("maximum_concurrency", args.concurrency),
-        ("batch_size", args.batch_size),
-        ("batching_window_seconds", args.batching_window),
-    ):
-        if value is not None:
-            overrides[name] = value
     template = QueueSettings.from_template()
-    settings = QueueSettings.from_template(**overrides)
+    settings = QueueSettings.from_template(
+        visibility_timeout=args.visibility_timeout,
+        maximum_concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        batching_window_seconds=args.batching_window,
+    )
     db_file = args.db_path / f"{DATABASE}.db" if args.db_path else None
     if db_file is not None and db_file.exists():
         parser.error(f"{db_file} exists: give --db-path an empty folder (each run's counts must be its own)")

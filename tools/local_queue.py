@@ -52,7 +52,8 @@ class QueueSettings:
     def from_template(
         cls, template: dict[str, Any] | None = None, parameters: dict[str, str] | None = None, **overrides: Any
     ) -> QueueSettings:
-        """Read from template.yaml; ``overrides`` replace fields (e.g. a short ``visibility_timeout`` in tests)."""
+        """Read from template.yaml; ``overrides`` replace fields (e.g. a short ``visibility_timeout`` in tests), and
+        an override of None keeps the template's value (a command-line flag that was not given)."""
         template = template or _default_template()
         params = parameter_values(template, parameters)
         resources = template["Resources"]
@@ -88,7 +89,7 @@ class QueueSettings:
             dlq_message_retention_seconds=int(dlq.get("MessageRetentionPeriod", 345_600)),
             notifications=tuple(notifications),
         )
-        return replace(settings, **overrides)
+        return replace(settings, **{name: value for name, value in overrides.items() if value is not None})
 
     def notifies(self, key: str, event: str = "s3:ObjectCreated:Put") -> bool:
         """Whether the bucket's notification configuration sends ``event`` for ``key`` to the queue."""

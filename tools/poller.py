@@ -357,15 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    overrides: dict[str, Any] = {}
-    for name, value in (
-        ("visibility_timeout", args.visibility_timeout),
-        ("maximum_concurrency", args.concurrency),
-        ("batching_window_seconds", args.batching_window),
-    ):
-        if value is not None:
-            overrides[name] = value
-    settings = QueueSettings.from_template(**overrides)
+    settings = QueueSettings.from_template(
+        visibility_timeout=args.visibility_timeout,
+        maximum_concurrency=args.concurrency,
+        batching_window_seconds=args.batching_window,
+    )
     stack = LocalStack(args.aws_endpoint, args.snowflake_host, args.snowflake_port, None)
     os.environ.update(stack.function_env())
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

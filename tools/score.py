@@ -92,11 +92,11 @@ def load_handler() -> Any:
     return app
 
 
-def deliver(stack: Any, key: str, data: bytes, *, timeout: float = 600.0) -> dict[str, Any]:
-    """Upload ``data`` under ``key`` and run the local poller until the function has processed its notification;
-    the function's response for it, reduced to that object (raises what the function raised)."""
+def deliver(stack: Any, key: str, data: bytes, settings: Any, *, timeout: float = 600.0) -> dict[str, Any]:
+    """Upload ``data`` under ``key`` and run the local poller (``settings``: tools.local_queue.QueueSettings) until
+    the function has processed its notification; the function's response for it, reduced to that object (raises
+    what the function raised)."""
     from pipeline.settings import get_settings
-    from tools.local_queue import QueueSettings
     from tools.poller import FINAL_STATUSES, Poller, any_raised, objects_done
 
     os.environ.update(stack.function_env())
@@ -106,8 +106,6 @@ def deliver(stack: Any, key: str, data: bytes, *, timeout: float = 600.0) -> dic
     app = load_handler()
     if rerun:
         app.build_pipeline.cache_clear()
-    # One file: no batching window to wait out (the template's is for bursts), one copy is enough.
-    settings = QueueSettings.from_template(batching_window_seconds=0, maximum_concurrency=1)
     processed = objects_done([key], FINAL_STATUSES | {"error"})
     with (
         contextlib.redirect_stdout(sys.stderr),
@@ -278,7 +276,8 @@ def run(file: Path, key: str, db_path: Path) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         tables = Tables(settings.target_table, settings.rejects_table, settings.ledger_table)
-        queue = QueueSettings.from_template()
+        # One file: no batching window to wait out (the template's is for bursts), one copy is enough.
+        queue = QueueSettings.from_template(batching_window_seconds=0, maximum_concurrency=1)
         if not queue.notifies(key):
             print(
                 f"error: S3 notifies the queue only for keys {queue.filters_text()} (template.yaml); "
@@ -287,7 +286,7 @@ def run(file: Path, key: str, db_path: Path) -> int:
             )
             return 2
         try:
-            summary = deliver(stack, key, data)
+            summary = deliver(stack, key, data, queue)
         except PipelineError as exc:
             retry = "a retry may help" if exc.retriable else "a retry will not help"
             print(f"error: {file} was not loaded ({exc.reason}: {exc}); {retry}", file=sys.stderr)
