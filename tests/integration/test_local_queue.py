@@ -47,7 +47,8 @@ class Wired:
     def ledger(self) -> list[tuple[Any, ...]]:
         """The ledger's final rows (LOADED or FAILED), by key."""
         return self.harness.query(
-            "SELECT SOURCE_KEY, STATUS, ROWS_LOADED, LOAD_ID FROM {ledger} WHERE STATUS <> 'STARTED' ORDER BY SOURCE_KEY"
+            "SELECT SOURCE_KEY, STATUS, ROWS_LOADED, LOAD_ID FROM {ledger}"
+            " WHERE STATUS <> 'STARTED' ORDER BY SOURCE_KEY"
         )
 
     def started(self) -> list[str]:
