@@ -52,7 +52,8 @@ class Harness:
 
         return upload(self.stack, key, gzip.compress(body) if gz else body, self.bucket)
 
-    def invoke(self, event: dict[str, Any], **env: str) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any], context: LambdaContext | None = None, **env: str) -> dict[str, Any]:
+        """A cold invocation (settings and pipeline built again) with this test's tables and ``env``."""
         from handler import app
         from pipeline.settings import get_settings
 
@@ -60,7 +61,8 @@ class Harness:
             self.monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         app.build_pipeline.cache_clear()
-        return app.lambda_handler(event, LambdaContext(aws_request_id="test-request"))  # type: ignore[arg-type]
+        context = context or LambdaContext(aws_request_id="test-request")
+        return app.lambda_handler(event, context)  # type: ignore[arg-type]
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         conn = self.stack.snowflake_connect()

@@ -179,6 +179,11 @@ class LambdaContext:
     memory_limit_in_mb: int = 2048
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:tumour-scoring-local"
     aws_request_id: str = "local-request"
+    timeout_seconds: float = 900.0  # template.yaml's Timeout, counted from when the context is made
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
 
 
 @dataclass

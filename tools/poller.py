@@ -302,15 +302,19 @@ class Poller:
     def _invoke(self, copy: int, sqs: Any, batch: list[dict[str, Any]]) -> None:
         from pipeline.batch import handle
         from pipeline.observability import metrics
+        from tools.local_stack import LambdaContext
 
         ids = [m["MessageId"] for m in batch]
         event = {"Records": [sqs_record(m, self.queues.arn, self.queues.region) for m in batch]}
         started = time.monotonic()
+        context = LambdaContext()  # the template's timeout, from now: a publish is not started too near its end
         response: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
             # A copy that cannot be built (a bad setting) fails its invocations, as Lambda's init error does.
-            response = handle(event, self._pipeline(copy))
+            response = handle(
+                event, self._pipeline(copy), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+            )
             failed = failed_message_ids(response, ids)
         except Exception as exc:  # the function raised: Lambda returns the whole batch to the queue
             error, failed = exc, None

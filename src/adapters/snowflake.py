@@ -216,10 +216,12 @@ class SnowflakeWarehouse:
             # Sent with the login, so it costs no round trip: DML opens a transaction implicitly and the publish
             # needs no BEGIN; DDL (write_pandas' temporary stage) still commits on its own.
             "autocommit": False,
-            # LOCK_TIMEOUT bounds the wait behind a concurrent publisher (then a retriable error); TIMEZONE
-            # makes LOADED_AT UTC.
+            # LOCK_TIMEOUT bounds the wait behind a concurrent publisher (then a retriable error);
+            # ABORT_DETACHED_QUERY aborts a running statement 5 minutes after the function lost its connection (a
+            # timeout) instead of letting it run on; TIMEZONE makes LOADED_AT UTC.
             "session_parameters": {
-                "LOCK_TIMEOUT": 120,
+                "LOCK_TIMEOUT": s.lock_timeout,
+                "ABORT_DETACHED_QUERY": True,
                 "TIMEZONE": "UTC",
                 "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
                 "QUERY_TAG": "tumour-scoring",

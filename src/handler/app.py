@@ -57,4 +57,4 @@ except ConfigurationError:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, build_pipeline())
+    return handle(event, build_pipeline(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)

@@ -23,24 +23,29 @@ from pipeline.errors import PipelineError
 from pipeline.events import ParsedEvent, parse_event, sqs_records
 from pipeline.observability import logger, metrics
 from pipeline.ports import ObjectRef
-from pipeline.process import ObjectResult
+from pipeline.process import ObjectResult, TimeLeft
 
 
 class ObjectProcessor(Protocol):
     """What loads the objects of a batch (pipeline.process.Pipeline; a stand-in in unit tests)."""
 
-    def process_batch(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]: ...
+    def process_batch(
+        self, refs: Sequence[ObjectRef], time_left: TimeLeft | None = None
+    ) -> list[ObjectResult | PipelineError]: ...
 
 
 class MessageFailedError(Exception):
     """An SQS message that must come back to the queue: malformed, or one of its objects was not loaded."""
 
 
-def handle(event: dict[str, Any], pipeline: ObjectProcessor) -> dict[str, Any]:
-    """Process every object an event names; raise only when a retry can help (after doing all the others)."""
+def handle(event: dict[str, Any], pipeline: ObjectProcessor, time_left: TimeLeft | None = None) -> dict[str, Any]:
+    """Process every object an event names; raise only when a retry can help (after doing all the others).
+
+    ``time_left`` (seconds left in the invocation) keeps a publish from starting when a timeout could cut it off.
+    """
     # Every record is parsed first (SQS messages too), so that all the event's objects load together (one publish
     # transaction); for SQS, Powertools' BatchProcessor then settles each message from its objects' results.
-    run = _Run(pipeline, parse_event(event))
+    run = _Run(pipeline, parse_event(event), time_left)
     run.report_skips()
     run.load_all()
     records = sqs_records(event)
@@ -64,6 +69,7 @@ def handle(event: dict[str, Any], pipeline: ObjectProcessor) -> dict[str, Any]:
 class _Run:
     pipeline: ObjectProcessor
     parsed: ParsedEvent
+    time_left: TimeLeft | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     first_error: PipelineError | None = None
     failed_messages: set[str] = field(default_factory=set)
@@ -86,7 +92,7 @@ class _Run:
         items = self.parsed.objects
         if not items:
             return
-        outcomes = self.pipeline.process_batch([item.ref for item in items])
+        outcomes = self.pipeline.process_batch([item.ref for item in items], self.time_left)
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, PipelineError):
                 self.error(item.ref, outcome)

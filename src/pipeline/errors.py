@@ -114,6 +114,15 @@ class ConcurrentLoadError(LoadConflictError):
     reason = "concurrent_load"
 
 
+class OutOfTimeError(RetriableError):
+    """Too little of the invocation was left to start a publish: nothing was published, and the object is retried.
+
+    A publish may wait SNOWFLAKE_LOCK_TIMEOUT for the ledger lock; a timeout inside it would leave a detached
+    transaction holding that lock until Snowflake aborts it."""
+
+    reason = "out_of_time"
+
+
 class WarehouseRejectedError(PermanentError):
     """Snowflake refused a statement in a way a retry cannot fix (permissions, bad schema)."""
 

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -24,6 +24,7 @@ import pyarrow as pa
 from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
 from pipeline.errors import (
     ConcurrentLoadError,
+    OutOfTimeError,
     PermanentError,
     PipelineError,
     SharedStagingError,
@@ -78,6 +79,13 @@ MAX_BATCH_ATTEMPTS = 3
 # staging write); a big file's load is long anyway, and publishing it alone means a timeout in a later file of the
 # batch never throws its work away.
 BATCH_MAX_BYTES = 64 * 1024**2
+# A publish may wait up to SNOWFLAKE_LOCK_TIMEOUT for the ledger lock, and needs up to this much more for its other
+# statements (the INSERTs from staging, the ledger UPDATE, the COMMIT). It is never started with less of the
+# invocation left: a Lambda timeout inside it would leave a detached transaction holding the ledger lock, and
+# every other publish waiting on it, until Snowflake aborts it (after 5 idle minutes).
+PUBLISH_MARGIN_SECONDS = 60
+
+TimeLeft = Callable[[], float]  # seconds left in the invocation (Lambda's context.get_remaining_time_in_millis)
 
 
 def publish_groups(refs: Sequence[ObjectRef], max_bytes: int = BATCH_MAX_BYTES) -> list[list[ObjectRef]]:
@@ -132,25 +140,46 @@ class Pipeline:
             raise outcome
         return outcome
 
-    def process_batch(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
+    def process_batch(
+        self, refs: Sequence[ObjectRef], time_left: TimeLeft | None = None
+    ) -> list[ObjectResult | PipelineError]:
         """Load object versions together: one claim, shared staging, one publish transaction (one ledger lock).
 
         One result per ref, in order: an ObjectResult (loaded, duplicate or failed), or the retriable error that
         kept it from loading. An error of one object's source fails that object only; a warehouse error fails
         every object of the batch not yet settled (nothing of them was published). With BATCH_PUBLISH off,
-        each object is its own batch; with it on, big objects are (see publish_groups).
+        each object is its own batch; with it on, big objects are (see publish_groups). With ``time_left`` (the
+        invocation's), a group is neither started nor published with less time left than a publish may need: its
+        objects come back as OutOfTimeError, and the groups already published stay published.
         """
         groups = publish_groups(refs) if self.settings.batch_publish else [[ref] for ref in refs]
-        return [result for group in groups for result in self._with_retries(group)]
+        return [result for group in groups for result in self._with_retries(group, time_left)]
 
-    def _with_retries(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
+    def _out_of_time(self, time_left: TimeLeft | None) -> OutOfTimeError | None:
+        """The error to return instead of starting a publish, when the invocation has too little time left."""
+        if time_left is None:
+            return None
+        left, needed = time_left(), self.settings.lock_timeout + PUBLISH_MARGIN_SECONDS
+        if left >= needed:
+            return None
+        return OutOfTimeError(
+            f"not published: {left:.0f} s of the invocation left, and a publish may need {needed} s (the wait for "
+            f"the ledger lock, SNOWFLAKE_LOCK_TIMEOUT, plus {PUBLISH_MARGIN_SECONDS} s); nothing of this object "
+            "was written, and it is retried"
+        )
+
+    def _with_retries(
+        self, refs: Sequence[ObjectRef], time_left: TimeLeft | None
+    ) -> list[ObjectResult | PipelineError]:
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
+            if short := self._out_of_time(time_left):
+                return [short for _ in refs]
             try:
-                return self._batch(refs)
+                return self._batch(refs, time_left)
             except SharedStagingError:
                 # A write that carried several objects' rows failed: load them again one by one, so that each
                 # object's outcome (and a refusal of one file's data) is its own.
-                return [result for ref in refs for result in self._with_retries([ref])]
+                return [result for ref in refs for result in self._with_retries([ref], time_left)]
             except ConcurrentLoadError as exc:
                 # A concurrent delivery loaded one of these versions after the claim: run the batch again (its
                 # claim now skips that version), or, after a few rounds, give the retry back to the queue.
@@ -158,7 +187,7 @@ class Pipeline:
                     return [exc for _ in refs]
         raise AssertionError("unreachable")
 
-    def _batch(self, refs: Sequence[ObjectRef]) -> list[ObjectResult | PipelineError]:
+    def _batch(self, refs: Sequence[ObjectRef], time_left: TimeLeft | None) -> list[ObjectResult | PipelineError]:
         results: list[ObjectResult | PipelineError | None] = [None] * len(refs)
         items: list[_Item] = []
         try:
@@ -169,7 +198,7 @@ class Pipeline:
                 else:
                     items.append(item)
             try:
-                self._claim_stage_publish(items, results)
+                self._claim_stage_publish(items, results, time_left)
             except (ConcurrentLoadError, SharedStagingError):
                 raise  # the batch runs again (process_batch)
             except PipelineError as exc:
@@ -205,7 +234,9 @@ class Pipeline:
         )
         return _Item(index, ref, identity, result, timer, sequencer, opened, unopenable)
 
-    def _claim_stage_publish(self, items: list[_Item], results: list[ObjectResult | PipelineError | None]) -> None:
+    def _claim_stage_publish(
+        self, items: list[_Item], results: list[ObjectResult | PipelineError | None], time_left: TimeLeft | None
+    ) -> None:
         first: dict[str, LoadIdentity] = {}  # one identity per version: a notification twice in a batch loads once
         for item in items:
             first.setdefault(item.identity.load_key, item.identity)
@@ -224,6 +255,8 @@ class Pipeline:
                     results[item.index] = outcome
                 else:
                     staged.append((item, outcome))
+            if staged and (short := self._out_of_time(time_left)):
+                raise short  # staged but not published: the batch is rolled back, each object comes back
             start = time.perf_counter()
             published = batch.publish([outcome for _, outcome in staged])
             for item, _ in staged:  # the batch's one publish, on each object's clock

@@ -98,6 +98,7 @@ ENVIRONMENT: dict[str, str] = {
     "SNOWFLAKE_PORT": "port",
     "SNOWFLAKE_PROTOCOL": "protocol",
     "SNOWFLAKE_LOGIN_TIMEOUT": "login_timeout",
+    "SNOWFLAKE_LOCK_TIMEOUT": "lock_timeout",
     "TARGET_TABLE": "target_table",
     "REJECTS_TABLE": "rejects_table",
     "LEDGER_TABLE": "ledger_table",
@@ -134,6 +135,9 @@ class Settings(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     protocol: str = Field(default="https", pattern="^https?$")
     login_timeout: int = Field(default=30, ge=1, le=600)
+    # Seconds a publish waits for the ledger lock behind a concurrent one (then a retriable error). A publish is
+    # started only with at least this plus PUBLISH_MARGIN_SECONDS (pipeline/process.py) of the invocation left.
+    lock_timeout: int = Field(default=120, ge=1, le=600)
 
     target_table: str = "TUMOUR_SCORES"
     rejects_table: str = "TUMOUR_SCORE_REJECTS"

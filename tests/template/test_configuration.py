@@ -139,3 +139,17 @@ def test_a_malformed_readme_row_is_refused(
     # When it is read, Then the reader says what is wrong
     with pytest.raises(AssertionError, match=problem):
         readme_table()
+
+
+def test_a_publish_always_fits_in_the_functions_timeout(template: dict[str, Any]) -> None:
+    # Given the function's timeout, the largest SnowflakeLockTimeout the template allows, and the local runs' context
+    from pipeline.process import PUBLISH_MARGIN_SECONDS
+    from tools.local_stack import LambdaContext
+
+    timeout = template["Resources"]["ScoringFunction"]["Properties"]["Timeout"]
+    largest_lock_wait = template["Parameters"]["SnowflakeLockTimeout"]["MaxValue"]
+
+    # When a publish needs its longest (the lock wait plus the margin)
+    # Then an invocation still has time to stage before it, and local runs count down from the same timeout
+    assert largest_lock_wait + PUBLISH_MARGIN_SECONDS <= timeout * 3 / 4
+    assert LambdaContext().timeout_seconds == timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.errors import PipelineError
 from pipeline.ports import ObjectRef
-from pipeline.process import ObjectResult
+from pipeline.process import ObjectResult, TimeLeft
 
 
 class OneByOne:
@@ -14,7 +14,9 @@ class OneByOne:
     def process(self, ref: ObjectRef) -> ObjectResult:
         raise NotImplementedError
 
-    def process_batch(self, refs: list[ObjectRef]) -> list[ObjectResult | PipelineError]:
+    def process_batch(
+        self, refs: list[ObjectRef], time_left: TimeLeft | None = None
+    ) -> list[ObjectResult | PipelineError]:
         outcomes: list[ObjectResult | PipelineError] = []
         for ref in refs:
             try:
