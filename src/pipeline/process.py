@@ -164,8 +164,8 @@ class Pipeline:
             return None
         return OutOfTimeError(
             f"not published: {left:.0f} s of the invocation left, and a publish may need {needed} s (the wait for "
-            f"the ledger lock, SNOWFLAKE_LOCK_TIMEOUT, plus {PUBLISH_MARGIN_SECONDS} s); nothing of this object "
-            "was written, and it is retried"
+            f"the ledger lock, SNOWFLAKE_LOCK_TIMEOUT, plus {PUBLISH_MARGIN_SECONDS} s); none of its rows "
+            "were published, and it is retried"
         )
 
     def _with_retries(
