@@ -94,6 +94,7 @@ init_ms = (time.perf_counter() - t0) * 1000
 class Ctx:
     function_name = "cold"; memory_limit_in_mb = 2048; aws_request_id = "cold"
     invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:cold"
+    def get_remaining_time_in_millis(self): return 900_000  # template.yaml's Timeout
 out = {"init_ms": init_ms, "invocations_ms": []}
 for event in events:
     t = time.perf_counter()
