@@ -8,7 +8,6 @@ that agrees (tests/ledger_invariant.py). They do not rely on fakesnow's locking:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,18 +16,10 @@ import pytest
 from snowflake.connector import errors as sf
 
 from tests.ledger_invariant import ledger_vs_tables
+from tests.sqs_batches import sqs_batch
 
 SMALL = 5  # rows of the small file: below CHUNK_ROWS, so its frame waits to be written with the next one's
 CHUNK_ROWS = "20"
-
-
-def sqs_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {"eventSource": "aws:sqs", "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": json.dumps(event)}
-            for i, event in enumerate(events)
-        ]
-    }
 
 
 def copy_fails(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[str]:

@@ -8,32 +8,19 @@ counts equal the rows its load put in the tables. Faults are injected at the bot
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.ledger_invariant import assert_ledger_matches_tables, assert_summary_matches_ledger
+from tests.sqs_batches import failed_messages, sqs_batch
 
 ROWS = 30
 
 
-def sqs_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {"eventSource": "aws:sqs", "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": json.dumps(event)}
-            for i, event in enumerate(events)
-        ]
-    }
-
-
 def statuses(summary: dict[str, Any]) -> dict[str, str]:
     return {o["key"]: o["status"] for o in summary["objects"]}
-
-
-def failed_messages(summary: dict[str, Any]) -> list[str]:
-    return sorted(f["itemIdentifier"] for f in summary["batchItemFailures"])
 
 
 def rows_of(harness: Any, key: str) -> int:

@@ -9,30 +9,17 @@ the rollback, not Snowflake's locking.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.process import PUBLISH_MARGIN_SECONDS
 from tests.ledger_invariant import assert_ledger_matches_tables
+from tests.sqs_batches import failed_messages, sqs_batch
 from tools.local_stack import LambdaContext
 
 ROWS = 20
 PUBLISH_NEEDS = 120 + PUBLISH_MARGIN_SECONDS  # the default SNOWFLAKE_LOCK_TIMEOUT, plus the margin
-
-
-def sqs_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {"eventSource": "aws:sqs", "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": json.dumps(event)}
-            for i, event in enumerate(events)
-        ]
-    }
-
-
-def failed_messages(summary: dict[str, Any]) -> list[str]:
-    return sorted(f["itemIdentifier"] for f in summary["batchItemFailures"])
 
 
 @dataclass
@@ -123,11 +110,7 @@ def test_time_that_runs_short_while_staging_rolls_the_batch_back_and_the_warm_re
     assert [(o["status"], o["rows_loaded"]) for o in again["objects"]] == [("loaded", ROWS), ("loaded", ROWS)]
     assert harness.count("target") == 2 * ROWS
     assert harness.count("ledger", "STATUS = 'LOADED'") == 2
-    conn = harness.stack.snowflake_connect()
-    try:
-        assert_ledger_matches_tables(lambda sql: list(conn.cursor().execute(sql).fetchall()), harness.tables)
-    finally:
-        conn.close()
+    assert_ledger_matches_tables(harness.query, harness.tables)
 
 
 def test_the_groups_published_before_time_ran_short_stay_published(

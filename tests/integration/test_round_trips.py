@@ -7,12 +7,12 @@ AUTOCOMMIT and table locks; fakesnow behind it runs the SQL. Latency is off: onl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.sqs_batches import sqs_batch
 from tools.local_stack import LambdaContext
 from tools.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
 
@@ -49,16 +49,6 @@ def container(harness: Any, modelled: tuple[SnowflakeModel, int]) -> Callable[..
     app.build_pipeline().warehouse.close()
     get_settings.cache_clear()
     app.build_pipeline.cache_clear()
-
-
-def sqs_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """S3 notifications as one SQS batch, as the queue delivers them (one message each)."""
-    return {
-        "Records": [
-            {"eventSource": "aws:sqs", "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": json.dumps(event)}
-            for i, event in enumerate(events)
-        ]
-    }
 
 
 def the_function_session(model: SnowflakeModel) -> list[Any]:
