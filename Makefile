@@ -73,6 +73,8 @@ WITH_MODEL_DIR = $(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))")
 demo: $(VENV)/.installed-local ## the sample file uploaded to the local stack: S3 notification -> queue -> the function (CSV=your.csv for your own) [MODEL_DIR=<dir>]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.demo $(if $(CSV),--csv "$(CSV)")
 
+# make exits 2 for any failing recipe, so `make score` cannot pass on the tool's exit status (README "Exit
+# status, for scripts"): scripts run bin/score FILE (the same tool), whose status is the documented one.
 score: score-usage $(VENV)/.installed-local ## your own file, uploaded to the local stack (S3 -> queue -> the function): FILE=x.csv[.gz] [KEY=incoming/x.csv]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
 
