@@ -667,8 +667,8 @@ def reference_performance(rows: RealRows, scores: Any) -> dict[str, Any]:
     if malignant in (0, n):
         label = "malignant" if malignant else "benign"
         problems.append(
-            f"it labels every one of the {n} rows {label} (a forgotten or wrong standardize? features in the wrong "
-            "order?)"
+            f"it labels every one of the {n} rows {label}, one class for every row (a forgotten or wrong "
+            "standardize? features in the wrong order?)"
         )
     if rows.labels is not None:
         labels = rows.labels
