@@ -73,6 +73,8 @@ WITH_MODEL_DIR = $(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))")
 demo: $(VENV)/.installed-local ## the sample file uploaded to the local stack: S3 notification -> queue -> the function (CSV=your.csv for your own) [MODEL_DIR=<dir>]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.demo $(if $(CSV),--csv "$(CSV)")
 
+# make exits 2 for any failing recipe, so `make score` cannot pass on the tool's exit status (README "Exit
+# status, for scripts"): scripts run bin/score FILE (the same tool), whose status is the documented one.
 score: score-usage $(VENV)/.installed-local ## your own file, uploaded to the local stack (S3 -> queue -> the function): FILE=x.csv[.gz] [KEY=incoming/x.csv]
 	@$(WITH_MODEL_DIR) $(PY) -m tools.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
 
@@ -86,9 +88,10 @@ bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
 
 # Through the queue by default; IN_PROCESS=1 loads here with the function's environment (WORKERS at a time).
+# DRY_RUN=1 applies to every mode (queue, IN_PROCESS=1, LOCAL=1): list what would be sent or loaded, do nothing.
 backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1: local demo
-	$(PY) -m tools.backfill $(if $(LOCAL),--local,$(S3) $(if $(STACK),--stack $(STACK)) $(if $(DRY_RUN),--dry-run) \
-	  $(if $(IN_PROCESS),--in-process)) --workers $(or $(WORKERS),4)
+	$(PY) -m tools.backfill $(if $(LOCAL),--local,$(S3) $(if $(STACK),--stack $(STACK)) $(if $(IN_PROCESS),--in-process)) \
+	  $(if $(DRY_RUN),--dry-run) --workers $(or $(WORKERS),4)
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .local benchmarks/out .pytest_cache .mypy_cache .ruff_cache

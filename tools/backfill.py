@@ -18,14 +18,19 @@ with its retries and dead-letter queue; versions the ledger already has come bac
   (``SenderFault``), then reported in the summary, and the exit status is 1.
 * ``--dry-run`` lists what would be sent and sends nothing. Sending twice is harmless: the ledger skips.
 
+``--dry-run`` means the same in every mode (queue, ``--in-process``, ``--local``): it lists the objects that would
+be sent or loaded, counts them, and sends, loads and writes nothing (no message, no Snowflake connection, no
+table, no row, no ledger row).
+
 **In process** (``--in-process``, and ``--local``): every object goes through ``Pipeline.process`` here, as
 before: ``--workers`` at a time, each with its own Pipeline and Snowflake connection, sharing the Scorer (it
 holds a lock). Configuration is the function's own environment variables (``SNOWFLAKE_*``, ``TARGET_TABLE``...).
 
-    make backfill S3=s3://my-bucket/incoming/2025/ [STACK=tumour-scoring] [DRY_RUN=1]
+    make backfill S3=s3://my-bucket/incoming/2025/ [STACK=tumour-scoring] [IN_PROCESS=1] [DRY_RUN=1]
+    make backfill LOCAL=1 [DRY_RUN=1]
     PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --stack tumour-scoring --dry-run
     PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --in-process --workers 4
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill --local          # a fresh moto + fakesnow, seeded
+    PYTHONPATH=src:. .venv/bin/python -m tools.backfill --local [--dry-run]  # a fresh moto + fakesnow, seeded
 
 Development / operations tool: runs on a workstation with the dev venv (boto3, tqdm), not in the Lambda.
 """
@@ -260,7 +265,7 @@ def backfill_to_queue(
                 summary.objects += len(batch)
                 if dry_run:
                     for ref in batch:
-                        tqdm.write(f"s3://{ref.bucket}/{ref.key}" + (f" ({ref.version_id})" if ref.version_id else ""))
+                        tqdm.write(describe(ref))
                 else:
                     failures = send_batch(sqs, target.queue_url, batch, region=region, sleep=sleep)
                     summary.sent += len(batch) - len(failures)
@@ -283,6 +288,7 @@ def backfill_to_queue(
 # --- in process ---------------------------------------------------------------------------------------------------
 @dataclass
 class Summary:
+    dry_run: bool = False
     statuses: Counter[str] = field(default_factory=Counter)
     rows_loaded: int = 0
     rows_rejected: int = 0
@@ -290,6 +296,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "dry_run": self.dry_run,
             "objects": sum(self.statuses.values()),
             "loaded": self.statuses["loaded"],
             "duplicate": self.statuses["duplicate"],
@@ -335,8 +342,24 @@ def _pipeline_factory() -> Callable[[], Any]:
     return get
 
 
-def backfill(bucket: str, prefix: str, *, workers: int = 4, progress: bool = True, s3: Any = None) -> dict[str, Any]:
-    """Run every object under the prefix through Pipeline.process; return the summary."""
+def describe(ref: ObjectRef) -> str:
+    """An object as a dry run lists it: its URL, and its version when the bucket has one."""
+    return f"s3://{ref.bucket}/{ref.key}" + (f" ({ref.version_id})" if ref.version_id else "")
+
+
+def backfill(
+    bucket: str,
+    prefix: str,
+    *,
+    workers: int = 4,
+    progress: bool = True,
+    s3: Any = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Run every object under the prefix through Pipeline.process; return the summary.
+
+    ``dry_run``: list the objects that would be loaded (on stdout) and count them, and nothing more: no
+    Pipeline, no Snowflake connection, no table, no ledger row, no message."""
     import boto3
     from tqdm import tqdm
 
@@ -344,6 +367,12 @@ def backfill(bucket: str, prefix: str, *, workers: int = 4, progress: bool = Tru
 
     s3 = s3 or boto3.client("s3")
     refs = list(list_latest(s3, bucket, prefix))
+    if dry_run:
+        for ref in refs:
+            print(describe(ref))
+        summary = Summary(dry_run=True)
+        summary.statuses["would_load"] = len(refs)
+        return {**summary.as_dict(), "would_load": len(refs)}
     get_pipeline = _pipeline_factory()
     summary = Summary()
 
@@ -374,18 +403,21 @@ def backfill(bucket: str, prefix: str, *, workers: int = 4, progress: bool = Tru
     return summary.as_dict()
 
 
-def _local_demo(workers: int, progress: bool) -> dict[str, Any]:
-    """A fresh local stack seeded with a few generated files, one of them loaded beforehand."""
+def _local_demo(workers: int, progress: bool, *, dry_run: bool = False, db_path: Path | None = None) -> dict[str, Any]:
+    """A fresh local stack seeded with a few generated files, one of them loaded beforehand.
+
+    ``dry_run``: the emulated bucket is seeded (the demo's stand-in for a bucket that already holds files), then
+    the objects are listed and nothing is loaded: not even the one the demo loads beforehand.
+    ``db_path``: where the emulated Snowflake keeps its files (None: in memory, gone after the run)."""
     import gzip
 
     from tools.local_stack import local_stack
     from tools.make_files import make_file
     from tools.s3_events import upload
 
-    with local_stack(None) as stack:
+    with local_stack(db_path) as stack:
         os.environ.update(stack.function_env())
         import tempfile
-        from pathlib import Path
 
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(5):
@@ -395,6 +427,11 @@ def _local_demo(workers: int, progress: bool) -> dict[str, Any]:
                 upload(stack, name, gzip.compress(body) if i % 2 else body)
         upload(stack, "backfill/2026/readme.txt", b"not a csv: not listed")
         s3 = stack.client("s3")
+        if dry_run:
+            print("dry run: the demo would pre-load")
+            backfill(stack.bucket, "backfill/2026/part-0", progress=False, s3=s3, dry_run=True)
+            print("then backfill")
+            return backfill(stack.bucket, "backfill/", progress=False, s3=s3, dry_run=True)
         first = backfill(stack.bucket, "backfill/2026/part-0", workers=1, progress=False, s3=s3)
         print(f"pre-loaded: {json.dumps({k: v for k, v in first.items() if k != 'error_details'})}")
         return backfill(stack.bucket, "backfill/", workers=workers, progress=progress, s3=s3)
@@ -419,24 +456,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--region", default=defaults.get("region"), help="its region (default: samconfig.toml's, else boto3's)"
     )
-    parser.add_argument("--dry-run", action="store_true", help="list what would be sent, send nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be sent or loaded; send, load and write nothing (in every mode)",
+    )
     parser.add_argument(
         "--in-process", action="store_true", help="load here with the function's environment, not via the queue"
     )
     parser.add_argument("--workers", type=int, default=4, help="in process: objects in parallel (default 4)")
     parser.add_argument("--local", action="store_true", help="in process, on a fresh, seeded moto + fakesnow")
+    parser.add_argument(
+        "--db-path", type=Path, help="with --local: keep the emulated Snowflake's files here (default: in memory)"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     progress = not args.no_progress
+    if args.db_path is not None and not args.local:
+        parser.error("--db-path is for --local")
     if args.local:
-        summary = _local_demo(args.workers, progress)
+        summary = _local_demo(args.workers, progress, dry_run=args.dry_run, db_path=args.db_path)
         failed = summary["errors"]
     elif not args.url:
         parser.error("give s3://bucket/prefix, or --local")
     elif args.in_process:
         bucket, prefix = parse_s3_url(args.url)
-        summary = backfill(bucket, prefix, workers=args.workers, progress=progress)
+        summary = backfill(bucket, prefix, workers=args.workers, progress=progress, dry_run=args.dry_run)
         failed = summary["errors"]
     else:
         if not args.stack:

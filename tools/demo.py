@@ -17,11 +17,11 @@ __all__ = ["DB_PATH", "SAMPLE"]
 
 def main(argv: list[str] | None = None) -> int:
     """The sample file (or ``--csv``, the same as ``make score FILE=...``) through the handler; see tools/score.py."""
-    from tools.score import parse_args, run
+    from tools.score import parse_args, run_with_status
 
     args = parse_args(argv, default_file=SAMPLE)
     key = args.key or (SAMPLE_KEY if args.file.resolve() == SAMPLE else default_key(args.file))
-    return run(args.file, key, args.db_path)
+    return run_with_status(args.file, key, args.db_path)
 
 
 if __name__ == "__main__":

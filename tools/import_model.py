@@ -18,7 +18,12 @@ What it does, in order, and nothing is written unless every step passes:
    ways, with the same preprocessing: the SavedModel run by TensorFlow and the .tflite run by ``Scorer``. The
    output must be a probability (in [0, 1]; a [N, 2] output's rows summing to 1), and P(malignant) must agree
    to ``PARITY_TOLERANCE``;
-5. writes ``model.tflite`` then ``metadata.json`` (with provenance: the SavedModel's fingerprint and sha256,
+5. judges the converted model on real rows (the ``reference_csv`` rows, else the ``fit_csv`` rows, else the
+   sample export's when it holds the features): it is refused when it labels every row one class, and, with
+   labels, when its accuracy is below the majority class's share (worse than chance) or its ROC AUC is below 0.5
+   (the probability is inverted), unless the config says ``"accept_poor_reference_performance": true`` (recorded
+   in the metadata, with what was wrong);
+6. writes ``model.tflite`` then ``metadata.json`` (with provenance: the SavedModel's fingerprint and sha256,
    tags, signature and tensor names, the preprocessing, the probability mapping, the threshold, the reference
    metrics when labelled rows were given, the tool versions and the model version).
 
@@ -113,6 +118,8 @@ class ImportConfig(BaseModel):
     label_malignant_value: str | int | float | bool | None = None
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     domain: DomainConfig | None = None
+    # A model that scores real rows worse than chance, inverted, or as one class is refused unless this says so.
+    accept_poor_reference_performance: bool = False
 
     @field_validator("features")
     @classmethod
@@ -605,6 +612,90 @@ def feature_metadata(config: ImportConfig, training: TrainingRows | None) -> lis
     return features
 
 
+def roc_auc(labels: npt.NDArray[np.int8], probability: npt.NDArray[np.floating[Any]]) -> float:
+    """ROC AUC of P(malignant) against labels (1 malignant): the probability that a malignant row scores above a
+    benign one, ties counting half (the Mann-Whitney statistic, average ranks). Needs both classes."""
+    p = np.asarray(probability, dtype=np.float64)
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    average_rank = ends - (counts - 1) / 2.0  # 1-based rank of each distinct value, ties averaged
+    ranks = average_rank[inverse]
+    positives = labels == 1
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class RealRows:
+    """Real measurements to judge the converted model on, and where they came from."""
+
+    values: npt.NDArray[np.float64]
+    source: str
+    labels: npt.NDArray[np.int8] | None = None
+
+
+def real_rows(config: ImportConfig, reference: Rows | None, fit: Rows | None) -> RealRows | None:
+    """The rows the model's answers are judged on: the reference rows (with their labels, when given), else the
+    fit_csv rows, else the sample export's when it holds the features; None when there are no real rows."""
+    if reference is not None and config.reference_csv is not None:
+        return RealRows(reference.values, f"reference_csv {shown_path(config.reference_csv)}", reference.labels)
+    if fit is not None and config.standardize is not None and config.standardize.fit_csv is not None:
+        return RealRows(fit.values, f"standardize.fit_csv {shown_path(config.standardize.fit_csv)}")
+    if SAMPLE_CSV.is_file() and set(config.features) <= set(pa_csv.open_csv(SAMPLE_CSV).schema.names):
+        sample = read_rows(SAMPLE_CSV, config.features, what="the sample CSV")
+        return RealRows(sample.values, shown_path(SAMPLE_CSV))
+    return None
+
+
+def reference_performance(rows: RealRows, scores: Any) -> dict[str, Any]:
+    """How the converted model does on real rows, and what is wrong with it (``problems``: empty when nothing).
+
+    Refused by default (a clinical classifier): one class for every row (a forgotten scaler labels every row
+    malignant), and with labels, accuracy below the majority class's share (worse than always answering the
+    commoner class) or ROC AUC below 0.5 (the probability is inverted: probability_of or output_classes wrong).
+    With labels of one class only, accuracy and AUC say nothing about chance, and are not judged."""
+    n = int(rows.values.shape[0])
+    predicted = np.asarray(scores.classification, dtype=np.int8)
+    malignant = int(predicted.sum())
+    report: dict[str, Any] = {
+        "rows": n,
+        "rows_from": rows.source,
+        "predicted_malignant": malignant,
+        "predicted_benign": n - malignant,
+    }
+    problems: list[str] = []
+    if malignant in (0, n):
+        label = "malignant" if malignant else "benign"
+        problems.append(
+            f"it labels every one of the {n} rows {label}, one class for every row (a forgotten or wrong "
+            "standardize? features in the wrong order?)"
+        )
+    if rows.labels is not None:
+        labels = rows.labels
+        positives = int(labels.sum())
+        accuracy = float((predicted == labels).mean())
+        majority = max(positives, n - positives) / n
+        report["accuracy"] = round(accuracy, 6)
+        report["majority_class_share"] = round(majority, 6)
+        if 0 < positives < n:
+            auc = roc_auc(labels, scores.malignant_probability)
+            report["roc_auc"] = round(auc, 6)
+            if accuracy < majority:
+                problems.append(
+                    f"its accuracy on the labelled rows, {accuracy:.4g}, is below chance (the majority class's "
+                    f"share, {majority:.4g})"
+                )
+            if auc < 0.5:
+                problems.append(
+                    f"its ROC AUC on the labelled rows is {auc:.4g}, below 0.5: its probability is inverted (is "
+                    '"probability_of" or "output_classes" wrong?)'
+                )
+        else:
+            report["not_judged"] = "the labels hold one class only: accuracy and ROC AUC are not compared to chance"
+    report["problems"] = problems
+    return report
+
+
 @dataclass
 class ImportResult:
     out: Path
@@ -753,6 +844,20 @@ def import_model(
     report: dict[str, Any] = {"parity": parity}
     if reference is not None and reference.labels is not None:
         report["metrics"] = metrics(reference.labels, scores.classification)
+    judged = real_rows(config, reference, fit)
+    if judged is not None:
+        performance = reference_performance(judged, scorer.score(np.ascontiguousarray(judged.values, np.float32)))
+        if performance["problems"] and not config.accept_poor_reference_performance:
+            raise ModelImportError(
+                f"the converted model scores the real rows ({judged.source}) wrong: "
+                + "; ".join(performance["problems"])
+                + '; nothing written (to import it anyway, set "accept_poor_reference_performance": true in the '
+                "config: it is recorded in metadata.json)"
+            )
+        performance["accept_poor_reference_performance"] = config.accept_poor_reference_performance
+        report["performance"] = performance
+    else:
+        report["performance"] = {"rows": 0, "rows_from": None, "problems": [], "not_judged": "no real rows"}
     metadata_dict["reference"] = report
     metadata_dict["tools"] = metadata_dict.get("tools") or _tool_versions()
     metadata = ModelMetadata.model_validate(metadata_dict)
@@ -800,6 +905,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if metrics_ := (meta.model_extra or {}).get("reference", {}).get("metrics"):
         summary["metrics"] = metrics_
+    performance = (meta.model_extra or {}).get("reference", {}).get("performance") or {}
+    summary["performance"] = performance
+    if performance.get("problems"):
+        print(
+            "import-model: warning: imported although it scores the real rows wrong "
+            '("accept_poor_reference_performance": true): ' + "; ".join(performance["problems"]),
+            file=sys.stderr,
+        )
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -18,8 +18,13 @@ says otherwise.
 
 Exit status: 0 when the file loaded (or was already loaded: a re-run of the same bytes is a `duplicate` and
 reports the earlier load), 1 when it was recorded FAILED (the reason is printed), 2 for a usage or
-configuration error (a KEY the bucket does not notify the queue for is one), 3 when the load raised a retriable
-error (the run stops at its first delivery: it does not wait for the queue's retries).
+configuration error (a missing file, a bad setting, a KEY the bucket does not notify the queue for), 3 when the
+load raised a retriable error or its notification never reached the function (the run stops at its first
+delivery: it does not wait for the queue's retries), 4 when the tool itself failed (a traceback is printed).
+
+These reach the shell from `bin/score FILE` (or `.venv/bin/python -m tools.score FILE` at the repository root).
+`make score` cannot pass them on: make exits 2 for any failing recipe, and names the tool's status in its own
+message (`make: *** [Makefile:..: score] Error 3`).
 """
 
 from __future__ import annotations
@@ -30,10 +35,17 @@ import os
 import re
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+EXIT_LOADED = 0
+EXIT_FAILED = 1  # recorded FAILED in the ledger
+EXIT_USAGE = 2  # usage or configuration: nothing was loaded, and running it again as it is will not help
+EXIT_RETRIABLE = 3  # a retriable error: a retry may help
+EXIT_TOOL_FAILED = 4  # the tool itself failed
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_PATH = ROOT / ".local" / "snowflake"
@@ -274,7 +286,7 @@ def run(file: Path, key: str, db_path: Path) -> int:
             settings = Settings.from_env({**os.environ, **stack.function_env()})
         except ConfigurationError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         tables = Tables(settings.target_table, settings.rejects_table, settings.ledger_table)
         # One file: no batching window to wait out (the template's is for bursts), one copy is enough.
         queue = QueueSettings.from_template(batching_window_seconds=0, maximum_concurrency=1)
@@ -284,13 +296,15 @@ def run(file: Path, key: str, db_path: Path) -> int:
                 f"{key!r} would never reach the function: give KEY=...",
                 file=sys.stderr,
             )
-            return 2
+            return EXIT_USAGE
         try:
             summary = deliver(stack, key, data, queue)
         except PipelineError as exc:
             retry = "a retry may help" if exc.retriable else "a retry will not help"
             print(f"error: {file} was not loaded ({exc.reason}: {exc}); {retry}", file=sys.stderr)
-            return 2 if isinstance(exc, ConfigurationError) else 3 if exc.retriable else 1
+            if isinstance(exc, ConfigurationError):
+                return EXIT_USAGE
+            return EXIT_RETRIABLE if exc.retriable else EXIT_FAILED
         errored = [o for o in summary["objects"] if o["status"] == "error"]
         for obj in errored:  # the message went back to the queue: on the deployed stack it is retried
             print(
@@ -298,7 +312,7 @@ def run(file: Path, key: str, db_path: Path) -> int:
                 file=sys.stderr,
             )
         if errored:
-            return 3
+            return EXIT_RETRIABLE
         print("Load summary:")
         print("\n".join(summary_lines(summary)))
         conn = stack.snowflake_connect()
@@ -313,7 +327,22 @@ def run(file: Path, key: str, db_path: Path) -> int:
     failed = [o for o in summary["objects"] if outcomes[o["key"]] != "LOADED"]
     for obj in failed:
         print(f"error: {file} was recorded {outcomes[obj['key']]}: see the reason above", file=sys.stderr)
-    return 0 if summary["objects"] and not failed else 1
+    return EXIT_LOADED if summary["objects"] and not failed else EXIT_FAILED
+
+
+def run_with_status(file: Path, key: str, db_path: Path) -> int:
+    """``run``, with what it did not foresee mapped to the documented statuses: a notification that never
+    reached the function is retriable (3); anything else is the tool's own failure (4), never "recorded FAILED"
+    (1, which is what Python's own status for an uncaught exception would say)."""
+    try:
+        return run(file, key, db_path)
+    except TimeoutError as exc:
+        print(f"error: {file} was not loaded ({exc}); a retry may help", file=sys.stderr)
+        return EXIT_RETRIABLE
+    except Exception:
+        traceback.print_exc()
+        print(f"error: the tool itself failed while scoring {file} (traceback above)", file=sys.stderr)
+        return EXIT_TOOL_FAILED
 
 
 def parse_args(argv: Sequence[str] | None, *, default_file: Path | None = None) -> argparse.Namespace:
@@ -332,7 +361,7 @@ def parse_args(argv: Sequence[str] | None, *, default_file: Path | None = None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run(args.file, args.key or default_key(args.file), args.db_path)
+    return run_with_status(args.file, args.key or default_key(args.file), args.db_path)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 
 from tools.backfill import BackfillError, backfill, backfill_to_queue, find_target, main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_backfill_skips_objects_already_loaded(harness: Any, make_csv: Any, monkeypatch: Any) -> None:
@@ -202,29 +208,134 @@ def test_a_queue_backfill_is_loaded_by_the_handler_and_a_second_one_loads_nothin
     assert harness.count("ledger", "STATUS = 'LOADED'") == 13
 
 
-def test_a_dry_run_lists_and_sends_nothing(
-    harness: Any, deployed: Deployed, make_csv: Any, monkeypatch: Any, capsys: Any
+READ_ONLY_CALLS = ("List", "Get", "Head", "Describe")
+
+
+def _rows_in(harness: Any, table: str) -> int:
+    """Rows in one of this test's tables; 0 when the table was never created."""
+    exists = harness.query(
+        "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = CURRENT_SCHEMA() "
+        f"AND TABLE_NAME = '{harness.tables[table]}'"
+    )[0][0]
+    return harness.count(table) if exists else 0
+
+
+@pytest.mark.parametrize("mode", ["queue", "in-process"])
+def test_a_dry_run_lists_and_sends_loads_and_writes_nothing(
+    mode: str, harness: Any, deployed: Deployed, make_csv: Any, monkeypatch: Any, capsys: Any
 ) -> None:
-    """Given 3 objects under the stack's prefix
-    When `python -m tools.backfill s3://bucket/incoming/ --stack NAME --dry-run` runs (against moto)
-    Then it exits 0, lists the 3 objects with their versions, counts them, and the queue stays empty"""
+    """Given 3 objects under the stack's prefix, none loaded yet, and the function's environment
+    When `python -m tools.backfill s3://bucket/incoming/ --dry-run` runs through the queue (--stack NAME) or in
+    process (--in-process), against moto and fakesnow
+    Then it exits 0, lists the 3 objects with their versions and counts them; every AWS call it made only read
+    (no message sent, no object written), the queue stays empty, and no row, reject or ledger row exists"""
     keys = [f"{INPUT_PREFIX}dry {i}.csv" for i in range(3)]
     versions = [put(harness, deployed, key, make_csv(4))["Records"][0]["s3"]["object"]["versionId"] for key in keys]
-    for name, value in harness.stack.function_env().items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
+    for name, value in harness.env.items():
+        monkeypatch.setenv(name, value)
+    from botocore.client import BaseClient
 
-    code = main([f"s3://{deployed.bucket}/{INPUT_PREFIX}", "--stack", deployed.name, "--dry-run", "--no-progress"])
+    from pipeline.settings import get_settings
 
+    get_settings.cache_clear()
+    calls: list[str] = []
+    real_call = BaseClient._make_api_call
+
+    def spy(client: Any, operation: str, params: Any) -> Any:
+        calls.append(operation)
+        return real_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", spy)
+    how = ["--stack", deployed.name] if mode == "queue" else ["--in-process"]
+
+    code = main([f"s3://{deployed.bucket}/{INPUT_PREFIX}", *how, "--dry-run", "--no-progress"])
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", real_call)
     out = capsys.readouterr().out
     assert code == 0
     for key, version in zip(keys, versions, strict=True):
         assert f"s3://{deployed.bucket}/{key} ({version})" in out
     summary = json.loads(out[out.index("{") :])
-    assert (summary["dry_run"], summary["objects"], summary["sent"]) == (True, 3, 0)
+    assert (summary["dry_run"], summary["objects"]) == (True, 3)
+    assert summary.get("sent", 0) == summary.get("loaded", 0) == 0
+    assert calls, "the dry run listed nothing"
+    assert [c for c in calls if not c.startswith(READ_ONLY_CALLS)] == []
     attributes = harness.stack.client("sqs").get_queue_attributes(QueueUrl=deployed.queue_url, AttributeNames=["All"])
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
     assert receive_all(harness, deployed) == []
+    assert [_rows_in(harness, table) for table in ("target", "rejects", "ledger")] == [0, 0, 0]
+
+
+def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
+    """Given `python -m tools.backfill --local --dry-run` (what `make backfill LOCAL=1 DRY_RUN=1` runs), with the
+    emulated Snowflake kept in a folder
+    When it runs (its own fresh moto + fakesnow, in a process of its own, as a user runs it)
+    Then it exits 0, lists the seeded .csv / .csv.gz objects (not the .txt) and counts them, loads none (not even
+    the one the demo pre-loads), and the emulated Snowflake holds no table with a row in it"""
+    db = tmp_path / "db"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.backfill", "--local", "--dry-run", "--no-progress", "--db-path", str(db)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = [line for line in proc.stdout.splitlines() if line.startswith("s3://")]
+    assert len([line for line in listed if "/backfill/2026/part-" in line]) == 6  # part-0 twice: pre-load + all
+    assert not any(line.endswith("readme.txt") for line in listed)
+    summary = json.loads(proc.stdout[proc.stdout.index("{\n") :])
+    assert (summary["dry_run"], summary["objects"], summary["loaded"], summary["rows_loaded"]) == (True, 5, 0, 0)
+    assert "pre-loaded:" not in proc.stdout
+    assert _tables_with_rows(db) == {}
+
+
+def _tables_with_rows(db: Path) -> dict[str, int]:
+    """Tables of the kept emulated Snowflake that hold rows (none when no database file was ever written)."""
+    from tools.local_stack import DATABASE
+
+    if not (db / f"{DATABASE}.db").exists():
+        return {}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    query = "SELECT TABLE_NAME, ROW_COUNT FROM INFORMATION_SCHEMA.TABLES WHERE ROW_COUNT > 0"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "query.py"), query, "--db-path", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {name: int(n) for name, n in (line.split("\t") for line in proc.stdout.splitlines()[1:])}
+
+
+@pytest.mark.parametrize(
+    "mode", [["LOCAL=1"], ["S3=s3://b/incoming/", "IN_PROCESS=1"], ["S3=s3://b/incoming/", "STACK=s"]]
+)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_make_backfill_hands_dry_run_to_every_mode(mode: list[str], dry_run: bool) -> None:
+    """Given `make backfill` in each mode (LOCAL=1, IN_PROCESS=1, through the queue), with and without DRY_RUN=1
+    When make shows its recipe (-n: nothing runs)
+    Then the tools.backfill command carries --dry-run exactly when DRY_RUN=1 was given"""
+    shown = subprocess.run(
+        ["make", "-n", "backfill", *mode, *(["DRY_RUN=1"] if dry_run else [])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.replace("\\\n", " ")
+
+    command = next(line for line in shown.splitlines() if "-m tools.backfill" in line)
+    assert ("--dry-run" in command.split()) == dry_run
+    assert ("--local" in command.split()) == (mode == ["LOCAL=1"])
+    assert ("--in-process" in command.split()) == ("IN_PROCESS=1" in mode)
 
 
 def test_a_stack_without_an_ingest_queue_is_refused(harness: Any) -> None:

@@ -262,3 +262,75 @@ def test_a_key_the_bucket_does_not_notify_the_queue_for_is_a_usage_error(tmp_pat
     assert "only for keys under incoming/ ending in .csv or .csv.gz" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+# --- the exit status a script sees: bin/score (make exits 2 for any failing recipe, whatever the tool said) -------
+
+SCORE_SCRIPT = REPO_ROOT / "bin" / "score"
+# Started with the tool's process (Python imports ``sitecustomize`` from sys.path at startup): makes the
+# warehouse's claim raise as Snowflake being unreachable does (retriable), or the tool's own report fail as a bug
+# would. The tool starts its own moto + fakesnow, so there is no other way in from outside the process.
+FAULT = """
+import os
+
+_raise = os.environ.get("SCORE_TEST_RAISES")
+if _raise == "retriable":
+    from adapters import snowflake as _snowflake
+    from pipeline.errors import WarehouseUnavailableError
+
+    def _claim(self, *args, **kwargs):
+        raise WarehouseUnavailableError("Snowflake could not be reached (injected by the test)")
+
+    _snowflake.SnowflakeBatch.claim = _claim
+elif _raise == "bug":
+    from tools import local_stack as _local_stack
+
+    def _connect(self, **kwargs):
+        raise RuntimeError("a bug (injected by the test)")
+
+    _local_stack.LocalStack.snowflake_connect = _connect
+"""
+
+
+@pytest.mark.parametrize(
+    ("file", "env", "status", "said"),
+    [
+        pytest.param("good.csv", {}, 0, "status         loaded", id="0-loaded"),
+        pytest.param("missing-column.csv", {}, 1, "was recorded FAILED", id="1-failed"),
+        pytest.param(None, {}, 2, "the following arguments are required: file", id="2-no-file-given"),
+        pytest.param("no-such.csv", {}, 2, "no such file: no-such.csv", id="2-missing-file"),
+        pytest.param("good.csv", {"COLUMN_RENAMES": "{not json"}, 2, "COLUMN_RENAMES", id="2-bad-setting"),
+        pytest.param("good.csv", {"SCORE_TEST_RAISES": "retriable"}, 3, "a retry may help", id="3-retriable-error"),
+        pytest.param("good.csv", {"SCORE_TEST_RAISES": "bug"}, 4, "the tool itself failed", id="4-tool-failed"),
+    ],
+)
+def test_bin_score_exits_with_the_documented_status(
+    make_csv: Callable[..., bytes], tmp_path: Path, file: str | None, env: dict[str, str], status: int, said: str
+) -> None:
+    # Given a shell in another directory, a file named relative to it (or none), and settings in the environment
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "good.csv").write_bytes(make_csv(5))
+    (work / "missing-column.csv").write_bytes(make_csv(5, _unknown_feature_name))
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FAULT, encoding="utf-8")
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "POWERTOOLS_LOG_LEVEL"}}
+    args = [] if file is None else [file, "--db-path", str(tmp_path / "db")]
+
+    # When bin/score runs, as a script would run it
+    proc = subprocess.run(
+        [str(SCORE_SCRIPT), *args],
+        cwd=work,
+        env={**clean, "PYTHONPATH": str(hooks), **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    # Then its exit status is the documented one, and it says why
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert said in proc.stdout + proc.stderr
+    if status in (1, 2):
+        assert "Traceback" not in proc.stderr  # (a retriable error's ERROR log, on stderr, carries the function's)

@@ -72,14 +72,19 @@ def test_writes_every_artifact(retrained: Retrained) -> None:
 
 def test_retrained_model_meets_the_accuracy_bound(retrained: Retrained, dataset: Dataset) -> None:
     """When the new .tflite scores the new metadata's held-out rows
-    Then accuracy is >= 0.95 and is the accuracy the new metadata records."""
+    Then accuracy is >= 0.95 and is the accuracy the new metadata records (train.py measured it on the Keras
+    model: the two may differ only by rows whose probability is within the parity tolerance of the threshold,
+    where a 1e-5 difference can flip the class; the model is trained here, so no row's value is assumed)."""
     scorer = Scorer.load(retrained.out)
     held_out = np.asarray(scorer.metadata.held_out_indices, dtype=np.intp)
 
-    accuracy = accuracy_score(dataset.malignant[held_out], scorer.score(dataset.x[held_out]).classification)
+    scores = scorer.score(dataset.x[held_out])
+    accuracy = accuracy_score(dataset.malignant[held_out], scores.classification)
 
     assert accuracy >= MIN_HELD_OUT_ACCURACY
-    assert round(float(accuracy), 6) == scorer.metadata.held_out.accuracy
+    borderline = int((np.abs(scores.malignant_probability - scorer.threshold) <= PROBABILITY_TOLERANCE).sum())
+    recorded = scorer.metadata.held_out.accuracy
+    assert abs(float(accuracy) - recorded) <= borderline / held_out.size + 1e-6
     assert json.loads(retrained.stdout.strip().splitlines()[-1])["accuracy"] == scorer.metadata.held_out.accuracy
 
 
@@ -87,7 +92,8 @@ def test_retrained_tflite_has_parity_with_its_saved_model(
     tf: ModuleType, retrained: Retrained, dataset: Dataset
 ) -> None:
     """When the new .tflite (through Scorer) and the new SavedModel (TensorFlow) score all 569 rows
-    Then probabilities differ by at most 1e-5 and classes are identical."""
+    Then probabilities differ by at most 1e-5 and classes are identical on every row not within 1e-5 of the
+    threshold (the model is trained here: a row that close may flip either way, on any machine)."""
     scorer = Scorer.load(retrained.out)
     reference = saved_model_outputs(tf, retrained.out / "saved_model", dataset.x)
 
@@ -95,8 +101,10 @@ def test_retrained_tflite_has_parity_with_its_saved_model(
 
     diff = float(np.max(np.abs(scores.malignant_probability.astype(np.float64) - reference["malignant_probability"])))
     assert diff <= PROBABILITY_TOLERANCE, f"max |tflite - saved_model| = {diff:.3g}"
-    np.testing.assert_array_equal(scores.classification, reference["classification"])
-    np.testing.assert_array_equal(scorer.raw_outputs(dataset.x)["classification"], reference["classification"])
+    clear = np.abs(reference["malignant_probability"].astype(np.float64) - scorer.threshold) > PROBABILITY_TOLERANCE
+    np.testing.assert_array_equal(scores.classification[clear], reference["classification"][clear])
+    raw = scorer.raw_outputs(dataset.x)["classification"]
+    np.testing.assert_array_equal(raw[clear], reference["classification"][clear])
 
 
 def test_split_and_sample_csv_are_reproduced(retrained: Retrained, metadata: ModelMetadata) -> None:
