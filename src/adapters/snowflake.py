@@ -115,13 +115,35 @@ _CONFLICT_SQLSTATE_CLASSES = frozenset({"40"})  # transaction rollback: serializ
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"53", "57", "58", "XX"})
 
 
+# What a refusal means, by the SQLSTATE's class: a fixed text in place of Snowflake's own message, which may quote
+# a cell's value (Snowflake: "Numeric value 'Ward-3-East' is not recognized"; fakesnow: 'Could not convert string
+# "Ward-3-East" to DECIMAL(10,0)').
+_REFUSAL_TEXTS = {
+    "22": "a staged value does not fit its column's type (data exception)",
+    "23": "a row breaks a constraint of the table (integrity constraint)",
+    "42": "the statement or an object it names was refused (syntax, a missing object, privileges)",
+    "0A": "the statement uses a feature Snowflake does not support",
+}
+_REFUSAL_TEXT = "the statement was refused"
+
+
 def classify(exc: BaseException, what: str) -> PipelineError:
-    """A snowflake.connector exception as the project's own typed error, decided by errno and SQLSTATE."""
+    """A snowflake.connector exception as the project's own typed error, decided by errno and SQLSTATE.
+
+    The message names the statement, the exception's type, errno, SQLSTATE and Snowflake's query id (its full
+    error is in the account's query history), never the server's message text: that may quote a cell's value, and
+    the message becomes a ledger reason, the response and an ERROR log line. Raise the result ``from None``
+    (``_cause``), so that the traceback a log prints does not carry the connector's exception either.
+    """
     from snowflake.connector import errors as sf
 
     errno = getattr(exc, "errno", None)
     sqlstate = str(getattr(exc, "sqlstate", None) or "")
-    message = f"Snowflake {what} failed: {type(exc).__name__} {errno or ''} {sqlstate}".strip()
+    query_id = str(getattr(exc, "sfqid", None) or "")
+    code = f"{type(exc).__name__} {errno or ''} {sqlstate}".strip()
+    message = f"Snowflake {what} failed: {code}" + (
+        f" (query id {query_id})" if query_id.isprintable() and query_id else ""
+    )
     sqlstate_class = sqlstate[:2] if len(sqlstate) == 5 else ""
     if errno in _CONNECTION_ERRNOS or sqlstate_class in _CONNECTION_SQLSTATE_CLASSES:
         return WarehouseConnectionError(message)
@@ -131,13 +153,22 @@ def classify(exc: BaseException, what: str) -> PipelineError:
         return WarehouseUnavailableError(message)
     if isinstance(exc, sf.ProgrammingError | sf.IntegrityError | sf.DataError | sf.NotSupportedError):
         # The statement itself was refused (SQL, privileges, types, missing objects): the same statement fails
-        # the same way. Only the first line of the server's message: it names objects, never bound values.
-        return WarehouseRejectedError(f"{message}: {str(exc).splitlines()[0][:300]}")
+        # the same way.
+        text = _REFUSAL_TEXTS.get(sqlstate[:2], _REFUSAL_TEXT) if len(sqlstate) == 5 else _REFUSAL_TEXT
+        return WarehouseRejectedError(f"{message}: {text}")
     if isinstance(exc, sf.DatabaseError | sf.InterfaceError):
         return WarehouseUnavailableError(message)  # OperationalError, InternalError and the like
     # HTTP-level failures (sf.Error subclasses such as InternalServerError after the connector's own retries),
     # sockets and timeouts: the request never completed, so the session cannot be trusted either.
     return WarehouseConnectionError(message)
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What a classified error is raised from: nothing for a connector error (its message may quote a cell's value,
+    and a logged traceback prints the cause), the exception itself otherwise (a bug: its traceback matters)."""
+    from snowflake.connector import errors as sf
+
+    return None if isinstance(exc, sf.Error) else exc
 
 
 # A staged row's object within its batch (never a target column: pipeline/output.py reserves the name).
@@ -240,7 +271,7 @@ class SnowflakeWarehouse:
         try:
             self._conn = connect(**kwargs)
         except Exception as exc:
-            raise classify(exc, "connect") from exc
+            raise classify(exc, "connect") from exc  # no statement ran: no value to quote
         self._schema.forget()  # a new session: temporary tables are gone, and nothing is known of the others
         return self._conn
 
@@ -292,7 +323,7 @@ class SnowflakeWarehouse:
             # The connection may be in an unknown state: drop it, so the next attempt starts clean.
             self._schema.forget()
             self.close()
-            raise classify(exc, "load") from exc
+            raise classify(exc, "load") from _cause(exc)
         else:
             batch.finish()
 
@@ -378,7 +409,7 @@ class SnowflakeBatch:
         except PipelineError:
             raise
         except Exception as exc:
-            raise classify(exc, what) from exc
+            raise classify(exc, what) from None
         if dml:
             self._in_transaction = True
         return cur
@@ -554,7 +585,7 @@ class SnowflakeBatch:
             except PipelineError:
                 raise
             except Exception as exc:
-                raise classify(exc, f"staging write to {table.name}") from exc
+                raise classify(exc, f"staging write to {table.name}") from None
             finally:
                 self._in_transaction = True  # its COPY (DML) opened a transaction; CREATE STAGE committed the last
             if not ok or nrows != len(frame):
@@ -585,7 +616,7 @@ class SnowflakeBatch:
             # Never leave the transaction open on a connection that is reused: the retry would read its own
             # uncommitted ledger row and skip a load that never committed.
             self.abandon()
-            raise classify(exc, "commit") from exc
+            raise classify(exc, "commit") from None
         self._in_transaction = False
 
     def abandon(self) -> None:
