@@ -27,6 +27,7 @@ from pipeline.errors import (
     OutOfTimeError,
     PermanentError,
     PipelineError,
+    RefusedInBatchError,
     SharedStagingError,
     SourceUnavailableError,
     UnusableFileError,
@@ -176,9 +177,12 @@ class Pipeline:
                 return [short for _ in refs]
             try:
                 return self._batch(refs, time_left)
-            except SharedStagingError:
-                # A write that carried several objects' rows failed: load them again one by one, so that each
-                # object's outcome (and a refusal of one file's data) is its own.
+            except (SharedStagingError, RefusedInBatchError) as exc:
+                # A write that carried several objects' rows failed, or Snowflake refused for good a statement of
+                # the batch that several objects were waiting on (the publish): load them again one by one, so that
+                # each object's outcome (and a refusal of one file's data) is its own.
+                if len(refs) == 1:
+                    return [exc]
                 return [result for ref in refs for result in self._with_retries([ref], time_left)]
             except ConcurrentLoadError as exc:
                 # A concurrent delivery loaded one of these versions after the claim: run the batch again (its
@@ -201,6 +205,12 @@ class Pipeline:
                 self._claim_stage_publish(items, results, time_left)
             except (ConcurrentLoadError, SharedStagingError):
                 raise  # the batch runs again (process_batch)
+            except RefusedInBatchError as exc:
+                unsettled = [item for item in items if results[item.index] is None]
+                if len(unsettled) > 1:
+                    raise  # which object is to blame the statement cannot say: they run again one by one
+                for item in unsettled:  # the one object the refusal can be pinned on
+                    results[item.index] = self._record_refused(item, exc.refusal, time_left)
             except PipelineError as exc:
                 for item in items:  # nothing of the batch was published: each comes back to be retried
                     if results[item.index] is None:
@@ -241,32 +251,83 @@ class Pipeline:
         for item in items:
             first.setdefault(item.identity.load_key, item.identity)
         with self.warehouse.batch() as batch:
-            final = batch.claim(list(first.values()), self.scorer.model_version)
-            staged: list[tuple[_Item, Outcome]] = []
-            for item in items:
-                key = item.identity.load_key
-                if key in final or first[key] is not item.identity:
-                    item.result.status = "duplicate"
-                    item.result.load_id = final[key][1] if key in final else first[key].load_id
-                    results[item.index] = item.result
-                    continue
-                outcome = self._stage(batch, item)
-                if isinstance(outcome, PipelineError):
-                    results[item.index] = outcome
-                else:
-                    staged.append((item, outcome))
-            if staged and (short := self._out_of_time(time_left)):
-                raise short  # staged but not published: the batch is rolled back, each object comes back
-            start = time.perf_counter()
-            published = batch.publish([outcome for _, outcome in staged])
-            for item, _ in staged:  # the batch's one publish, on each object's clock
-                item.timer.seconds["publish"] += time.perf_counter() - start
-            for (item, outcome), done in zip(staged, published, strict=True):
-                if outcome.failure is None:
-                    # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
-                    item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
-                    item.result.rows_flagged = done.rows_flagged
+            try:
+                self._claim_stage_publish_in(batch, items, first, results, time_left)
+            except PermanentError as exc:
+                # Refused for good inside the open batch (a file's own refusals were pinned on it by _stage): the
+                # batch is rolled back, and _batch decides whom to blame (RefusedInBatchError).
+                raise RefusedInBatchError(exc) from exc
+
+    def _claim_stage_publish_in(
+        self,
+        batch: LoadBatch,
+        items: list[_Item],
+        first: dict[str, LoadIdentity],
+        results: list[ObjectResult | PipelineError | None],
+        time_left: TimeLeft | None,
+    ) -> None:
+        final = batch.claim(list(first.values()), self.scorer.model_version)
+        staged: list[tuple[_Item, Outcome]] = []
+        for item in items:
+            key = item.identity.load_key
+            if key in final or first[key] is not item.identity:
+                item.result.status = "duplicate"
+                item.result.load_id = final[key][1] if key in final else first[key].load_id
                 results[item.index] = item.result
+                continue
+            outcome = self._stage(batch, item)
+            if isinstance(outcome, PipelineError):
+                results[item.index] = outcome
+            else:
+                staged.append((item, outcome))
+        if staged and (short := self._out_of_time(time_left)):
+            raise short  # staged but not published: the batch is rolled back, each object comes back
+        start = time.perf_counter()
+        published = batch.publish([outcome for _, outcome in staged])
+        for item, _ in staged:  # the batch's one publish, on each object's clock
+            item.timer.seconds["publish"] += time.perf_counter() - start
+        for (item, outcome), done in zip(staged, published, strict=True):
+            if outcome.failure is None:
+                # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
+                item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
+                item.result.rows_flagged = done.rows_flagged
+            results[item.index] = item.result
+
+    def _record_refused(
+        self, item: _Item, refusal: PermanentError, time_left: TimeLeft | None
+    ) -> ObjectResult | PipelineError:
+        """A lone object Snowflake refused for good: recorded FAILED, so that its redelivery is a duplicate.
+
+        The batch's transaction was rolled back; this is a new one (a claim, then a publish of the FAILED row
+        alone). An object that had already failed on its own input keeps its own reason. If even that is refused
+        (the ledger itself refuses the object's row), the refusal is returned: the message comes back, and ends
+        in the dead-letter queue.
+        """
+        result = item.result
+        failure = (
+            (result.reason_code, result.reason)
+            if result.status == "failed" and result.reason_code and result.reason
+            else (refusal.reason, str(refusal))
+        )
+        if short := self._out_of_time(time_left):
+            return short
+        identity = dataclasses.replace(item.identity, load_id=new_load_id())  # the rolled-back attempt's is spent
+        try:
+            with self.warehouse.batch() as batch:
+                final = batch.claim([identity], self.scorer.model_version)
+                if identity.load_key not in final:
+                    staging = batch.staging(identity)
+                    batch.publish([Outcome(staging, self.scorer.model_version, failure=failure)])
+        except PipelineError as exc:
+            return exc
+        result.rows_loaded = result.rows_rejected = result.rows_blank = result.rows_flagged = 0
+        if identity.load_key in final:  # a concurrent delivery finished it meanwhile
+            result.status, result.load_id = "duplicate", final[identity.load_key][1]
+            result.reason_code = result.reason = None
+        else:
+            result.status, result.load_id = "failed", identity.load_id
+            result.reason_code, result.reason = failure
+        return result
 
     def _stage(self, batch: LoadBatch, item: _Item) -> Outcome | PipelineError:
         """Read, parse, score and stage one object; what it publishes, or the error of its source."""

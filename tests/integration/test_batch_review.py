@@ -147,3 +147,51 @@ def test_a_mixed_batch_publishes_each_object_with_its_own_rows_and_counts(
     assert harness.count("target", "WARD IS NOT NULL") == 53
     assert harness.count("target", "LENGTH(SAMPLE_ID) > 1000000") == 1  # read again with 16 MiB blocks
     assert harness.count() == SMALL + 50 + 3 + 11 + 80
+
+
+def with_ward(value: str) -> Callable[[list[str]], list[str]]:
+    """An extra ``ward`` column holding ``value`` on every line."""
+
+    def edit(lines: list[str]) -> list[str]:
+        return [lines[0] + ",ward"] + [f"{line},{value}" for line in lines[1:]]
+
+    return edit
+
+
+def ward_is_a_number(harness: Any, make_csv: Callable[..., bytes]) -> None:
+    """The target exists (a first load made it), and an operator has added WARD to it as a number."""
+    harness.invoke(sqs_batch([harness.put("incoming/refused/first.csv", make_csv(SMALL))]))
+    harness.query("ALTER TABLE {target} ADD COLUMN WARD NUMBER(10,0)")
+
+
+@pytest.mark.parametrize("batch_publish", ["true", "false"])
+def test_a_file_snowflake_refuses_at_publish_fails_alone_and_the_others_load(
+    harness: Any, make_csv: Callable[..., bytes], batch_publish: str
+) -> None:
+    """Given a target whose WARD column an operator created as a number, a good file, and a file whose ward cells
+    hold text (staged as text, so the refusal comes from the rows INSERT at publish: fakesnow (DuckDB) refuses the
+    cast at INSERT as Snowflake does, with its own message and error number)
+    When both arrive in one SQS batch (published together, or each alone with BATCH_PUBLISH=false)
+    Then the good file loads, the refused one is recorded FAILED (snowflake_rejected), no message comes back, and
+    a redelivery of both is a duplicate that changes nothing."""
+    ward_is_a_number(harness, make_csv)
+    good = harness.put("incoming/refused/good.csv", make_csv(SMALL + 1))
+    bad = harness.put("incoming/refused/bad.csv", make_csv(SMALL + 2, with_ward("Ward-3-East")))
+    summary = harness.invoke(sqs_batch([good, bad]), BATCH_PUBLISH=batch_publish)
+    by_key = {o["key"]: o for o in summary["objects"]}
+    assert by_key["incoming/refused/good.csv"]["status"] == "loaded", summary["objects"]
+    assert (
+        by_key["incoming/refused/good.csv"]["rows_loaded"],
+        harness.count("target", "SOURCE_KEY LIKE '%good.csv'"),
+    ) == (SMALL + 1, SMALL + 1)
+    refused = by_key["incoming/refused/bad.csv"]
+    assert (refused["status"], refused["reason_code"]) == ("failed", "snowflake_rejected"), refused
+    assert summary["batchItemFailures"] == []
+    assert harness.query(
+        "SELECT STATUS, REASON_CODE FROM {ledger} WHERE SOURCE_KEY = 'incoming/refused/bad.csv' AND STATUS <> 'STARTED'"
+    ) == [("FAILED", "snowflake_rejected")]
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+    again = harness.invoke(sqs_batch([good, bad]), BATCH_PUBLISH=batch_publish)
+    assert [o["status"] for o in again["objects"]] == ["duplicate", "duplicate"]
+    assert again["batchItemFailures"] == []
+    assert harness.count("target", "SOURCE_KEY LIKE 'incoming/refused/%'") == SMALL + SMALL + 1
