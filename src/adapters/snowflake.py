@@ -139,8 +139,9 @@ def classify(exc: BaseException, what: str) -> PipelineError:
 
     errno = getattr(exc, "errno", None)
     sqlstate = str(getattr(exc, "sqlstate", None) or "")
+    sqlstate = sqlstate if len(sqlstate) == 5 else ""  # the connector says "n/a" when the server gave none
     query_id = str(getattr(exc, "sfqid", None) or "")
-    code = f"{type(exc).__name__} {errno or ''} {sqlstate}".strip()
+    code = " ".join(str(part) for part in (type(exc).__name__, errno, sqlstate) if part not in (None, "", -1))
     message = f"Snowflake {what} failed: {code}" + (
         f" (query id {query_id})" if query_id.isprintable() and query_id else ""
     )

@@ -195,3 +195,63 @@ def test_a_file_snowflake_refuses_at_publish_fails_alone_and_the_others_load(
     assert [o["status"] for o in again["objects"]] == ["duplicate", "duplicate"]
     assert again["batchItemFailures"] == []
     assert harness.count("target", "SOURCE_KEY LIKE 'incoming/refused/%'") == SMALL + SMALL + 1
+
+
+def refuses_statements_naming(monkeypatch: pytest.MonkeyPatch, pattern: str, marker: str) -> list[str]:
+    """Snowflake refuses for good (a privilege error, errno 3001) every statement that matches ``pattern`` and whose
+    text or bound parameters contain ``marker``; the statements it refused."""
+    from snowflake.connector.cursor import SnowflakeCursor
+
+    refused: list[str] = []
+    original = SnowflakeCursor.execute
+
+    def execute(self: Any, command: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if re.match(pattern, command, re.IGNORECASE | re.DOTALL) and marker in f"{command} {params}":
+            refused.append(command)
+            raise sf.ProgrammingError(msg="injected: Insufficient privileges to operate on table", errno=3001)
+        return original(self, command, params, *args, **kwargs)
+
+    monkeypatch.setattr(SnowflakeCursor, "execute", execute)
+    return refused
+
+
+REFUSED_STATEMENTS = [
+    # The bad file's staging write: its layout's table holds its rows only, written at publish (a small file)
+    pytest.param(r"^\s*COPY INTO", "WARD", "failed", id="its-staging-write-at-publish"),
+    # The rows INSERT of the publish that carries its layout
+    pytest.param(r"^\s*INSERT INTO", "WARD", "failed", id="the-publish-rows-insert"),
+    # The claim: the ledger refuses its row, so it cannot be recorded either; its message comes back alone
+    pytest.param(r"^\s*INSERT INTO", "incoming/refused/bad.csv", "error", id="the-ledger-claim"),
+]
+
+
+@pytest.mark.parametrize(("statement", "marker", "bad_status"), REFUSED_STATEMENTS)
+def test_a_permanent_refusal_anywhere_in_the_batch_never_fails_the_other_objects(
+    harness: Any,
+    make_csv: Callable[..., bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    statement: str,
+    marker: str,
+    bad_status: str,
+) -> None:
+    """Given two good files and a file with an extra ward column, in one SQS batch, and Snowflake refusing for good
+    a statement that only the ward file's load runs (injected at the connector: no fakesnow semantics relied on)
+    When the batch is delivered
+    Then the good files load with their rows, and the ward file alone is FAILED (snowflake_rejected, a redelivery is
+    a duplicate) or, when the ledger itself refuses its row, comes back alone."""
+    goods = [harness.put(f"incoming/refused/good-{i}.csv", make_csv(SMALL + i)) for i in range(2)]
+    bad = harness.put("incoming/refused/bad.csv", make_csv(SMALL, with_ward("W1")))
+    refused = refuses_statements_naming(monkeypatch, statement, marker)
+    summary = harness.invoke(sqs_batch([goods[0], bad, goods[1]]))
+    assert refused, "the fault never fired"
+    got = {o["key"].split("/")[-1]: (o["status"], o.get("reason_code")) for o in summary["objects"]}
+    assert got == {
+        "good-0.csv": ("loaded", None),
+        "good-1.csv": ("loaded", None),
+        "bad.csv": (bad_status, "snowflake_rejected"),
+    }, summary["objects"]
+    assert summary["batchItemFailures"] == ([] if bad_status == "failed" else [{"itemIdentifier": "m1"}])
+    assert harness.count() == SMALL + SMALL + 1
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+    if bad_status == "failed":
+        assert [o["status"] for o in harness.invoke(sqs_batch([bad]))["objects"]] == ["duplicate"]
