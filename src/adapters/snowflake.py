@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import logging
 import mimetypes
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -162,6 +163,29 @@ def classify(exc: BaseException, what: str) -> PipelineError:
     # HTTP-level failures (sf.Error subclasses such as InternalServerError after the connector's own retries),
     # sockets and timeouts: the request never completed, so the session cannot be trusted either.
     return WarehouseConnectionError(message)
+
+
+class _FailedQueryReplies(logging.Filter):
+    """Withholds the server's message from the connector's DEBUG record of a failed query's reply.
+
+    snowflake.connector.cursor logs a failed query's whole reply at DEBUG (``logger.debug(ret)``), and its message
+    may quote a cell's value; anyone turning DEBUG on would put it in the logs. The record keeps the error's code,
+    SQLSTATE and query id.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reply = record.msg
+        if isinstance(reply, dict) and reply.get("success") is False:
+            data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+            record.msg = (
+                "failed query reply: code %s, SQLSTATE %s, query id %s (message withheld: it may quote a value)"
+            )
+            record.args = (reply.get("code"), data.get("sqlState"), data.get("queryId"))
+        return True
+
+
+# First in line: the connector's own SecretMaskingFilter turns the reply into text.
+logging.getLogger("snowflake.connector.cursor").filters.insert(0, _FailedQueryReplies())
 
 
 def _cause(exc: BaseException) -> BaseException | None:
