@@ -176,7 +176,8 @@ class _FailedQueryReplies(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         reply = record.msg
         if isinstance(reply, dict) and reply.get("success") is False:
-            data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+            data = reply.get("data")
+            data = data if isinstance(data, dict) else {}
             record.msg = (
                 "failed query reply: code %s, SQLSTATE %s, query id %s (message withheld: it may quote a value)"
             )
