@@ -681,7 +681,11 @@ class SnowflakeBatch:
         with self._transaction():
             if upsert:
                 self._lock_ledger(outcomes)
-                counts = {id(o): self._publish_upsert(o) for o in loads if o.staging.rows_staged}
+                published = [o for o in loads if o.staging.rows_staged]
+                counts = {id(o): self._publish_upsert(o) for o in published}
+                for key, (replaced, flagged) in self._reject_replaced_in_batch(published).items():
+                    kept_out, landed_flagged = counts[key]
+                    counts[key] = (kept_out + replaced, landed_flagged - flagged)
             else:
                 self._insert_rows(loads)
                 counts = {}
@@ -796,6 +800,62 @@ class SnowflakeBatch:
             what="publish rejects",
             dml=True,
         )
+
+    def _reject_replaced_in_batch(self, published: Sequence[Outcome]) -> dict[int, tuple[int, int]]:
+        """Upsert, after every object of the batch: an object's rows that a later object of the same batch replaced
+        (same merge key) become that object's rejects; {id(outcome): (rows, flagged rows among them)}.
+
+        Those rows were deleted in the transaction that inserted them, so they were never visible: like an earlier
+        line whose key a later line of the same file repeats, they count as kept out, and the ledger's counts
+        are what each load left in the tables when the batch committed (tests/ledger_invariant.py). The later
+        object counts the rows it wrote as loaded, as it does when the two arrive in separate batches. One SELECT
+        per staging table (the last object of the batch is never replaced); an INSERT only when rows were.
+        """
+        if len(published) < 2:
+            return {}
+        earlier = published[:-1]
+        target = self._fq(self._s.target_table)
+        note = UPSERT_NOTE[0]
+        load_ids = [o.staging.identity.load_id for o in earlier]
+        found: dict[int, tuple[int, int]] = {}
+        for table in self._tables.values():
+            mine = [o for o in earlier if cast(_ObjectStaging, o.staging).rows_table is table]
+            if not mine:
+                continue
+            lineage, params = self._lineage(mine)
+            # The staged rows (not kept out) of which the target holds no row of their load and line any more.
+            gone = (
+                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_ "
+                f"LEFT JOIN (SELECT LOAD_ID, SOURCE_LINE FROM {target} WHERE LOAD_ID IN ({_marks(len(load_ids))})) "
+                f"AS t ON t.LOAD_ID = v.V_LOAD_ID AND t.SOURCE_LINE = s.SOURCE_LINE "
+                f"WHERE s.{note} IS NULL AND t.LOAD_ID IS NULL"
+            )
+            flagged = f"COUNT_IF(s.{FLAG_COLUMN} IS NOT NULL)" if FLAG_COLUMN in mine[0].columns else "0"
+            rows = self._execute(
+                f"SELECT s.OBJECT_NO_, COUNT(*), {flagged} {gone} GROUP BY s.OBJECT_NO_",
+                (*params, *load_ids),
+                what="upsert: count rows a later file replaced",
+            ).fetchall()
+            if not rows:
+                continue
+            by_number = {cast(_ObjectStaging, o.staging).number: o for o in mine}
+            for number, count, flag_count in rows:
+                found[id(by_number[int(number)])] = (int(count), int(flag_count or 0))
+            key_names = ", ".join(self._s.merge_keys)
+            reason = (
+                f"merge key ({key_names}) written again by a later file of the same batch, published in the same "
+                "transaction; that file's row is loaded instead"
+            )
+            self._execute(
+                f"INSERT INTO {self._fq(self._s.rejects_table)} "
+                "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
+                "REJECTED_AT) SELECT v.V_LOAD_ID, v.V_BUCKET, v.V_KEY, v.V_VERSION, s.SOURCE_LINE, %s, %s, NULL, "
+                f"CURRENT_TIMESTAMP() {gone}",
+                ((mine[0].merge_key_columns or key_names)[:255], reason, *params, *load_ids),
+                what="upsert: reject rows a later file replaced",
+                dml=True,
+            )
+        return found
 
     def _publish_upsert(self, outcome: Outcome) -> tuple[int, int]:
         """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count; under the
