@@ -28,6 +28,7 @@ from pipeline.errors import (
     PermanentError,
     PipelineError,
     RefusedInBatchError,
+    SchemaEvolutionError,
     SharedStagingError,
     SourceUnavailableError,
     UnusableFileError,
@@ -177,10 +178,10 @@ class Pipeline:
                 return [short for _ in refs]
             try:
                 return self._batch(refs, time_left)
-            except (SharedStagingError, RefusedInBatchError) as exc:
-                # A write that carried several objects' rows failed, or Snowflake refused for good a statement of
-                # the batch that several objects were waiting on (the publish): load them again one by one, so that
-                # each object's outcome (and a refusal of one file's data) is its own.
+            except (SharedStagingError, RefusedInBatchError, SchemaEvolutionError) as exc:
+                # A write that carried several objects' rows failed, Snowflake refused for good a statement of the
+                # batch that several objects were waiting on (the publish), or one object's DDL failed: load them
+                # again one by one, so that each object's outcome (and a refusal of one file's data) is its own.
                 if len(refs) == 1:
                     return [exc]
                 return [result for ref in refs for result in self._with_retries([ref], time_left)]
@@ -205,12 +206,18 @@ class Pipeline:
                 self._claim_stage_publish(items, results, time_left)
             except (ConcurrentLoadError, SharedStagingError):
                 raise  # the batch runs again (process_batch)
-            except RefusedInBatchError as exc:
+            except (RefusedInBatchError, SchemaEvolutionError) as exc:
+                # Which object is to blame the statement cannot say (the publish's), or the batch cannot go on
+                # without it (a DDL statement, which commits the open transaction): with several objects waiting,
+                # they run again one by one (process_batch).
                 unsettled = [item for item in items if results[item.index] is None]
                 if len(unsettled) > 1:
-                    raise  # which object is to blame the statement cannot say: they run again one by one
-                for item in unsettled:  # the one object the refusal can be pinned on
-                    results[item.index] = self._record_refused(item, exc.refusal, time_left)
+                    raise
+                for item in unsettled:  # the one object to blame: a refusal is recorded, a DDL failure retried
+                    if isinstance(exc, RefusedInBatchError):
+                        results[item.index] = self._record_refused(item, exc.refusal, time_left)
+                    else:
+                        results[item.index] = exc
             except PipelineError as exc:
                 for item in items:  # nothing of the batch was published: each comes back to be retried
                     if results[item.index] is None:

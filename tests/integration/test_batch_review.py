@@ -217,15 +217,18 @@ def refuses_statements_naming(monkeypatch: pytest.MonkeyPatch, pattern: str, mar
 
 REFUSED_STATEMENTS = [
     # The bad file's staging write: its layout's table holds its rows only, written at publish (a small file)
-    pytest.param(r"^\s*COPY INTO", "WARD", "failed", id="its-staging-write-at-publish"),
+    pytest.param(r"^\s*COPY INTO", "WARD", "failed", "snowflake_rejected", id="its-staging-write-at-publish"),
     # The rows INSERT of the publish that carries its layout
-    pytest.param(r"^\s*INSERT INTO", "WARD", "failed", id="the-publish-rows-insert"),
+    pytest.param(r"^\s*INSERT INTO", "WARD", "failed", "snowflake_rejected", id="the-publish-rows-insert"),
     # The claim: the ledger refuses its row, so it cannot be recorded either; its message comes back alone
-    pytest.param(r"^\s*INSERT INTO", "incoming/refused/bad.csv", "error", id="the-ledger-claim"),
+    pytest.param(r"^\s*INSERT INTO", "incoming/refused/bad.csv", "error", "snowflake_rejected", id="the-ledger-claim"),
+    # ensure_target: adding its new column is refused; DDL never fails a file for good (retriable), so it comes
+    # back alone, and the others load
+    pytest.param(r"^\s*ALTER TABLE", "WARD", "error", "schema_evolution_failed", id="its-new-column-ddl"),
 ]
 
 
-@pytest.mark.parametrize(("statement", "marker", "bad_status"), REFUSED_STATEMENTS)
+@pytest.mark.parametrize(("statement", "marker", "bad_status", "bad_reason"), REFUSED_STATEMENTS)
 def test_a_permanent_refusal_anywhere_in_the_batch_never_fails_the_other_objects(
     harness: Any,
     make_csv: Callable[..., bytes],
@@ -233,12 +236,13 @@ def test_a_permanent_refusal_anywhere_in_the_batch_never_fails_the_other_objects
     statement: str,
     marker: str,
     bad_status: str,
+    bad_reason: str,
 ) -> None:
     """Given two good files and a file with an extra ward column, in one SQS batch, and Snowflake refusing for good
     a statement that only the ward file's load runs (injected at the connector: no fakesnow semantics relied on)
     When the batch is delivered
     Then the good files load with their rows, and the ward file alone is FAILED (snowflake_rejected, a redelivery is
-    a duplicate) or, when the ledger itself refuses its row, comes back alone."""
+    a duplicate) or, when the ledger itself refuses its row or the refusal is of DDL (retriable), comes back alone."""
     goods = [harness.put(f"incoming/refused/good-{i}.csv", make_csv(SMALL + i)) for i in range(2)]
     bad = harness.put("incoming/refused/bad.csv", make_csv(SMALL, with_ward("W1")))
     refused = refuses_statements_naming(monkeypatch, statement, marker)
@@ -248,7 +252,7 @@ def test_a_permanent_refusal_anywhere_in_the_batch_never_fails_the_other_objects
     assert got == {
         "good-0.csv": ("loaded", None),
         "good-1.csv": ("loaded", None),
-        "bad.csv": (bad_status, "snowflake_rejected"),
+        "bad.csv": (bad_status, bad_reason),
     }, summary["objects"]
     assert summary["batchItemFailures"] == ([] if bad_status == "failed" else [{"itemIdentifier": "m1"}])
     assert harness.count() == SMALL + SMALL + 1
