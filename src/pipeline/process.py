@@ -148,8 +148,11 @@ class Pipeline:
         """Load object versions together: one claim, shared staging, one publish transaction (one ledger lock).
 
         One result per ref, in order: an ObjectResult (loaded, duplicate or failed), or the retriable error that
-        kept it from loading. An error of one object's source fails that object only; a warehouse error fails
-        every object of the batch not yet settled (nothing of them was published). With BATCH_PUBLISH off,
+        kept it from loading. An error of one object's source fails that object only; a transient warehouse error
+        fails every object of the batch not yet settled (nothing of them was published). What one object may have
+        caused never fails the others: a permanent refusal inside the batch, a failed DDL statement or a failed
+        shared staging write makes the batch run again one object at a time, and a lone object's refusal is
+        recorded FAILED (_record_refused). With BATCH_PUBLISH off,
         each object is its own batch; with it on, big objects are (see publish_groups). With ``time_left`` (the
         invocation's), a group is neither started nor published with less time left than a publish may need: its
         objects come back as OutOfTimeError, and the groups already published stay published.
