@@ -198,6 +198,8 @@ def test_upsert_files_sharing_merge_keys_count_what_each_left_in_the_tables(
     and every ledger row's counts are what its load left in the tables when it committed: in one batch, a's two
     rows that b replaced in the same transaction never became visible, so they are a's rejects (naming the later
     file); in two batches they were a's loaded rows when a committed."""
+    # fakesnow (DuckDB) runs the batch's merges (DELETE + INSERT) and the count of replaced rows in one
+    # transaction, as Snowflake does; nothing here relies on its locking (one session at a time).
     upsert = {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}
     a = harness.put("incoming/batch/keys-a.csv", make_csv(8, lines_between(1, 5, "11.5")))
     b = harness.put("incoming/batch/keys-b.csv", make_csv(8, lines_between(4, 8, "22.5")))
