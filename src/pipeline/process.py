@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -103,6 +103,19 @@ def publish_groups(refs: Sequence[ObjectRef], max_bytes: int = BATCH_MAX_BYTES) 
             groups.append([ref])
             total = size
     return groups
+
+
+@contextlib.contextmanager
+def _blamed_in_batch() -> Iterator[None]:
+    """Inside an open batch (entered after Warehouse.batch, so a refusal to connect is not one): a permanent error
+    becomes RefusedInBatchError, and the batch is rolled back. A file's own refusals never reach it (_stage pins
+    them on the file); what does (the publish's, the claim's) the statement cannot pin on one object."""
+    try:
+        yield
+    except RefusedInBatchError:
+        raise
+    except PermanentError as exc:
+        raise RefusedInBatchError(exc) from exc
 
 
 @dataclass
@@ -260,48 +273,33 @@ class Pipeline:
         first: dict[str, LoadIdentity] = {}  # one identity per version: a notification twice in a batch loads once
         for item in items:
             first.setdefault(item.identity.load_key, item.identity)
-        with self.warehouse.batch() as batch:
-            try:
-                self._claim_stage_publish_in(batch, items, first, results, time_left)
-            except PermanentError as exc:
-                # Refused for good inside the open batch (a file's own refusals were pinned on it by _stage): the
-                # batch is rolled back, and _batch decides whom to blame (RefusedInBatchError).
-                raise RefusedInBatchError(exc) from exc
-
-    def _claim_stage_publish_in(
-        self,
-        batch: LoadBatch,
-        items: list[_Item],
-        first: dict[str, LoadIdentity],
-        results: list[ObjectResult | PipelineError | None],
-        time_left: TimeLeft | None,
-    ) -> None:
-        final = batch.claim(list(first.values()), self.scorer.model_version)
-        staged: list[tuple[_Item, Outcome]] = []
-        for item in items:
-            key = item.identity.load_key
-            if key in final or first[key] is not item.identity:
-                item.result.status = "duplicate"
-                item.result.load_id = final[key][1] if key in final else first[key].load_id
+        with self.warehouse.batch() as batch, _blamed_in_batch():
+            final = batch.claim(list(first.values()), self.scorer.model_version)
+            staged: list[tuple[_Item, Outcome]] = []
+            for item in items:
+                key = item.identity.load_key
+                if key in final or first[key] is not item.identity:
+                    item.result.status = "duplicate"
+                    item.result.load_id = final[key][1] if key in final else first[key].load_id
+                    results[item.index] = item.result
+                    continue
+                outcome = self._stage(batch, item)
+                if isinstance(outcome, PipelineError):
+                    results[item.index] = outcome
+                else:
+                    staged.append((item, outcome))
+            if staged and (short := self._out_of_time(time_left)):
+                raise short  # staged but not published: the batch is rolled back, each object comes back
+            start = time.perf_counter()
+            published = batch.publish([outcome for _, outcome in staged])
+            for item, _ in staged:  # the batch's one publish, on each object's clock
+                item.timer.seconds["publish"] += time.perf_counter() - start
+            for (item, outcome), done in zip(staged, published, strict=True):
+                if outcome.failure is None:
+                    # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
+                    item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
+                    item.result.rows_flagged = done.rows_flagged
                 results[item.index] = item.result
-                continue
-            outcome = self._stage(batch, item)
-            if isinstance(outcome, PipelineError):
-                results[item.index] = outcome
-            else:
-                staged.append((item, outcome))
-        if staged and (short := self._out_of_time(time_left)):
-            raise short  # staged but not published: the batch is rolled back, each object comes back
-        start = time.perf_counter()
-        published = batch.publish([outcome for _, outcome in staged])
-        for item, _ in staged:  # the batch's one publish, on each object's clock
-            item.timer.seconds["publish"] += time.perf_counter() - start
-        for (item, outcome), done in zip(staged, published, strict=True):
-            if outcome.failure is None:
-                # What the publish inserted (upsert may keep staged rows out, as rejects): the ledger's counts.
-                item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
-                item.result.rows_flagged = done.rows_flagged
-            results[item.index] = item.result
 
     def _record_refused(
         self, item: _Item, refusal: PermanentError, time_left: TimeLeft | None
