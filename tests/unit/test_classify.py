@@ -129,3 +129,24 @@ def test_an_error_raised_from_a_refused_statement_does_not_carry_the_connectors_
     printed = "".join(traceback.format_exception(caught.value))
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert "Ward" not in printed
+
+
+def test_the_connectors_debug_record_of_a_failed_reply_keeps_the_codes_only(caplog: pytest.LogCaptureFixture) -> None:
+    # Given the reply of a query Snowflake refused, as snowflake.connector.cursor logs it at DEBUG (logger.debug(ret))
+    import logging
+
+    import adapters.snowflake  # noqa: F401  (installs the filter)
+
+    reply = {
+        "data": {"errorCode": "100038", "sqlState": "22018", "queryId": "01b2c3d4-0000"},
+        "code": "100038",
+        "message": "Numeric value 'Ward-3-East' is not recognized",
+        "success": False,
+    }
+    # When the connector logs it
+    with caplog.at_level(logging.DEBUG, logger="snowflake.connector.cursor"):
+        logging.getLogger("snowflake.connector.cursor").debug(reply)
+    # Then the record keeps the code, SQLSTATE and query id, and not the server's message
+    [text] = [r.getMessage() for r in caplog.records]
+    assert "100038" in text and "22018" in text and "01b2c3d4-0000" in text
+    assert "Ward" not in text
