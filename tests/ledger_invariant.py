@@ -2,8 +2,11 @@
 
 ``assert_ledger_matches_tables`` is called after every delivery in the suites that load (tests/integration,
 tests/hardening/test_faults.py, test_duplicates.py, test_ddl_races.py, test_upsert_order.py). It checks the loads
-the delivery just finished, right after it: in upsert mode a later load may replace an earlier one's rows, which is
-what upsert means, so an earlier load's count is only checked when it lands.
+the delivery just finished, right after it, every one of them: the counts are what each load left in the tables
+when its transaction committed. In upsert mode a later delivery may replace an earlier load's rows, which is what
+upsert means, so an earlier delivery's loads are not checked again. Within one delivery (one SQS batch, one
+transaction) nothing is exempt: rows of a file that a later file of the same batch replaced are that file's
+rejects (tests/integration/test_batches.py::test_upsert_files_sharing_merge_keys_count_what_each_left_in_the_tables).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import logging
 import mimetypes
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -115,13 +116,36 @@ _CONFLICT_SQLSTATE_CLASSES = frozenset({"40"})  # transaction rollback: serializ
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"53", "57", "58", "XX"})
 
 
+# What a refusal means, by the SQLSTATE's class: a fixed text in place of Snowflake's own message, which may quote
+# a cell's value (Snowflake: "Numeric value 'Ward-3-East' is not recognized"; fakesnow: 'Could not convert string
+# "Ward-3-East" to DECIMAL(10,0)').
+_REFUSAL_TEXTS = {
+    "22": "a staged value does not fit its column's type (data exception)",
+    "23": "a row breaks a constraint of the table (integrity constraint)",
+    "42": "the statement or an object it names was refused (syntax, a missing object, privileges)",
+    "0A": "the statement uses a feature Snowflake does not support",
+}
+_REFUSAL_TEXT = "the statement was refused"
+
+
 def classify(exc: BaseException, what: str) -> PipelineError:
-    """A snowflake.connector exception as the project's own typed error, decided by errno and SQLSTATE."""
+    """A snowflake.connector exception as the project's own typed error, decided by errno and SQLSTATE.
+
+    The message names the statement, the exception's type, errno, SQLSTATE and Snowflake's query id (its full
+    error is in the account's query history), never the server's message text: that may quote a cell's value, and
+    the message becomes a ledger reason, the response and an ERROR log line. Raise the result ``from None``
+    (``_cause``), so that the traceback a log prints does not carry the connector's exception either.
+    """
     from snowflake.connector import errors as sf
 
     errno = getattr(exc, "errno", None)
     sqlstate = str(getattr(exc, "sqlstate", None) or "")
-    message = f"Snowflake {what} failed: {type(exc).__name__} {errno or ''} {sqlstate}".strip()
+    sqlstate = sqlstate if len(sqlstate) == 5 else ""  # the connector says "n/a" when the server gave none
+    query_id = str(getattr(exc, "sfqid", None) or "")
+    code = " ".join(str(part) for part in (type(exc).__name__, errno, sqlstate) if part not in (None, "", -1))
+    message = f"Snowflake {what} failed: {code}" + (
+        f" (query id {query_id})" if query_id.isprintable() and query_id else ""
+    )
     sqlstate_class = sqlstate[:2] if len(sqlstate) == 5 else ""
     if errno in _CONNECTION_ERRNOS or sqlstate_class in _CONNECTION_SQLSTATE_CLASSES:
         return WarehouseConnectionError(message)
@@ -131,13 +155,46 @@ def classify(exc: BaseException, what: str) -> PipelineError:
         return WarehouseUnavailableError(message)
     if isinstance(exc, sf.ProgrammingError | sf.IntegrityError | sf.DataError | sf.NotSupportedError):
         # The statement itself was refused (SQL, privileges, types, missing objects): the same statement fails
-        # the same way. Only the first line of the server's message: it names objects, never bound values.
-        return WarehouseRejectedError(f"{message}: {str(exc).splitlines()[0][:300]}")
+        # the same way.
+        text = _REFUSAL_TEXTS.get(sqlstate[:2], _REFUSAL_TEXT) if len(sqlstate) == 5 else _REFUSAL_TEXT
+        return WarehouseRejectedError(f"{message}: {text}")
     if isinstance(exc, sf.DatabaseError | sf.InterfaceError):
         return WarehouseUnavailableError(message)  # OperationalError, InternalError and the like
     # HTTP-level failures (sf.Error subclasses such as InternalServerError after the connector's own retries),
     # sockets and timeouts: the request never completed, so the session cannot be trusted either.
     return WarehouseConnectionError(message)
+
+
+class _FailedQueryReplies(logging.Filter):
+    """Withholds the server's message from the connector's DEBUG record of a failed query's reply.
+
+    snowflake.connector.cursor logs a failed query's whole reply at DEBUG (``logger.debug(ret)``), and its message
+    may quote a cell's value; anyone turning DEBUG on would put it in the logs. The record keeps the error's code,
+    SQLSTATE and query id.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reply = record.msg
+        if isinstance(reply, dict) and reply.get("success") is False:
+            data = reply.get("data")
+            data = data if isinstance(data, dict) else {}
+            record.msg = (
+                "failed query reply: code %s, SQLSTATE %s, query id %s (message withheld: it may quote a value)"
+            )
+            record.args = (reply.get("code"), data.get("sqlState"), data.get("queryId"))
+        return True
+
+
+# First in line: the connector's own SecretMaskingFilter turns the reply into text.
+logging.getLogger("snowflake.connector.cursor").filters.insert(0, _FailedQueryReplies())
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What a classified error is raised from: nothing for a connector error (its message may quote a cell's value,
+    and a logged traceback prints the cause), the exception itself otherwise (a bug: its traceback matters)."""
+    from snowflake.connector import errors as sf
+
+    return None if isinstance(exc, sf.Error) else exc
 
 
 # A staged row's object within its batch (never a target column: pipeline/output.py reserves the name).
@@ -240,7 +297,7 @@ class SnowflakeWarehouse:
         try:
             self._conn = connect(**kwargs)
         except Exception as exc:
-            raise classify(exc, "connect") from exc
+            raise classify(exc, "connect") from exc  # no statement ran: no value to quote
         self._schema.forget()  # a new session: temporary tables are gone, and nothing is known of the others
         return self._conn
 
@@ -292,7 +349,7 @@ class SnowflakeWarehouse:
             # The connection may be in an unknown state: drop it, so the next attempt starts clean.
             self._schema.forget()
             self.close()
-            raise classify(exc, "load") from exc
+            raise classify(exc, "load") from _cause(exc)
         else:
             batch.finish()
 
@@ -378,7 +435,7 @@ class SnowflakeBatch:
         except PipelineError:
             raise
         except Exception as exc:
-            raise classify(exc, what) from exc
+            raise classify(exc, what) from None
         if dml:
             self._in_transaction = True
         return cur
@@ -554,7 +611,7 @@ class SnowflakeBatch:
             except PipelineError:
                 raise
             except Exception as exc:
-                raise classify(exc, f"staging write to {table.name}") from exc
+                raise classify(exc, f"staging write to {table.name}") from None
             finally:
                 self._in_transaction = True  # its COPY (DML) opened a transaction; CREATE STAGE committed the last
             if not ok or nrows != len(frame):
@@ -585,7 +642,7 @@ class SnowflakeBatch:
             # Never leave the transaction open on a connection that is reused: the retry would read its own
             # uncommitted ledger row and skip a load that never committed.
             self.abandon()
-            raise classify(exc, "commit") from exc
+            raise classify(exc, "commit") from None
         self._in_transaction = False
 
     def abandon(self) -> None:
@@ -624,7 +681,11 @@ class SnowflakeBatch:
         with self._transaction():
             if upsert:
                 self._lock_ledger(outcomes)
-                counts = {id(o): self._publish_upsert(o) for o in loads if o.staging.rows_staged}
+                published = [o for o in loads if o.staging.rows_staged]
+                counts = {id(o): self._publish_upsert(o) for o in published}
+                for key, (replaced, flagged) in self._reject_replaced_in_batch(published).items():
+                    kept_out, landed_flagged = counts[key]
+                    counts[key] = (kept_out + replaced, landed_flagged - flagged)
             else:
                 self._insert_rows(loads)
                 counts = {}
@@ -739,6 +800,62 @@ class SnowflakeBatch:
             what="publish rejects",
             dml=True,
         )
+
+    def _reject_replaced_in_batch(self, published: Sequence[Outcome]) -> dict[int, tuple[int, int]]:
+        """Upsert, after every object of the batch: an object's rows that a later object of the same batch replaced
+        (same merge key) become that object's rejects; {id(outcome): (rows, flagged rows among them)}.
+
+        Those rows were deleted in the transaction that inserted them, so they were never visible: like an earlier
+        line whose key a later line of the same file repeats, they count as kept out, and the ledger's counts
+        are what each load left in the tables when the batch committed (tests/ledger_invariant.py). The later
+        object counts the rows it wrote as loaded, as it does when the two arrive in separate batches. One SELECT
+        per staging table (the last object of the batch is never replaced); an INSERT only when rows were.
+        """
+        if len(published) < 2:
+            return {}
+        earlier = published[:-1]
+        target = self._fq(self._s.target_table)
+        note = UPSERT_NOTE[0]
+        load_ids = [o.staging.identity.load_id for o in earlier]
+        found: dict[int, tuple[int, int]] = {}
+        for table in self._tables.values():
+            mine = [o for o in earlier if cast(_ObjectStaging, o.staging).rows_table is table]
+            if not mine:
+                continue
+            lineage, params = self._lineage(mine)
+            # The staged rows (not kept out) of which the target holds no row of their load and line any more.
+            gone = (
+                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_ "
+                f"LEFT JOIN (SELECT LOAD_ID, SOURCE_LINE FROM {target} WHERE LOAD_ID IN ({_marks(len(load_ids))})) "
+                f"AS t ON t.LOAD_ID = v.V_LOAD_ID AND t.SOURCE_LINE = s.SOURCE_LINE "
+                f"WHERE s.{note} IS NULL AND t.LOAD_ID IS NULL"
+            )
+            flagged = f"COUNT_IF(s.{FLAG_COLUMN} IS NOT NULL)" if FLAG_COLUMN in mine[0].columns else "0"
+            rows = self._execute(
+                f"SELECT s.OBJECT_NO_, COUNT(*), {flagged} {gone} GROUP BY s.OBJECT_NO_",
+                (*params, *load_ids),
+                what="upsert: count rows a later file replaced",
+            ).fetchall()
+            if not rows:
+                continue
+            by_number = {cast(_ObjectStaging, o.staging).number: o for o in mine}
+            for number, count, flag_count in rows:
+                found[id(by_number[int(number)])] = (int(count), int(flag_count or 0))
+            key_names = ", ".join(self._s.merge_keys)
+            reason = (
+                f"merge key ({key_names}) written again by a later file of the same batch, published in the same "
+                "transaction; that file's row is loaded instead"
+            )
+            self._execute(
+                f"INSERT INTO {self._fq(self._s.rejects_table)} "
+                "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
+                "REJECTED_AT) SELECT v.V_LOAD_ID, v.V_BUCKET, v.V_KEY, v.V_VERSION, s.SOURCE_LINE, %s, %s, NULL, "
+                f"CURRENT_TIMESTAMP() {gone}",
+                ((mine[0].merge_key_columns or key_names)[:255], reason, *params, *load_ids),
+                what="upsert: reject rows a later file replaced",
+                dml=True,
+            )
+        return found
 
     def _publish_upsert(self, outcome: Outcome) -> tuple[int, int]:
         """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count; under the

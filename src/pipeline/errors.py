@@ -124,6 +124,22 @@ class OutOfTimeError(RetriableError):
 
 
 class WarehouseRejectedError(PermanentError):
-    """Snowflake refused a statement in a way a retry cannot fix (permissions, bad schema)."""
+    """Snowflake refused a statement in a way a retry cannot fix (permissions, bad schema, a value its column's
+    type refuses). The message holds Snowflake's error code and a fixed text, never the server's own message (it
+    may quote a cell's value)."""
 
     reason = "snowflake_rejected"
+
+
+class RefusedInBatchError(PermanentError):
+    """Snowflake refused for good a statement of a batch it had opened (the claim, a staging write, the publish).
+
+    A statement of the batch (the rows INSERT at publish) carries several objects' rows and cannot say which one
+    it refused; nothing of the batch was published. The pipeline never fails the other objects for it: it loads
+    a batch of several objects again one by one, and records a lone object FAILED with ``refusal`` (in a new
+    transaction), so that its redelivery is a duplicate.
+    """
+
+    def __init__(self, refusal: PermanentError) -> None:
+        super().__init__(str(refusal), reason=refusal.reason)
+        self.refusal = refusal

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -27,6 +27,8 @@ from pipeline.errors import (
     OutOfTimeError,
     PermanentError,
     PipelineError,
+    RefusedInBatchError,
+    SchemaEvolutionError,
     SharedStagingError,
     SourceUnavailableError,
     UnusableFileError,
@@ -103,6 +105,19 @@ def publish_groups(refs: Sequence[ObjectRef], max_bytes: int = BATCH_MAX_BYTES) 
     return groups
 
 
+@contextlib.contextmanager
+def _blamed_in_batch() -> Iterator[None]:
+    """Inside an open batch (entered after Warehouse.batch, so a refusal to connect is not one): a permanent error
+    becomes RefusedInBatchError, and the batch is rolled back. A file's own refusals never reach it (_stage pins
+    them on the file); what does (the publish's, the claim's) the statement cannot pin on one object."""
+    try:
+        yield
+    except RefusedInBatchError:
+        raise
+    except PermanentError as exc:
+        raise RefusedInBatchError(exc) from exc
+
+
 @dataclass
 class _Item:
     """One object version of a batch on its way through the stages."""
@@ -146,8 +161,11 @@ class Pipeline:
         """Load object versions together: one claim, shared staging, one publish transaction (one ledger lock).
 
         One result per ref, in order: an ObjectResult (loaded, duplicate or failed), or the retriable error that
-        kept it from loading. An error of one object's source fails that object only; a warehouse error fails
-        every object of the batch not yet settled (nothing of them was published). With BATCH_PUBLISH off,
+        kept it from loading. An error of one object's source fails that object only; a transient warehouse error
+        fails every object of the batch not yet settled (nothing of them was published). What one object may have
+        caused never fails the others: a permanent refusal inside the batch, a failed DDL statement or a failed
+        shared staging write makes the batch run again one object at a time, and a lone object's refusal is
+        recorded FAILED (_record_refused). With BATCH_PUBLISH off,
         each object is its own batch; with it on, big objects are (see publish_groups). With ``time_left`` (the
         invocation's), a group is neither started nor published with less time left than a publish may need: its
         objects come back as OutOfTimeError, and the groups already published stay published.
@@ -176,9 +194,12 @@ class Pipeline:
                 return [short for _ in refs]
             try:
                 return self._batch(refs, time_left)
-            except SharedStagingError:
-                # A write that carried several objects' rows failed: load them again one by one, so that each
-                # object's outcome (and a refusal of one file's data) is its own.
+            except (SharedStagingError, RefusedInBatchError, SchemaEvolutionError) as exc:
+                # A write that carried several objects' rows failed, Snowflake refused for good a statement of the
+                # batch that several objects were waiting on (the publish), or one object's DDL failed: load them
+                # again one by one, so that each object's outcome (and a refusal of one file's data) is its own.
+                if len(refs) == 1:
+                    return [exc]
                 return [result for ref in refs for result in self._with_retries([ref], time_left)]
             except ConcurrentLoadError as exc:
                 # A concurrent delivery loaded one of these versions after the claim: run the batch again (its
@@ -201,6 +222,18 @@ class Pipeline:
                 self._claim_stage_publish(items, results, time_left)
             except (ConcurrentLoadError, SharedStagingError):
                 raise  # the batch runs again (process_batch)
+            except (RefusedInBatchError, SchemaEvolutionError) as exc:
+                # Which object is to blame the statement cannot say (the publish's), or the batch cannot go on
+                # without it (a DDL statement, which commits the open transaction): with several objects waiting,
+                # they run again one by one (process_batch).
+                unsettled = [item for item in items if results[item.index] is None]
+                if len(unsettled) > 1:
+                    raise
+                for item in unsettled:  # the one object to blame: a refusal is recorded, a DDL failure retried
+                    if isinstance(exc, RefusedInBatchError):
+                        results[item.index] = self._record_refused(item, exc.refusal, time_left)
+                    else:
+                        results[item.index] = exc
             except PipelineError as exc:
                 for item in items:  # nothing of the batch was published: each comes back to be retried
                     if results[item.index] is None:
@@ -240,7 +273,7 @@ class Pipeline:
         first: dict[str, LoadIdentity] = {}  # one identity per version: a notification twice in a batch loads once
         for item in items:
             first.setdefault(item.identity.load_key, item.identity)
-        with self.warehouse.batch() as batch:
+        with self.warehouse.batch() as batch, _blamed_in_batch():
             final = batch.claim(list(first.values()), self.scorer.model_version)
             staged: list[tuple[_Item, Outcome]] = []
             for item in items:
@@ -267,6 +300,42 @@ class Pipeline:
                     item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
                     item.result.rows_flagged = done.rows_flagged
                 results[item.index] = item.result
+
+    def _record_refused(
+        self, item: _Item, refusal: PermanentError, time_left: TimeLeft | None
+    ) -> ObjectResult | PipelineError:
+        """A lone object Snowflake refused for good: recorded FAILED, so that its redelivery is a duplicate.
+
+        The batch's transaction was rolled back; this is a new one (a claim, then a publish of the FAILED row
+        alone). An object that had already failed on its own input keeps its own reason. If even that is refused
+        (the ledger itself refuses the object's row), the refusal is returned: the message comes back, and ends
+        in the dead-letter queue.
+        """
+        result = item.result
+        failure = (
+            (result.reason_code, result.reason)
+            if result.status == "failed" and result.reason_code and result.reason
+            else (refusal.reason, str(refusal))
+        )
+        if short := self._out_of_time(time_left):
+            return short
+        identity = dataclasses.replace(item.identity, load_id=new_load_id())  # the rolled-back attempt's is spent
+        try:
+            with self.warehouse.batch() as batch:
+                final = batch.claim([identity], self.scorer.model_version)
+                if identity.load_key not in final:
+                    staging = batch.staging(identity)
+                    batch.publish([Outcome(staging, self.scorer.model_version, failure=failure)])
+        except PipelineError as exc:
+            return exc
+        result.rows_loaded = result.rows_rejected = result.rows_blank = result.rows_flagged = 0
+        if identity.load_key in final:  # a concurrent delivery finished it meanwhile
+            result.status, result.load_id = "duplicate", final[identity.load_key][1]
+            result.reason_code = result.reason = None
+        else:
+            result.status, result.load_id = "failed", identity.load_id
+            result.reason_code, result.reason = failure
+        return result
 
     def _stage(self, batch: LoadBatch, item: _Item) -> Outcome | PipelineError:
         """Read, parse, score and stage one object; what it publishes, or the error of its source."""

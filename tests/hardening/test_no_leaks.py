@@ -233,3 +233,35 @@ def test_the_integration_suite_logs_no_secret_and_no_measurement(tmp_path: Path,
     measurements = {v for row in sample_bytes.decode().splitlines()[1:] for v in row.split(",")[1:] if len(v) >= 6}
     assert measurements and all(number.fullmatch(v) for v in measurements)
     assert _scan(lines, [CANARY_PASSWORD], measurements) == []
+
+
+CELL_CANARY = "Ward-LEAK-5c1e"
+
+
+@pytest.mark.parametrize("batch_publish", ["true", "false"])
+def test_a_value_snowflake_refuses_never_reaches_a_reason_the_response_or_the_logs(
+    harness: Any, make_csv: Callable[..., bytes], batch_publish: str
+) -> None:
+    """Given a target whose WARD column an operator created as a number, and a file whose ward cells hold a
+    distinctive text: Snowflake refuses the rows INSERT at publish with a message that quotes the value (fakesnow,
+    DuckDB: 'Could not convert string "..." to DECIMAL'; Snowflake: "Numeric value '...' is not recognized")
+    When it is delivered with a good file in one SQS batch, every logger at DEBUG
+    Then no log line, no part of the response and no ledger reason holds the value; the reason keeps the error's
+    code (errno, SQLSTATE)."""
+    from tests.sqs_batches import sqs_batch
+
+    harness.invoke(harness.put("incoming/leaks/first.csv", make_csv(3)))
+    harness.query("ALTER TABLE {target} ADD COLUMN WARD NUMBER(10,0)")
+    good = harness.put("incoming/leaks/good.csv", make_csv(4))
+    bad = harness.put(
+        "incoming/leaks/ward.csv",
+        make_csv(5, lambda lines: [lines[0] + ",ward"] + [f"{line},{CELL_CANARY}" for line in lines[1:]]),
+    )
+    with capture_function_logs() as lines:
+        summary = harness.invoke(sqs_batch([good, bad]), BATCH_PUBLISH=batch_publish)
+    refused = next(o for o in summary["objects"] if o["key"] == "incoming/leaks/ward.csv")
+    assert refused["reason_code"] == "snowflake_rejected" and "publish rows" in refused["reason"], refused
+    assert lines
+    assert [line[:300] for line in lines if CELL_CANARY in line] == []
+    assert CELL_CANARY not in json.dumps(summary)
+    assert not [r for r in harness.query("SELECT REASON FROM {ledger}") if CELL_CANARY in str(r[0])]

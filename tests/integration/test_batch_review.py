@@ -147,3 +147,115 @@ def test_a_mixed_batch_publishes_each_object_with_its_own_rows_and_counts(
     assert harness.count("target", "WARD IS NOT NULL") == 53
     assert harness.count("target", "LENGTH(SAMPLE_ID) > 1000000") == 1  # read again with 16 MiB blocks
     assert harness.count() == SMALL + 50 + 3 + 11 + 80
+
+
+def with_ward(value: str) -> Callable[[list[str]], list[str]]:
+    """An extra ``ward`` column holding ``value`` on every line."""
+
+    def edit(lines: list[str]) -> list[str]:
+        return [lines[0] + ",ward"] + [f"{line},{value}" for line in lines[1:]]
+
+    return edit
+
+
+def ward_is_a_number(harness: Any, make_csv: Callable[..., bytes]) -> None:
+    """The target exists (a first load made it), and an operator has added WARD to it as a number."""
+    harness.invoke(sqs_batch([harness.put("incoming/refused/first.csv", make_csv(SMALL))]))
+    harness.query("ALTER TABLE {target} ADD COLUMN WARD NUMBER(10,0)")
+
+
+@pytest.mark.parametrize("batch_publish", ["true", "false"])
+def test_a_file_snowflake_refuses_at_publish_fails_alone_and_the_others_load(
+    harness: Any, make_csv: Callable[..., bytes], batch_publish: str
+) -> None:
+    """Given a target whose WARD column an operator created as a number, a good file, and a file whose ward cells
+    hold text (staged as text, so the refusal comes from the rows INSERT at publish: fakesnow (DuckDB) refuses the
+    cast at INSERT as Snowflake does, with its own message and error number)
+    When both arrive in one SQS batch (published together, or each alone with BATCH_PUBLISH=false)
+    Then the good file loads, the refused one is recorded FAILED (snowflake_rejected), no message comes back, and
+    a redelivery of both is a duplicate that changes nothing."""
+    ward_is_a_number(harness, make_csv)
+    good = harness.put("incoming/refused/good.csv", make_csv(SMALL + 1))
+    bad = harness.put("incoming/refused/bad.csv", make_csv(SMALL + 2, with_ward("Ward-3-East")))
+    summary = harness.invoke(sqs_batch([good, bad]), BATCH_PUBLISH=batch_publish)
+    by_key = {o["key"]: o for o in summary["objects"]}
+    assert by_key["incoming/refused/good.csv"]["status"] == "loaded", summary["objects"]
+    assert (
+        by_key["incoming/refused/good.csv"]["rows_loaded"],
+        harness.count("target", "SOURCE_KEY LIKE '%good.csv'"),
+    ) == (SMALL + 1, SMALL + 1)
+    refused = by_key["incoming/refused/bad.csv"]
+    assert (refused["status"], refused["reason_code"]) == ("failed", "snowflake_rejected"), refused
+    assert summary["batchItemFailures"] == []
+    assert harness.query(
+        "SELECT STATUS, REASON_CODE FROM {ledger} WHERE SOURCE_KEY = 'incoming/refused/bad.csv' AND STATUS <> 'STARTED'"
+    ) == [("FAILED", "snowflake_rejected")]
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+    again = harness.invoke(sqs_batch([good, bad]), BATCH_PUBLISH=batch_publish)
+    assert [o["status"] for o in again["objects"]] == ["duplicate", "duplicate"]
+    assert again["batchItemFailures"] == []
+    assert harness.count("target", "SOURCE_KEY LIKE 'incoming/refused/%'") == SMALL + SMALL + 1
+
+
+def refuses_statements_naming(monkeypatch: pytest.MonkeyPatch, pattern: str, marker: str) -> list[str]:
+    """Snowflake refuses for good (a privilege error, errno 3001) every statement that matches ``pattern`` and whose
+    text or bound parameters contain ``marker``; the statements it refused."""
+    from snowflake.connector.cursor import SnowflakeCursor
+
+    refused: list[str] = []
+    original = SnowflakeCursor.execute
+
+    def execute(self: Any, command: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if re.match(pattern, command, re.IGNORECASE | re.DOTALL) and marker in f"{command} {params}":
+            refused.append(command)
+            raise sf.ProgrammingError(msg="injected: Insufficient privileges to operate on table", errno=3001)
+        return original(self, command, params, *args, **kwargs)
+
+    monkeypatch.setattr(SnowflakeCursor, "execute", execute)
+    return refused
+
+
+REFUSED_STATEMENTS = [
+    # The bad file's staging write: its layout's table holds its rows only, written at publish (a small file)
+    pytest.param(r"^\s*COPY INTO", "WARD", "failed", "snowflake_rejected", id="its-staging-write-at-publish"),
+    # The rows INSERT of the publish that carries its layout
+    pytest.param(r"^\s*INSERT INTO", "WARD", "failed", "snowflake_rejected", id="the-publish-rows-insert"),
+    # The claim: the ledger refuses its row, so it cannot be recorded either; its message comes back alone
+    pytest.param(r"^\s*INSERT INTO", "incoming/refused/bad.csv", "error", "snowflake_rejected", id="the-ledger-claim"),
+    # ensure_target: adding its new column is refused; DDL never fails a file for good (retriable), so it comes
+    # back alone, and the others load
+    pytest.param(r"^\s*ALTER TABLE", "WARD", "error", "schema_evolution_failed", id="its-new-column-ddl"),
+]
+
+
+@pytest.mark.parametrize(("statement", "marker", "bad_status", "bad_reason"), REFUSED_STATEMENTS)
+def test_a_permanent_refusal_anywhere_in_the_batch_never_fails_the_other_objects(
+    harness: Any,
+    make_csv: Callable[..., bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    statement: str,
+    marker: str,
+    bad_status: str,
+    bad_reason: str,
+) -> None:
+    """Given two good files and a file with an extra ward column, in one SQS batch, and Snowflake refusing for good
+    a statement that only the ward file's load runs (injected at the connector: no fakesnow semantics relied on)
+    When the batch is delivered
+    Then the good files load with their rows, and the ward file alone is FAILED (snowflake_rejected, a redelivery is
+    a duplicate) or, when the ledger itself refuses its row or the refusal is of DDL (retriable), comes back alone."""
+    goods = [harness.put(f"incoming/refused/good-{i}.csv", make_csv(SMALL + i)) for i in range(2)]
+    bad = harness.put("incoming/refused/bad.csv", make_csv(SMALL, with_ward("W1")))
+    refused = refuses_statements_naming(monkeypatch, statement, marker)
+    summary = harness.invoke(sqs_batch([goods[0], bad, goods[1]]))
+    assert refused, "the fault never fired"
+    got = {o["key"].split("/")[-1]: (o["status"], o.get("reason_code")) for o in summary["objects"]}
+    assert got == {
+        "good-0.csv": ("loaded", None),
+        "good-1.csv": ("loaded", None),
+        "bad.csv": (bad_status, bad_reason),
+    }, summary["objects"]
+    assert summary["batchItemFailures"] == ([] if bad_status == "failed" else [{"itemIdentifier": "m1"}])
+    assert harness.count() == SMALL + SMALL + 1
+    assert loaded_objects_keep_their_rows(harness, summary) == []
+    if bad_status == "failed":
+        assert [o["status"] for o in harness.invoke(sqs_batch([bad]))["objects"]] == ["duplicate"]

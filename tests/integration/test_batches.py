@@ -168,12 +168,55 @@ def test_upsert_two_versions_of_one_object_in_one_batch_the_newer_wins(
     assert harness.query("SELECT COUNT(*), COUNT(DISTINCT SAMPLE_ID), MIN(MEAN_RADIUS) FROM {target}") == [
         (ROWS, ROWS, 22.5)
     ]
-    # and the ledger's counts are what each landed (in upsert a later load may replace an earlier one's rows:
-    # old-then-new, the older version's count held when it was published, and only the newer one is checked)
+    # and each version's ledger counts are what it left in the tables when the batch committed: the older
+    # version's rows are rejects either way (superseded by the newer version, or replaced by it later in the batch)
     newer = events[1]["Records"][0]["s3"]["object"]["versionId"]
     by_version = {o["version"]: o for o in summary["objects"]}
-    checked = [by_version[newer]] if order == "old-then-new" else list(by_version.values())
-    if order == "new-then-old":
-        older = next(o for v, o in by_version.items() if v != newer)
-        assert (older["rows_loaded"], older["rows_rejected"]) == (0, ROWS)  # every key a newer version wrote
-    assert_ledger_matches_tables(harness.query, harness.tables, [str(o["load_id"]) for o in checked])
+    older = next(o for v, o in by_version.items() if v != newer)
+    assert (older["rows_loaded"], older["rows_rejected"]) == (0, ROWS)
+    assert (by_version[newer]["rows_loaded"], by_version[newer]["rows_rejected"]) == (ROWS, 0)
+    assert_summary_matches_ledger(harness.query, harness.tables, summary)
+
+
+def lines_between(first: int, last: int, radius: str) -> Callable[[list[str]], list[str]]:
+    """The header and the sample's data lines ``first``..``last`` (1-based), their mean radius set to ``radius``."""
+
+    def edit(lines: list[str]) -> list[str]:
+        rows = [line.split(",") for line in lines[first : last + 1]]
+        return [lines[0]] + [",".join([c[0], radius, *c[2:]]) for c in rows]
+
+    return edit
+
+
+@pytest.mark.parametrize("delivery", ["one-batch", "two-batches"])
+def test_upsert_files_sharing_merge_keys_count_what_each_left_in_the_tables(
+    harness: Any, make_csv: Callable[..., bytes], delivery: str
+) -> None:
+    """Given two files of different objects that share two merge keys: a (samples 1-5), then b (samples 4-8)
+    When they arrive in one SQS batch (one publish transaction), or in two batches one after the other
+    Then the target holds the same rows either way (b's for the shared keys), b counts what it loaded either way,
+    and every ledger row's counts are what its load left in the tables when it committed: in one batch, a's two
+    rows that b replaced in the same transaction never became visible, so they are a's rejects (naming the later
+    file); in two batches they were a's loaded rows when a committed."""
+    # fakesnow (DuckDB) runs the batch's merges (DELETE + INSERT) and the count of replaced rows in one
+    # transaction, as Snowflake does; nothing here relies on its locking (one session at a time).
+    upsert = {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}
+    a = harness.put("incoming/batch/keys-a.csv", make_csv(8, lines_between(1, 5, "11.5")))
+    b = harness.put("incoming/batch/keys-b.csv", make_csv(8, lines_between(4, 8, "22.5")))
+    deliveries = [[a, b]] if delivery == "one-batch" else [[a], [b]]
+    summaries = []
+    for events in deliveries:
+        summaries.append(summary := harness.invoke(sqs_batch(events), **upsert))
+        assert failed_messages(summary) == []
+        assert_summary_matches_ledger(harness.query, harness.tables, summary)  # right after each delivery
+    got = {o["key"].split("/")[-1]: (o["rows_loaded"], o["rows_rejected"]) for s in summaries for o in s["objects"]}
+    assert got == {"keys-a.csv": (3, 2) if delivery == "one-batch" else (5, 0), "keys-b.csv": (5, 0)}
+    assert harness.query(
+        "SELECT COUNT(*), COUNT(DISTINCT SAMPLE_ID), SUM(IFF(MEAN_RADIUS = 22.5, 1, 0)) FROM {target}"
+    ) == [(8, 8, 5)]
+    if delivery == "one-batch":
+        replaced = harness.query(
+            "SELECT SOURCE_LINE, REASON FROM {rejects} WHERE SOURCE_KEY = 'incoming/batch/keys-a.csv'"
+        )
+        assert sorted(line for line, _ in replaced) == [5, 6]  # samples 4 and 5 (line 1 is the header)
+        assert all("later file of the same batch" in reason for _, reason in replaced), replaced
