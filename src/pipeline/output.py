@@ -251,6 +251,33 @@ class OutputLayout:
         return frame
 
 
+# The reject of a row the model gave no finite probability in [0, 1] for (scoring.Scores.scored): its COLUMN_NAME is
+# the score it lacks. Such a row is never labelled: NaN >= threshold is false, which would have made it benign.
+UNSCORED_COLUMN = "MALIGNANT_PROBABILITY"
+UNSCORED_REASON = "the model gave no finite probability in [0, 1] for this row; it is not labelled"
+
+
+def reject_unscored(
+    converted: ConvertedFeatures, scores: Scores, flags: pa.Array | None
+) -> tuple[ConvertedFeatures, Scores, pa.Array | None]:
+    """The chunk without the scored rows whose probability is not usable: those become problems (rejects).
+
+    ``scores`` and ``flags`` are aligned with ``converted``'s scoreable rows; what is returned is aligned with the
+    rows still scoreable. Checked here, on whatever the scorer returned, so every model (an imported one, a fake)
+    is held to it.
+    """
+    scored = scores.scored
+    if bool(scored.all()):
+        return converted, scores, flags
+    unscored = np.flatnonzero(converted.ok)[~scored]
+    ok = converted.ok.copy()
+    ok[unscored] = False
+    problems = converted.problems + [RowProblem(int(i), UNSCORED_COLUMN, UNSCORED_REASON) for i in unscored]
+    problems.sort(key=lambda p: p.index)
+    kept = flags.filter(pa.array(scored)) if flags is not None else None
+    return dataclasses.replace(converted, ok=ok, problems=problems), scores.only(scored), kept
+
+
 def rejects_frame(
     chunk: TextChunk,
     columns: list[str],

@@ -32,7 +32,7 @@ from pipeline.errors import (
     UnusableFileError,
 )
 from pipeline.features import convert_features
-from pipeline.output import OutputLayout, rejects_frame
+from pipeline.output import OutputLayout, reject_unscored, rejects_frame
 from pipeline.plausibility import PlausibilityCheck, plausibility_check
 from pipeline.ports import (
     LoadBatch,
@@ -391,17 +391,21 @@ class Pipeline:
             batch = converted.model_input()
             with timer("score"):
                 scores = self.scorer.score(batch)
-            with timer("convert"):
-                keep = None if converted.all_ok else pa.array(ok)
-                text = {
-                    c.source: pd.arrays.ArrowExtensionArray(
-                        chunk.table.column(c.source) if keep is None else chunk.table.column(c.source).filter(keep)
-                    )
-                    for c in layout.data_columns
-                    if c.source is not None and c.sql_type != "FLOAT"
-                }
-                lines = chunk.lines if keep is None else chunk.lines[ok]
-                frame = layout.frame(text, converted.good_values, scores, lines, checked.flags)
+            # A row without a usable probability is a reject, never labelled (whatever the model).
+            converted, scores, flags = reject_unscored(converted, scores, checked.flags)
+            ok = converted.ok
+            if ok.any():  # rows the model scored
+                with timer("convert"):
+                    keep = None if converted.all_ok else pa.array(ok)
+                    text = {
+                        c.source: pd.arrays.ArrowExtensionArray(
+                            chunk.table.column(c.source) if keep is None else chunk.table.column(c.source).filter(keep)
+                        )
+                        for c in layout.data_columns
+                        if c.source is not None and c.sql_type != "FLOAT"
+                    }
+                    lines = chunk.lines if keep is None else chunk.lines[ok]
+                    frame = layout.frame(text, converted.good_values, scores, lines, flags)
         rejects = rejects_frame(
             chunk, chunks.columns, chunks.delimiter, converted.problems, lineage, self.settings.max_reject_text_chars
         )
