@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
-from adapters.s3 import content_fingerprint
-from pipeline.errors import ConfigurationError
-from pipeline.ports import LoadIdentity, load_key
+from adapters.s3 import S3Source, content_fingerprint
+from pipeline.errors import ConfigurationError, ObjectGoneError, SourceUnavailableError
+from pipeline.ports import LoadIdentity, ObjectRef, load_key
 from pipeline.settings import DuplicateRule, Settings
 
 MD5 = '"5d41402abc4b2a76b9719d911017c592"'
@@ -110,3 +112,39 @@ def test_duplicate_rule_defaults_to_content(value: str | None, rule: DuplicateRu
 def test_an_unknown_duplicate_rule_is_refused_naming_the_variable() -> None:
     with pytest.raises(ConfigurationError, match="DUPLICATE_RULE"):
         Settings.from_env(BASE | {"DUPLICATE_RULE": "bytes"})
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected_params"),
+    [
+        (ObjectRef("b", "k.csv", version_id="v1", etag="e"), {"VersionId": "v1"}),
+        (ObjectRef("b", "k.csv", etag='"e"'), {"IfMatch": '"e"'}),
+    ],
+    ids=["versioned", "unversioned"],
+)
+def test_the_s3_source_heads_the_exact_version_with_checksums_on(
+    ref: ObjectRef, expected_params: dict[str, str]
+) -> None:
+    # Given an S3 client that answers one HEAD for exactly that version, checksums enabled
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        params = {"Bucket": "b", "Key": "k.csv", "ChecksumMode": "ENABLED", **expected_params}
+        stub.add_response("head_object", {"ETag": MD5, "ContentLength": 5}, params)
+        # When the source takes the version's fingerprint
+        fingerprint = S3Source(client).fingerprint(ref)
+        # Then it is the HEAD's
+        assert fingerprint.value == "md5:5d41402abc4b2a76b9719d911017c592:5"
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(404, ObjectGoneError), (503, SourceUnavailableError)], ids=["gone", "unavailable"]
+)
+def test_a_failed_head_is_the_sources_typed_error(status: int, error: type[Exception]) -> None:
+    # Given an S3 client whose HEAD fails (HEAD answers carry no error body: the code is the status)
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_client_error("head_object", service_error_code=str(status), http_status_code=status)
+        # When the source takes the fingerprint, Then the failure is the pipeline's typed error
+        with pytest.raises(error):
+            S3Source(client).fingerprint(ObjectRef("b", "k.csv", version_id="v1"))
