@@ -3,6 +3,8 @@ turns it into a reject (pipeline.output.reject_unscored) while the chunk's other
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -13,6 +15,7 @@ from scoring import Scorer, Scores
 from scoring.scorer import NO_CLASS
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+SAMPLE_CSV = Path(__file__).resolve().parents[2] / "data" / "breast_cancer.csv"
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +67,6 @@ def test_the_shipped_model_marks_finite_inputs_it_cannot_score_and_gives_them_no
 
 
 def _sample_row() -> list[str]:
-    from tests.conftest import SAMPLE_CSV
-
     return SAMPLE_CSV.read_text().splitlines()[1].split(",")[1:]
 
 
