@@ -3,16 +3,55 @@
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import ObjectGoneError, SourceUnavailableError, UnusableFileError
-from pipeline.ports import ObjectRef, OpenedObject
+from pipeline.ports import ContentFingerprint, ObjectRef, OpenedObject
 
 READ_CHUNK_BYTES = 1 << 20
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
 _CHANGED = {"PreconditionFailed", "412"}
+# A single-part upload's ETag is the MD5 of its bytes, unless the object is encrypted with SSE-KMS, DSSE-KMS or
+# SSE-C (then it is not a hash of the content). SSE-S3 (AES256, the deployed bucket's default encryption) keeps it.
+_MD5_ETAG = re.compile(r"^[0-9a-fA-F]{32}$")
+_ETAG_IS_MD5 = {None, "AES256"}
+# Full-object checksums that name the content: 64 bits or more. CRC32 and CRC32C (what boto3 and the AWS CLI
+# send by default) are 32 bits: two different exports of one key would share one about once in 4 billion, and a
+# false duplicate drops a file's rows, so they are not trusted.
+_FULL_OBJECT_CHECKSUMS = (("ChecksumCRC64NVME", "crc64nvme"), ("ChecksumSHA256", "sha256"), ("ChecksumSHA1", "sha1"))
+
+
+def content_fingerprint(head: Mapping[str, Any]) -> ContentFingerprint:
+    """The content fingerprint in a HEAD (or GET) response with ChecksumMode=ENABLED, or why there is none.
+
+    The ETag first, when it is the content's MD5 (single part, no SSE-KMS/SSE-C): every such upload has it,
+    whatever checksum its client sent. Else a full-object checksum of 64 bits or more (a multipart upload's ETag
+    depends on its part sizes; S3 computes a full-object CRC64NVME for uploads that send no checksum). The size
+    goes into every fingerprint, as a second witness.
+    """
+    size = head.get("ContentLength")
+    etag = str(head.get("ETag") or "").strip('"')
+    encryption = head.get("ServerSideEncryption")
+    customer_key = head.get("SSECustomerAlgorithm")
+    if _MD5_ETAG.match(etag) and encryption in _ETAG_IS_MD5 and not customer_key:
+        return ContentFingerprint(f"md5:{etag.lower()}:{size}")
+    checksum_type = head.get("ChecksumType")
+    for field, name in _FULL_OBJECT_CHECKSUMS:
+        value = head.get(field)
+        full_object = checksum_type == "FULL_OBJECT" or (checksum_type is None and name == "crc64nvme")
+        if value and full_object and "-" not in str(value):
+            return ContentFingerprint(f"{name}:{value}:{size}")
+    if customer_key or encryption not in _ETAG_IS_MD5:
+        why = f"the ETag of an object encrypted with {'SSE-C' if customer_key else encryption} is not its MD5"
+    elif "-" in etag:
+        why = "a multipart upload's ETag depends on its part sizes"
+    else:
+        why = "its ETag is not an MD5"
+    return ContentFingerprint(None, f"{why}, and S3 gave no full-object CRC64NVME or SHA checksum")
 
 
 class _GuardedBody(io.RawIOBase):
@@ -101,6 +140,21 @@ class S3Source:
             body=_GuardedBody(response["Body"], opened_ref),
             last_modified=response.get("LastModified"),
         )
+
+    def fingerprint(self, ref: ObjectRef) -> ContentFingerprint:
+        """HEAD the exact version the event named (as open does), checksums on: its content fingerprint."""
+        kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, "ChecksumMode": "ENABLED"}
+        if ref.version_id:
+            kwargs["VersionId"] = ref.version_id
+        elif ref.etag:
+            kwargs["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
+        try:
+            head = self._client.head_object(**kwargs)
+        except ClientError as exc:
+            raise self._classify(exc, ref) from exc
+        except BotoCoreError as exc:
+            raise SourceUnavailableError(f"S3 HEAD s3://{ref.bucket}/{ref.key} failed: {type(exc).__name__}") from exc
+        return content_fingerprint(head)
 
     @staticmethod
     def _classify(exc: ClientError, ref: ObjectRef) -> Exception:

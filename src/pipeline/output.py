@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.csv_reader import _MISSING_MARKERS as MISSING_VALUE_MARKERS  # the one list of them
 from pipeline.csv_reader import TextChunk
 from pipeline.errors import ConfigurationError, UnusableFileError
 from pipeline.features import ConvertedFeatures, RowProblem
@@ -163,24 +164,32 @@ class OutputLayout:
         ]
 
     def reject_missing_merge_keys(self, table: pa.Table, converted: ConvertedFeatures) -> ConvertedFeatures:
-        """Upsert: a row whose merge key is empty cannot be merged with anything; it is rejected with the column.
+        """Upsert: a row whose merge key is missing cannot be merged with anything; it is rejected with the column.
 
-        (Empty cells are '' rather than NULL, so without this every keyless row would collapse into one.)
+        Missing is empty, blank, or a missing-value marker (``NA`` as R writes it, ``N/A``, ``null``, ``-``, ``?``
+        ...: the CSV reader's list, in any case, spaces trimmed). Empty cells are '' rather than NULL and markers
+        are text, so without this every keyless row would collapse into one (two patients merged), and a later
+        file's keyless row would replace an earlier file's.
         """
         if not self._merge_key_text:
             return converted
         ok = converted.ok.copy()
         problems = {p.index: p for p in converted.problems}
+        markers = pa.array(sorted(MISSING_VALUE_MARKERS), pa.string())
         for source in self._merge_key_text:
             text = pc.utf8_trim_whitespace(table.column(source))
-            empty = pc.fill_null(pc.equal(text, ""), True).to_numpy(zero_copy_only=False)
+            missing = pc.or_(pc.equal(text, ""), pc.is_in(pc.utf8_lower(text), value_set=markers))
+            empty = pc.fill_null(missing, True).to_numpy(zero_copy_only=False)
             for flat in np.flatnonzero(empty & ok):
                 i = int(flat)
                 ok[i] = False
                 problems[i] = RowProblem(
                     index=i,
                     column=source,
-                    reason=f"missing merge key: column {source!r} is empty (LOAD_MODE=upsert merges on MERGE_KEYS)",
+                    reason=(
+                        f"missing merge key: column {source!r} is empty or a missing-value marker "
+                        "(LOAD_MODE=upsert merges on MERGE_KEYS)"
+                    ),
                 )
         if bool((ok == converted.ok).all()):
             return converted
@@ -240,6 +249,33 @@ class OutputLayout:
         if list(frame.columns) != self.staged_column_names:  # the order staged_ddl() promises
             raise AssertionError(f"staged frame columns out of order: {list(frame.columns)}")
         return frame
+
+
+# The reject of a row the model gave no finite probability in [0, 1] for (scoring.Scores.scored): its COLUMN_NAME is
+# the score it lacks. Such a row is never labelled: NaN >= threshold is false, which would have made it benign.
+UNSCORED_COLUMN = "MALIGNANT_PROBABILITY"
+UNSCORED_REASON = "the model gave no finite probability in [0, 1] for this row; it is not labelled"
+
+
+def reject_unscored(
+    converted: ConvertedFeatures, scores: Scores, flags: pa.Array | None
+) -> tuple[ConvertedFeatures, Scores, pa.Array | None]:
+    """The chunk without the scored rows whose probability is not usable: those become problems (rejects).
+
+    ``scores`` and ``flags`` are aligned with ``converted``'s scoreable rows; what is returned is aligned with the
+    rows still scoreable. Checked here, on whatever the scorer returned, so every model (an imported one, a fake)
+    is held to it.
+    """
+    scored = scores.scored
+    if bool(scored.all()):
+        return converted, scores, flags
+    unscored = np.flatnonzero(converted.ok)[~scored]
+    ok = converted.ok.copy()
+    ok[unscored] = False
+    problems = converted.problems + [RowProblem(int(i), UNSCORED_COLUMN, UNSCORED_REASON) for i in unscored]
+    problems.sort(key=lambda p: p.index)
+    kept = flags.filter(pa.array(scored)) if flags is not None else None
+    return dataclasses.replace(converted, ok=ok, problems=problems), scores.only(scored), kept
 
 
 def rejects_frame(

@@ -46,6 +46,18 @@ class OpenedObject:
     last_modified: datetime | None = None  # the response's Last-Modified: orders versions without a sequencer
 
 
+@dataclass(frozen=True)
+class ContentFingerprint:
+    """What S3 says about one object version's bytes: equal bytes share ``value``, different bytes never do.
+
+    ``value`` is None when S3 gave nothing that can be trusted to mean the content (``why_not`` says why): then
+    the object is known by its version only (DUPLICATE_RULE, docs/exactly-once.md).
+    """
+
+    value: str | None
+    why_not: str | None = None
+
+
 class ObjectSource(Protocol):
     """Opens one object version as a byte stream; failures are the pipeline's typed errors (pipeline.errors)."""
 
@@ -53,11 +65,20 @@ class ObjectSource(Protocol):
         """The exact version ``ref`` names; UnusableFileError(object_too_large) when it is over ``max_bytes``."""
         ...
 
+    def fingerprint(self, ref: ObjectRef) -> ContentFingerprint:
+        """The content fingerprint of the exact version ``ref`` names, without reading it (a HEAD)."""
+        ...
+
 
 # --- the warehouse --------------------------------------------------------------------------------------------
 def load_key(bucket: str, key: str, version: str) -> str:
-    """The ledger's identity of one object version."""
+    """The ledger's identity of one object version (the version rule: every version is a load of its own)."""
     return hashlib.sha256(f"{bucket}\0{key}\0{version}".encode()).hexdigest()
+
+
+def content_load_key(bucket: str, key: str, content: str) -> str:
+    """The ledger's identity of one content of an S3 key (the content rule: the same bytes again are a duplicate)."""
+    return load_key(bucket, key, f"content\0{content}")
 
 
 def new_load_id() -> str:
@@ -66,13 +87,19 @@ def new_load_id() -> str:
 
 @dataclass(frozen=True)
 class LoadIdentity:
+    """One load: ``version`` is the object's real version (what rows and the ledger's SOURCE_VERSION say);
+    ``content``, when set, its content fingerprint, and then the ledger keys the load on the content instead."""
+
     bucket: str
     key: str
     version: str
     load_id: str
+    content: str | None = None
 
     @property
     def load_key(self) -> str:
+        if self.content is not None:
+            return content_load_key(self.bucket, self.key, self.content)
         return load_key(self.bucket, self.key, self.version)
 
 

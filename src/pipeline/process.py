@@ -34,9 +34,10 @@ from pipeline.errors import (
     UnusableFileError,
 )
 from pipeline.features import convert_features
-from pipeline.output import OutputLayout, rejects_frame
+from pipeline.output import OutputLayout, reject_unscored, rejects_frame
 from pipeline.plausibility import PlausibilityCheck, plausibility_check
 from pipeline.ports import (
+    ContentFingerprint,
     LoadBatch,
     LoadIdentity,
     ObjectRef,
@@ -48,7 +49,7 @@ from pipeline.ports import (
     Warehouse,
     new_load_id,
 )
-from pipeline.settings import Settings
+from pipeline.settings import DuplicateRule, LoadMode, Settings
 from pipeline.staging import BackgroundStager
 from pipeline.timing import StageTimer, TimedStream
 from pipeline.warm_up import warm_up
@@ -69,6 +70,9 @@ class ObjectResult:
     reason_code: str | None = None
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # What made it a load of its own, or a duplicate: "content" (the same bytes under the key), or "version"
+    # (each version), with why when DUPLICATE_RULE=content could not apply (docs/exactly-once.md).
+    duplicate_rule: str = "version"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,11 +265,41 @@ class Pipeline:
             except PipelineError as exc:
                 return exc
         assert ref.version is not None
-        identity = LoadIdentity(ref.bucket, ref.key, ref.version, new_load_id())
+        content, rule = None, "version"
+        if self.settings.duplicate_rule is DuplicateRule.CONTENT and unopenable is None:
+            fingerprint = self._fingerprint(ref, timer)
+            if isinstance(fingerprint, SourceUnavailableError):
+                return fingerprint
+            content, rule = fingerprint.value, "content" if fingerprint.value else f"version: {fingerprint.why_not}"
+        identity = LoadIdentity(ref.bucket, ref.key, ref.version, new_load_id(), content)
         result = ObjectResult(
-            ref.bucket, ref.key, ref.version, "loaded", load_id=identity.load_id, seconds=timer.seconds
+            ref.bucket,
+            ref.key,
+            ref.version,
+            "loaded",
+            load_id=identity.load_id,
+            seconds=timer.seconds,
+            duplicate_rule=rule,
         )
         return _Item(index, ref, identity, result, timer, sequencer, opened, unopenable)
+
+    def _fingerprint(self, ref: ObjectRef, timer: StageTimer) -> ContentFingerprint | SourceUnavailableError:
+        """What the content rule keys on, or why the version rule applies instead (part of _identify)."""
+        if self.settings.load_mode is LoadMode.UPSERT:
+            # Each version replaces its keys' rows: an older export sent again must win over the newer one it
+            # follows (a revert), and a re-send only rewrites its own rows with the same values.
+            return ContentFingerprint(None, "LOAD_MODE=upsert applies every version, in S3's order")
+        fingerprint = getattr(self.source, "fingerprint", None)
+        if fingerprint is None:
+            return ContentFingerprint(None, "the object source gives no content fingerprint")
+        try:
+            with timer("s3_read"):
+                return cast(ContentFingerprint, fingerprint(ref))
+        except SourceUnavailableError as exc:
+            return exc
+        except PipelineError as exc:
+            # The version is gone (or was overwritten): its GET fails the same way and records it, by version.
+            return ContentFingerprint(None, f"its HEAD failed ({exc.reason})")
 
     def _claim_stage_publish(
         self, items: list[_Item], results: list[ObjectResult | PipelineError | None], time_left: TimeLeft | None
@@ -460,17 +494,21 @@ class Pipeline:
             batch = converted.model_input()
             with timer("score"):
                 scores = self.scorer.score(batch)
-            with timer("convert"):
-                keep = None if converted.all_ok else pa.array(ok)
-                text = {
-                    c.source: pd.arrays.ArrowExtensionArray(
-                        chunk.table.column(c.source) if keep is None else chunk.table.column(c.source).filter(keep)
-                    )
-                    for c in layout.data_columns
-                    if c.source is not None and c.sql_type != "FLOAT"
-                }
-                lines = chunk.lines if keep is None else chunk.lines[ok]
-                frame = layout.frame(text, converted.good_values, scores, lines, checked.flags)
+            # A row without a usable probability is a reject, never labelled (whatever the model).
+            converted, scores, flags = reject_unscored(converted, scores, checked.flags)
+            ok = converted.ok
+            if ok.any():  # rows the model scored
+                with timer("convert"):
+                    keep = None if converted.all_ok else pa.array(ok)
+                    text = {
+                        c.source: pd.arrays.ArrowExtensionArray(
+                            chunk.table.column(c.source) if keep is None else chunk.table.column(c.source).filter(keep)
+                        )
+                        for c in layout.data_columns
+                        if c.source is not None and c.sql_type != "FLOAT"
+                    }
+                    lines = chunk.lines if keep is None else chunk.lines[ok]
+                    frame = layout.frame(text, converted.good_values, scores, lines, flags)
         rejects = rejects_frame(
             chunk, chunks.columns, chunks.delimiter, converted.problems, lineage, self.settings.max_reject_text_chars
         )

@@ -78,6 +78,16 @@ class OutOfRange(StrEnum):
     OFF = "off"  # loaded as any other row (impossible values are rejected whatever this says)
 
 
+class DuplicateRule(StrEnum):
+    """When a new object version is a duplicate of a load the ledger already has (docs/exactly-once.md)."""
+
+    # The same S3 key with the same bytes (S3's content fingerprint: a single-part ETag that is the content's MD5,
+    # or a full-object CRC64NVME / SHA checksum) is a duplicate, whatever its version id. Without a fingerprint
+    # that can be trusted, and in upsert mode, the version rule applies.
+    CONTENT = "content"
+    VERSION = "version"  # every new object version loads (on a versioned bucket, re-sent bytes load again)
+
+
 # OUT_OF_RANGE_MARGIN's default, as a fraction of each feature's training range (max - min). Measured with
 # benchmarks/out_of_range_margin.py (docs/performance.md): the 114 real held-out rows lie up to 0.28 of a range
 # beyond the 455 training rows' min/max, and over 2000 random 455/114 splits of the 569 real rows an unseen real
@@ -117,6 +127,7 @@ ENVIRONMENT: dict[str, str] = {
     "OUT_OF_RANGE": "out_of_range",
     "OUT_OF_RANGE_MARGIN": "out_of_range_margin",
     "BATCH_PUBLISH": "batch_publish",
+    "DUPLICATE_RULE": "duplicate_rule",
 }
 
 
@@ -161,6 +172,7 @@ class Settings(BaseModel):
     # The objects of one invocation (an SQS batch) publish in one transaction, taking the ledger lock once;
     # false: one transaction per object (benchmarks/burst.py compares the two).
     batch_publish: Bool = True
+    duplicate_rule: DuplicateRule = DuplicateRule.CONTENT
 
     @field_validator("database", "schema_name", "warehouse", "role", "target_table", "rejects_table", "ledger_table")
     @classmethod

@@ -35,16 +35,43 @@ _NUMPY_DTYPES = {
 }
 
 
+NO_CLASS = -1  # the classification of a row the model gave no probability for (see Scores.scored)
+
+
+def usable_probability(probability: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Per row: whether the probability is finite and within [0, 1] (NaN, infinities and 1.5 are not)."""
+    p = np.asarray(probability)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.isfinite(p) & (p >= 0.0) & (p <= 1.0), dtype=bool)
+
+
 @dataclass(frozen=True)
 class Scores:
-    """Scores for a batch, aligned with its rows."""
+    """Scores for a batch, aligned with its rows.
+
+    A row is scored only when the model gave it a finite probability within [0, 1] (``scored``). Finite float32
+    inputs can still make a model return NaN or infinity (3e38 overflows inside it), and an imported model may
+    return anything: such a row has no class (``NO_CLASS``, label None), and must never be published as one.
+    """
 
     malignant_probability: npt.NDArray[np.float32]
-    classification: npt.NDArray[np.int8]  # 1 malignant, 0 benign
-    label: npt.NDArray[np.object_]  # 'malignant' / 'benign'
+    classification: npt.NDArray[np.int8]  # 1 malignant, 0 benign, NO_CLASS when not scored
+    label: npt.NDArray[np.object_]  # 'malignant' / 'benign', None when not scored
 
     def __len__(self) -> int:
         return int(self.malignant_probability.shape[0])
+
+    @property
+    def scored(self) -> npt.NDArray[np.bool_]:
+        """Per row: whether its probability is finite and within [0, 1], i.e. whether its label can be trusted.
+
+        Computed from the probabilities themselves, so it holds for any Scores, a fake scorer's too.
+        """
+        return usable_probability(self.malignant_probability)
+
+    def only(self, rows: npt.NDArray[np.bool_]) -> Scores:
+        """The scores of the rows ``rows`` marks, in order."""
+        return Scores(self.malignant_probability[rows], self.classification[rows], self.label[rows])
 
 
 def default_model_dir() -> Path:
@@ -180,8 +207,18 @@ class Scorer:
             for start in range(0, n, self.max_batch_rows):
                 chunk = batch[start : start + self.max_batch_rows]
                 probability[start : start + chunk.shape[0]] = self._invoke(chunk)
-        classification = (probability >= self.threshold).astype(np.int8)
-        return Scores(probability, classification, self._labels[classification])
+        return self.classify(probability)
+
+    def classify(self, probability: npt.NDArray[np.float32]) -> Scores:
+        """Label probabilities at the threshold; a row without a probability in [0, 1] gets no class, no label."""
+        unscored = ~usable_probability(probability)
+        with np.errstate(invalid="ignore"):
+            classification = (probability >= self.threshold).astype(np.int8)
+        label = self._labels[classification]
+        if unscored.any():
+            classification[unscored] = NO_CLASS
+            label[unscored] = None
+        return Scores(probability, classification, label)
 
     def _invoke(self, chunk: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         rows = chunk.shape[0]
