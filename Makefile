@@ -15,6 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 .PHONY: help install lock model import-model test test-fast lint format demo score score-usage query bench backfill clean
 
 include mk/sam.mk
+include mk/deploy.mk
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
