@@ -59,7 +59,7 @@ test: install ## every test: unit, model, integration (with the benchmark smoke 
 test-fast: install ## unit tests only (no servers, no network; a few seconds)
 	$(PY) -m pytest -q tests/unit
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy, and the template scanners (make lint-template)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

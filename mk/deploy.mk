@@ -32,3 +32,6 @@ lint-venv: $(LINT_VENV)/.installed ## install the pinned template scanners into 
 
 lint-template: $(LINT_VENV)/.installed ## cfn-lint, checkov and the serverless rules on template.yaml
 	@$(PY) -m tools.lint_template --venv $(LINT_VENV)
+
+# `make lint` (the Makefile's ruff and mypy) runs the template scanners too.
+lint: lint-template

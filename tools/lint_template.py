@@ -1,4 +1,5 @@
-"""`make lint-template`: cfn-lint, the serverless rules (cfn-lint-serverless) and checkov on template.yaml.
+"""`make lint-template`: cfn-lint, the serverless rules (cfn-lint-serverless) and checkov on template.yaml, and
+on the template SAM deploys (its translation: the role, the event source mapping as CloudFormation has them).
 
 The scanners live in their own venv (build-cache/venv-lint, build/requirements-lint.txt). Each runs offline: in a
 network namespace with only loopback where the kernel allows it, and checkov without its downloads
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.sam_template import ROOT, TEMPLATE, load_template
+from tools.sam_template import ROOT, TEMPLATE, load_template, translate
 
 
 def skips(template: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
@@ -98,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     for scanner, resource, check in found:
         print(f"  {scanner:8} {check:12} {resource}", file=sys.stderr)
 
+    translated = ROOT / ".local" / "lint" / "translated.json"
+    translated.parent.mkdir(parents=True, exist_ok=True)
+    translated.write_text(json.dumps(translate(template), indent=1), encoding="utf-8")
+    cfn_lint = str(bin_dir / "cfn-lint")
     scans = [
-        ("cfn-lint", [str(bin_dir / "cfn-lint"), str(template)]),
-        ("cfn-lint-serverless", [str(bin_dir / "cfn-lint"), str(template), "-a", "cfn_lint_serverless.rules"]),
+        ("cfn-lint", [cfn_lint, str(template)]),
+        ("cfn-lint-serverless", [cfn_lint, str(template), "-a", "cfn_lint_serverless.rules"]),
+        ("cfn-lint-serverless (translated)", [cfn_lint, str(translated), "-a", "cfn_lint_serverless.rules"]),
     ]
     for name, command in scans:
         code, output, elapsed = run(name, prefix + command, env)
@@ -109,30 +115,32 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             print(output, file=sys.stderr)
 
-    command = [
-        str(bin_dir / "checkov"),
-        "-f",
-        str(template),
-        "--framework",
-        "cloudformation",
-        "--skip-download",
-        "--output",
-        "json",
-        "--quiet",
-    ]
-    code, output, elapsed = run("checkov", prefix + command, env)
-    try:
-        passed, failed, skipped, failed_ids = checkov_failures(output)
-    except (ValueError, KeyError):
-        print(f"[lint-template] checkov: no JSON result (exit {code})\n{output[-2000:]}", file=sys.stderr)
-        return 1
-    print(
-        f"[lint-template] checkov: {passed} passed, {failed} failed, {skipped} skipped ({elapsed:.1f} s)",
-        file=sys.stderr,
-    )
-    for failure in failed_ids:
-        print(f"  FAIL {failure}", file=sys.stderr)
-    failures += failed
+    for label, path in (("checkov", template), ("checkov (translated)", translated)):
+        command = [
+            str(bin_dir / "checkov"),
+            "-f",
+            str(path),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "--output",
+            "json",
+            "--quiet",
+        ]
+        code, output, elapsed = run(label, prefix + command, env)
+        try:
+            passed, failed, skipped, failed_ids = checkov_failures(output)
+        except (ValueError, KeyError):
+            print(f"[lint-template] {label}: no JSON result (exit {code})\n{output[-2000:]}", file=sys.stderr)
+            failures += 1
+            continue
+        print(
+            f"[lint-template] {label}: {passed} passed, {failed} failed, {skipped} skipped ({elapsed:.1f} s)",
+            file=sys.stderr,
+        )
+        for failure in failed_ids:
+            print(f"  FAIL {failure}", file=sys.stderr)
+        failures += failed
     print(f"[lint-template] {'clean' if failures == 0 else f'{failures} problem(s)'}", file=sys.stderr)
     return 1 if failures else 0
 
