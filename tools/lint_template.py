@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     for scanner, resource, check in found:
         print(f"  {scanner:8} {check:12} {resource}", file=sys.stderr)
 
-    translated = ROOT / ".local" / "lint" / "translated.json"
-    translated.parent.mkdir(parents=True, exist_ok=True)
+    scratch = ROOT / ".local" / "lint"
+    scratch.mkdir(parents=True, exist_ok=True)
+    translated = Path(tempfile.mkdtemp(dir=scratch)) / "translated.json"  # one per run: runs may overlap
     translated.write_text(json.dumps(translate(template), indent=1), encoding="utf-8")
     cfn_lint = str(bin_dir / "cfn-lint")
     scans = [
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         for failure in failed_ids:
             print(f"  FAIL {failure}", file=sys.stderr)
         failures += failed
+    shutil.rmtree(translated.parent, ignore_errors=True)
     print(f"[lint-template] {'clean' if failures == 0 else f'{failures} problem(s)'}", file=sys.stderr)
     return 1 if failures else 0
 
