@@ -19,6 +19,9 @@ from tools.deploy_local import GAPS, UNCHECKABLE, WORK, Report
 from tools.sam_template import ROOT
 
 SUMMARY = WORK / "summary.json"
+# One run builds if needed, installs the emulator's venv if needed, deploys twice: more than pytest's default 600 s
+# on a busy 2-core machine (the first test that asks for the summary pays for it).
+DEPLOY_LOCAL_TIMEOUT = pytest.mark.timeout(1200)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,8 @@ def summary() -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
+@DEPLOY_LOCAL_TIMEOUT
 def test_deploy_local_reaches_create_complete_and_every_check_passes(summary: dict[str, Any]) -> None:
     # Given `make deploy-local` run against the emulator
     failed = [c for c in summary["checks"] if c["status"] == "fail"]
@@ -91,6 +96,8 @@ def test_deploy_local_reaches_create_complete_and_every_check_passes(summary: di
         assert names.get(required) == "pass", required
 
 
+@pytest.mark.slow
+@DEPLOY_LOCAL_TIMEOUT
 def test_deploy_local_reports_only_the_known_emulator_gaps(summary: dict[str, Any]) -> None:
     # Given the checks the emulator could not answer
     gaps = {c["name"] for c in summary["checks"] if c["status"] == "gap"}
@@ -104,6 +111,8 @@ def test_deploy_local_reports_only_the_known_emulator_gaps(summary: dict[str, An
     assert summary["passed"] == sum(1 for c in summary["checks"] if c["status"] == "pass")
 
 
+@pytest.mark.slow
+@DEPLOY_LOCAL_TIMEOUT
 def test_deploy_local_runs_offline_and_stops_what_it_started(summary: dict[str, Any]) -> None:
     # Given the run's output
     # Then the emulator was stopped, and no process of it is left
