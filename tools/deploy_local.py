@@ -561,7 +561,13 @@ def check_behaviour(c: Clients, r: Report, ids: dict[str, str]) -> None:
     time.sleep(int(PARAMETERS["QueueBatchingWindowSeconds"]) + 3)
     drain(c, ids["queue_url"], 2)
     inside = [f"{PREFIX}a.csv", f"{PREFIX}b.csv.gz", f"{PREFIX}2026/c.csv"]
-    outside = [f"{PREFIX}d.txt", f"{PREFIX}e.csv.bak", "elsewhere/f.csv", f"{PREFIX.rstrip('/')}.csv"]
+    outside = [
+        f"{PREFIX}d.txt",
+        f"{PREFIX}e.csv.bak",
+        f"{PREFIX}g.json.gz",
+        "elsewhere/f.csv",
+        f"{PREFIX.rstrip('/')}.csv",
+    ]
     for key in inside + outside:
         c.s3.put_object(Bucket=ids["bucket"], Key=key, Body=b"mean radius\n1.0\n")
     seen = notified_keys(drain(c, ids["queue_url"], 8))
@@ -660,6 +666,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.no_isolate:
         isolate(argv)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signum}")  # unwinds through `emulator`, which stops it
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     if not BUILT_TEMPLATE.exists():
         raise SystemExit(f"{BUILT_TEMPLATE} missing: run `make build`")
     WORK.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,22 @@ def patch_lambda() -> None:
     executor.start = start  # type: ignore[method-assign,assignment]
 
 
+def die_with_parent() -> None:
+    """SIGTERM when the process that started us dies, however it dies (Linux): no emulator is left behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before prctl
+        sys.exit("the process that started the emulator is gone")
+
+
 def main(argv: list[str]) -> None:
+    die_with_parent()
     if len(argv) != 2:
         sys.exit("usage: localstack_offline.py 127.0.0.1:PORT DATA_DIR")
     listen, data_dir = argv
