@@ -15,6 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 .PHONY: help install lock model import-model test test-fast lint format demo score score-usage query bench backfill clean
 
 include mk/sam.mk
+include mk/deploy.mk
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,7 +59,7 @@ test: install ## every test: unit, model, integration (with the benchmark smoke 
 test-fast: install ## unit tests only (no servers, no network; a few seconds)
 	$(PY) -m pytest -q tests/unit
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy, and the template scanners (make lint-template)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.artifact.conftest import make_command
+from tools.lint_template import skips
 from tools.sam_template import ROOT, TEMPLATE
 
 SAM = ROOT / "build-cache" / "venv-sam" / "bin" / "sam"
@@ -67,3 +70,39 @@ def test_sam_validate_lint_passes() -> None:
     )
     # Then it is valid
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_scanner_check_the_template_skips_has_a_reason(template: dict[str, Any]) -> None:
+    # Given the checks template.yaml's Metadata tells checkov and cfn-lint to skip
+    found, problems = skips(template)
+    # Then there are some (the scanners' noise: SSE-SQS, Lambda DLQ, VPC, ...), and each has its reason
+    assert found
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        ({"checkov": {"skip": [{"id": "CKV_AWS_27"}]}}, "checkov skip CKV_AWS_27 has no comment"),
+        ({"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": " "}]}}, "checkov skip CKV_AWS_27 has no comment"),
+        ({"cfn-lint": {"config": {"ignore_checks": ["ES6000"]}}}, "cfn-lint ignores ES6000 without a reason"),
+        ({"cfn-lint-skip-reasons": {"W1": "why"}}, "gives a reason for W1, which is not ignored"),
+    ],
+)
+def test_a_skip_without_its_reason_is_refused(metadata: dict[str, Any], problem: str) -> None:
+    # Given a resource whose Metadata skips a check without saying why
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Metadata": metadata}}}
+    # When the skips are read
+    _, problems = skips(template)
+    # Then the skip is refused, naming the resource and the check
+    assert len(problems) == 1
+    assert problems[0].startswith("Queue: ") and problem in problems[0], problems
+
+
+def test_the_template_scanners_find_nothing() -> None:
+    # Given the pinned scanners (build-cache/venv-lint, `make lint-venv`)
+    # When `make lint-template` runs cfn-lint, the serverless rules and checkov on template.yaml
+    proc = subprocess.run(make_command("lint-template"), cwd=ROOT, capture_output=True, text=True, check=False)
+    # Then none reports a finding (the skips above excepted)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "checkov: " in proc.stderr and ", 0 failed," in proc.stderr, proc.stderr

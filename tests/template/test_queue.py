@@ -160,3 +160,43 @@ def test_the_queues_are_stack_outputs(translated: dict[str, Any], output: str) -
     # Then each names the matching queue
     queue = QUEUE if output.startswith("Ingest") else DLQ
     assert value in ({"Ref": queue}, {"Fn::GetAtt": [queue, "Arn"]})
+
+
+@pytest.mark.parametrize(
+    ("namespace", "metric", "dimension", "threshold"),
+    [
+        ("AWS/Lambda", "Errors", {"Name": "FunctionName", "Value": {"Ref": FUNCTION_ID}}, 0),
+        (
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [QUEUE, "QueueName"]}},
+            {"Ref": "AlarmOldestMessageAgeSeconds"},
+        ),
+        (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": [DLQ, "QueueName"]}},
+            0,
+        ),
+    ],
+)
+def test_each_alarm_watches_its_metric_and_notifies_the_optional_topic(
+    translated: dict[str, Any], namespace: str, metric: str, dimension: dict[str, Any], threshold: Any
+) -> None:
+    # Given the alarms on the metric for that function or queue
+    alarms = [
+        body["Properties"]
+        for body in resources_of_type(translated, "AWS::CloudWatch::Alarm").values()
+        if body["Properties"]["MetricName"] == metric and dimension in body["Properties"]["Dimensions"]
+    ]
+    # Then there is one, with the threshold expected
+    assert len(alarms) == 1, f"no alarm on {namespace} {metric}"
+    alarm = alarms[0]
+    assert alarm["Namespace"] == namespace
+    assert alarm["Threshold"] == threshold
+    assert alarm["TreatMissingData"] == "notBreaching"
+    # And it notifies AlarmTopicArn when set (firing and clearing), and nothing when it is empty
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert alarm["AlarmActions"] == notify
+    assert alarm["OKActions"] == notify
+    assert translated["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}

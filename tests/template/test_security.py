@@ -95,12 +95,107 @@ def test_no_self_trigger_the_function_cannot_write_to_s3(translated: dict[str, A
     ]
     # Then nothing it does can create an object, so nothing can trigger it again
     assert writes == []
-    managed = translated["Resources"][ROLE]["Properties"]["ManagedPolicyArns"]
-    assert sorted(managed) == [
-        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
-        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",  # SAM's, for the SQS event source
+    # And the role has no managed policy (SAM's AWSLambdaBasicExecutionRole and AWSLambdaSQSQueueExecutionRole
+    # grant logs and SQS reads on "*"): every permission is one of the inline statements these tests read
+    assert translated["Resources"][ROLE]["Properties"].get("ManagedPolicyArns", []) == []
+
+
+def test_the_function_runs_with_the_templates_own_role_and_only_lambda_may_assume_it(
+    translated: dict[str, Any],
+) -> None:
+    # Given the function and every IAM role of the deployed template
+    roles = {name for name, body in translated["Resources"].items() if body["Type"] == "AWS::IAM::Role"}
+    # Then there is one role, the template's own (SAM generates none), and the function uses it
+    assert roles == {ROLE}
+    assert translated["Resources"][FUNCTION_ID]["Properties"]["Role"] == {"Fn::GetAtt": [ROLE, "Arn"]}
+    # And only Lambda, for this account, may assume it
+    trust = translated["Resources"][ROLE]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+        }
     ]
+
+
+# X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions: "*" is their only resource.
+RESOURCE_LESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_no_allow_statement_has_a_wildcard_resource_except_for_resource_less_actions(
+    translated: dict[str, Any],
+) -> None:
+    # Given every Allow statement of the function's role
+    for statement in statements(translated):
+        if statement.get("Effect") != "Allow":
+            continue
+        resources = [sub_text(r) for r in as_list(statement["Resource"])]
+        # Then a "*" resource (or an ARN ending in a bare service wildcard) goes only with actions that cannot be
+        # scoped; every other statement names its queue, log group, bucket or secret
+        if any(r == "*" for r in resources):
+            assert set(as_list(statement["Action"])) <= RESOURCE_LESS_ACTIONS, statement
+        # And no action is a service wildcard
+        assert not any(a == "*" or a.endswith(":*") for a in as_list(statement["Action"])), statement
+
+
+@pytest.mark.parametrize(
+    ("service", "actions", "resource"),
+    [
+        (
+            "sqs",
+            {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},  # what the event source needs
+            {"Fn::GetAtt": ["IngestQueue", "Arn"]},
+        ),
+        (
+            "logs",
+            {"logs:CreateLogStream", "logs:PutLogEvents"},  # the log group is the template's: no CreateLogGroup
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                "${ScoringFunctionLogGroup}:*"
+            },
+        ),
+    ],
+)
+def test_sqs_and_log_permissions_name_the_ingest_queue_and_the_functions_log_group(
+    translated: dict[str, Any], service: str, actions: set[str], resource: dict[str, Any]
+) -> None:
+    # Given the role's statements for the service
+    relevant = [s for s in statements(translated) if any(a.startswith(f"{service}:") for a in as_list(s["Action"]))]
+    # Then one statement grants exactly the actions the function needs, on its one resource
+    assert len(relevant) == 1, relevant
+    assert set(as_list(relevant[0]["Action"])) == actions
+    assert relevant[0]["Resource"] == resource
+
+
+def test_the_dead_letter_queue_is_kept_when_the_stack_is_deleted_or_the_queue_replaced(
+    translated: dict[str, Any],
+) -> None:
+    # Given the dead-letter queue (the notifications that still have to load)
+    dlq = translated["Resources"]["DeadLetterQueue"]
+    # Then neither deleting the stack nor replacing the queue deletes it
+    assert dlq["DeletionPolicy"] == "Retain"
+    assert dlq["UpdateReplacePolicy"] == "Retain"
+
+
+def test_input_bucket_access_logging_is_optional_and_off_by_default(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    # Given the access-log parameter and the bucket's logging configuration
+    parameter = template["Parameters"]["InputBucketAccessLogBucket"]
+    logging = translated["Resources"]["InputBucket"]["Properties"]["LoggingConfiguration"]
+    # Then it is empty by default, and empty means no LoggingConfiguration at all
+    assert parameter["Default"] == ""
+    assert translated["Conditions"]["HasAccessLogBucket"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "InputBucketAccessLogBucket"}, ""]}]
+    }
+    condition, configured, otherwise = logging["Fn::If"]
+    assert condition == "HasAccessLogBucket"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    # And a named bucket receives the logs under the input bucket's base name
+    assert configured["DestinationBucketName"] == {"Ref": "InputBucketAccessLogBucket"}
+    assert configured["LogFilePrefix"] == {"Fn::Sub": "${InputBucketBaseName}/"}
 
 
 def test_bucket_policy_denies_requests_without_tls(translated: dict[str, Any]) -> None:
