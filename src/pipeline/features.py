@@ -29,12 +29,15 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.markers import MISSING_VALUE_MARKERS
+
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"  # a decimal point, or none
 NUMBER_COMMA = r"^[+-]?(\d+,?\d*|,\d+)([eE][+-]?\d+)?$"  # a decimal comma, or none
 # One separator between 1-3 digits (no leading 0) and exactly three: a decimal mark or a thousands separator.
 GROUP_SHAPED = r"^[+-]?[1-9]\d{0,2}[.,]\d{3}$"
 GROUPED = r"^[+-]?\d{1,3}([.,]\d{3})+([.,]\d*)?$"  # digit groups: 1,234,567 or 1.234,5 or 1,234.5
 NON_FINITE = r"(?i)^[+-]?(nan|inf|infinity)$"
+MARKERS = pa.array(sorted(MISSING_VALUE_MARKERS), pa.string())  # NA, n/a, null ...: missing, not non-numeric
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -147,6 +150,7 @@ def convert_features(table: pa.Table, features: list[str], *, decimal_mark: str 
         if not bad.any():
             continue
         empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+        marked = pc.is_in(pc.utf8_lower(text), value_set=MARKERS).to_numpy(zero_copy_only=False)
         non_finite = pc.match_substring_regex(text, NON_FINITE).to_numpy(zero_copy_only=False)
         unclear = ambiguous.to_numpy(zero_copy_only=False)
         grouped = pc.match_substring_regex(text, GROUPED).to_numpy(zero_copy_only=False)
@@ -158,6 +162,8 @@ def convert_features(table: pa.Table, features: list[str], *, decimal_mark: str 
                 reason = f"missing value in column {name!r}"
             elif non_finite[i]:
                 reason = f"non-finite value (NaN or infinity) in column {name!r}"
+            elif marked[i]:
+                reason = f"missing value in column {name!r} (a missing-value marker such as NA, N/A or null)"
             elif is_number[i]:
                 reason = f"value out of range (beyond float32) in column {name!r}"
             elif unclear[i]:

@@ -21,10 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.csv_reader import _MISSING_MARKERS as MISSING_VALUE_MARKERS  # the one list of them
 from pipeline.csv_reader import TextChunk
 from pipeline.errors import ConfigurationError, UnusableFileError
 from pipeline.features import ConvertedFeatures, RowProblem
+from pipeline.markers import MISSING_VALUE_MARKERS
 from pipeline.ports import FLAG_COLUMN, REJECT_COLUMNS
 from pipeline.settings import IDENTIFIER, LoadMode, Settings
 from scoring import ModelMetadata, Scores

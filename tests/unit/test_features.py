@@ -32,6 +32,11 @@ def test_valid_text_parses_exactly() -> None:
         ("1e39", "value out of range (beyond float32) in column 'a'"),
         ("1,2,3", "non-numeric value in column 'a'"),
         ("0x10", "non-numeric value in column 'a'"),
+        *[
+            (marker, "missing value in column 'a' (a missing-value marker such as NA, N/A or null)")
+            for marker in ("n/a", "N/A", " NA ", "null", "NULL", "None", "-", "?", "#N/A")
+        ],
+        ("N/A-ish", "non-numeric value in column 'a'"),
     ],
 )
 def test_each_bad_cell_gets_its_reason_without_its_value(cell: str, reason: str) -> None:
