@@ -135,18 +135,23 @@ class _LimitedDecompressor(io.RawIOBase):
         return rest
 
 
-class _Utf8WithFallback(io.RawIOBase):
-    """Passes UTF-8 through; a byte that is not part of valid UTF-8 is read as Windows-1252 (else Latin-1).
+class _TranscodedToUtf8(io.RawIOBase):
+    """``raw`` decoded from ``encoding`` and handed on as UTF-8; a byte the codec cannot decode is read as
+    Windows-1252, else (its five undefined bytes) as Latin-1, so every byte decodes, anywhere in the file.
 
-    The encoding is chosen from the first MiB, but an export that is UTF-8 there may still hold a Windows-1252
-    byte further on (one pasted name in a free-text column). Refusing the whole file for it would lose every row,
-    so the stream falls back for that byte alone. ASCII blocks, the usual case, are passed on as they are.
+    The encoding is chosen from the first MiB, but a file may hold a byte further on that the choice does not
+    cover: a Windows-1252 byte in a UTF-8 export (one pasted name in a free-text column), or one of the five bytes
+    Windows-1252 leaves undefined (0x81 0x8D 0x8F 0x90 0x9D) in a Windows-1252 one. Refusing the whole file for it
+    would lose every row, so the stream falls back for that byte alone. ASCII blocks, the usual case, are passed on
+    as they are.
     """
+
+    source_encoding = "utf-8"
 
     def __init__(self, raw: io.RawIOBase, read_size: int = 1) -> None:
         self._raw = raw
         self._read_size = read_size  # the least read from ``raw`` at a time
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=_CP1252_FALLBACK)
+        self._decoder = codecs.getincrementaldecoder(self.source_encoding)(errors=_CP1252_FALLBACK)
         self._pending = b""
         self._done = False
 
@@ -184,6 +189,18 @@ class _Utf8WithFallback(io.RawIOBase):
         return self._decoder.decode(data).encode("utf-8")
 
 
+class _Utf8WithFallback(_TranscodedToUtf8):
+    """UTF-8 passed through; a byte that is not part of valid UTF-8 is read as Windows-1252 (else Latin-1)."""
+
+    source_encoding = "utf-8"
+
+
+class _Cp1252AsUtf8(_TranscodedToUtf8):
+    """Windows-1252 as UTF-8; its five undefined bytes are read as Latin-1 reads them (U+0081, U+0090, ...)."""
+
+    source_encoding = "cp1252"
+
+
 def _cp1252_byte(exc: UnicodeError) -> tuple[str, int]:
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
@@ -196,6 +213,8 @@ def _cp1252_byte(exc: UnicodeError) -> tuple[str, int]:
 
 _CP1252_FALLBACK = "pipeline.cp1252_fallback"
 codecs.register_error(_CP1252_FALLBACK, _cp1252_byte)
+# The encodings read through a transcoding stream (pyarrow then reads UTF-8).
+_TRANSCODED: dict[str, type[_TranscodedToUtf8]] = {"utf-8": _Utf8WithFallback, "cp1252": _Cp1252AsUtf8}
 
 
 class _Prefixed(io.RawIOBase):
@@ -235,24 +254,38 @@ def _detect_encoding(head: bytes, *, whole_file: bool) -> str:
         return "utf-8"  # pyarrow skips the UTF-8 BOM itself
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    if b"\x00" in head[:4096]:
+    if _looks_binary(head[:NUL_WINDOW_BYTES]):
         raise UnusableFileError(
-            "the file holds NUL bytes: it is binary, or UTF-16/32 text without a byte-order mark", reason="not_csv"
+            "the file holds NUL bytes among other control bytes: it is binary, or UTF-16/32 text without a "
+            "byte-order mark",
+            reason="not_csv",
         )
     try:
         codecs.getincrementaldecoder("utf-8")(errors="strict").decode(head, final=whole_file)
     except UnicodeDecodeError:
         # UTF-8 with a stray byte or two (valid multi-byte sequences show it is UTF-8): the stream reads each
-        # stray byte as Windows-1252. Else an 8-bit export (Excel on Windows writes Windows-1252); Latin-1
-        # decodes any byte.
+        # stray byte as Windows-1252. Else an 8-bit export (Excel on Windows writes Windows-1252; Latin-1 text
+        # reads the same but for C1 control codes, which text does not use), read as Windows-1252 with its five
+        # undefined bytes read as Latin-1 reads them, wherever they are in the file (see _TranscodedToUtf8).
         if _UTF8_MULTIBYTE.search(head):
             return "utf-8"
-        try:
-            _decode_head(head, "cp1252", whole_file=whole_file)
-        except UnicodeDecodeError:
-            return "latin-1"
         return "cp1252"
     return "utf-8"
+
+
+# NUL bytes are judged in the file's first 4 KiB. UTF-16/32 text without a byte-order mark has a NUL in every
+# other (or 3 of 4) bytes, and binary data holds NULs among other control bytes (random bytes: about one byte in
+# ten is a C0 control); a text file may still hold a stray NUL (a padded cell), which is then one more character
+# of its cell, as it is anywhere else in the file.
+NUL_WINDOW_BYTES = 4096
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r") + b"\x7f"
+
+
+def _looks_binary(window: bytes) -> bool:
+    if b"\x00" not in window:
+        return False
+    controls = sum(window.count(bytes([b])) for b in _CONTROL_BYTES)
+    return controls > max(2, len(window) // 100)
 
 
 _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
@@ -261,9 +294,10 @@ _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}
 def _decode_head(head: bytes, encoding: str, *, whole_file: bool) -> str:
     """Decode the peeked start of the file; a character cut by the peek's end is left for later.
 
-    UTF-8 is decoded as the stream will be (``_Utf8WithFallback``): a stray byte as Windows-1252.
+    UTF-8 and Windows-1252 are decoded as the stream will be (``_TranscodedToUtf8``): a byte the codec cannot
+    decode as Windows-1252, else Latin-1.
     """
-    errors = _CP1252_FALLBACK if encoding == "utf-8" else "strict"
+    errors = _CP1252_FALLBACK if encoding in _TRANSCODED else "strict"
     return codecs.getincrementaldecoder(encoding)(errors=errors).decode(head, final=whole_file)
 
 
@@ -310,7 +344,7 @@ class CsvChunks:
         if self.compressed:
             stream = _LimitedDecompressor(stream, max_uncompressed_bytes)
         head = _read_up_to(stream, HEADER_PEEK_BYTES)
-        if not head.strip(b"\xef\xbb\xbf\r\n\t ,;"):
+        if not head.strip(b'\xef\xbb\xbf\r\n\t ,;|"'):
             raise UnusableFileError("the file is empty (no header, no rows)", reason="empty_file")
         whole_file = len(head) < HEADER_PEEK_BYTES
         self.encoding = _detect_encoding(head, whole_file=whole_file)
@@ -324,9 +358,9 @@ class CsvChunks:
         self.delimiter = _detect_delimiter(_first_line(head_text))
         if whole_file and "\n" not in head_text and "\r" not in head_text:
             head += _line_break(self.encoding, head)  # pyarrow cannot read a lone header without its line break
-        if self.encoding == "utf-8":
+        if self.encoding in _TRANSCODED:
             # The head stays one read of its own, as for other encodings, and the rest comes in whole blocks.
-            fallback = _Utf8WithFallback(stream)
+            fallback = _TRANSCODED[self.encoding](stream)
             head, stream = fallback.transcode(head), fallback
         self._stream: io.RawIOBase = _Prefixed(head, stream)
         self._invalid: list[InvalidRecord] = []
@@ -367,7 +401,11 @@ class CsvChunks:
         return self._call_arrow(
             lambda: pacsv.open_csv(
                 self._stream,
-                read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size, encoding=self.encoding),
+                read_options=pacsv.ReadOptions(
+                    use_threads=False,
+                    block_size=block_size,
+                    encoding="utf-8" if self.encoding in _TRANSCODED else self.encoding,
+                ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.delimiter,
                     newlines_in_values=True,
@@ -587,11 +625,13 @@ def _trailing_empty(names: list[str]) -> int:
     return count
 
 
-_LEADING_BLANK_LINES = re.compile(r"(?:[ \t]*(?:\r\n|\r|\n))+")
+# Blank lines, and lines of delimiters only (an empty spreadsheet row: ',,,,', '"","",""'), with spaces.
+_LEADING_BLANK_LINES = re.compile(r'(?:(?:[ \t,;|]|"")*(?:\r\n|\r|\n))+')
 
 
 def _skip_leading_blank_lines(head: bytes, head_text: str, encoding: str) -> tuple[bytes, str, int]:
-    """``head`` and its text without the blank lines before the header, and how many there were."""
+    """``head`` and its text without the blank lines (or lines of delimiters only) before the header, and how
+    many there were."""
     bom = "\ufeff" if head_text.startswith("\ufeff") else ""
     match = _LEADING_BLANK_LINES.match(head_text, len(bom))
     if match is None:

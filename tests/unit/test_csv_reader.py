@@ -385,3 +385,102 @@ def test_a_peek_that_ends_inside_a_quoted_field_still_reads_the_file() -> None:
     chunks = list(reader)
     assert [int(n) for c in chunks for n in c.lines] == [2, 3]
     assert reader.decimal_mark == "."
+
+
+# --- issue 20, item 8: an undefined Windows-1252 byte anywhere in a Windows-1252 file
+
+
+@pytest.mark.parametrize("byte", [0x81, 0x8D, 0x8F, 0x90, 0x9D])  # the five bytes Windows-1252 leaves undefined
+@pytest.mark.parametrize("at", ["first-line", "after-the-peek"])
+def test_an_undefined_windows_1252_byte_in_a_windows_1252_file_is_read_as_latin_1(byte: int, at: str) -> None:
+    # Given a Windows-1252 export (a '€' 0x80 and an 'é' 0xE9 in its first rows, so it is not UTF-8) with one byte
+    # Windows-1252 leaves undefined, in its first row or after its first MiB (12,000 rows)
+    head = b"id,a,b,note\n1,1,1,caf\xe9 \x80\n"
+    rows = [b"%d,2,3,x\n" % i for i in range(2, 12_000)]
+    odd = b"0,4,5,n" + bytes([byte]) + b"t\n"
+    data = (head + odd + b"".join(rows)) if at == "first-line" else (head + b"".join(rows) + odd)
+    assert at == "first-line" or data.index(bytes([byte])) > MiB // 8
+    # When it is read
+    _, loaded, _, invalid = read(data, chunk_rows=5_000)
+    # Then every row loads: the undefined byte is read as Latin-1 reads it, the others as Windows-1252
+    assert invalid == []
+    assert len(loaded) == 2 + len(rows)
+    notes = [r["note"] for r in loaded]
+    assert notes[0] == "café €"
+    assert "n" + bytes([byte]).decode("latin-1") + "t" in notes
+
+
+def test_an_undefined_windows_1252_byte_after_the_first_mebibyte_does_not_refuse_the_file() -> None:
+    # Given a Windows-1252 file of about 1.5 MiB whose only undefined byte (0x90) comes after its first MiB
+    head = b"id,a,b,note\n1,1,1,caf\xe9\n"
+    rows = b"".join(b"%d,2,3,some free text\n" % i for i in range(2, 80_000))
+    data = head + rows + b"0,4,5,n\x90t\n"
+    assert data.index(b"\x90") > MiB
+    # When it is read / Then it loads whole, the byte read as Latin-1 does (U+0090)
+    reader, loaded, _, invalid = read(data, chunk_rows=100_000)
+    assert reader.encoding == "cp1252" and invalid == []
+    assert len(loaded) == 1 + rows.count(b"\n") + 1
+    assert loaded[-1]["note"] == "n\u0090t" and loaded[0]["note"] == "café"
+
+
+# --- issue 20, item 10: a line of delimiters only before the header
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b",,\nid,a,b\n1,2,3\n4,5,6\n", [3, 4]),
+        (b",,,,,,,,\r\nid,a,b\r\n1,2,3\r\n4,5,6\r\n", [3, 4]),
+        (b";;\n\n;;\nid;a;b\n1;2;3\n4;5;6\n", [5, 6]),
+        (b"\t\t\nid\ta\tb\n1\t2\t3\n4\t5\t6\n", [3, 4]),
+        (b'"","",""\nid,a,b\n1,2,3\n4,5,6\n', [3, 4]),
+        (codecs.BOM_UTF8 + b" , ,\nid,a,b\n1,2,3\n4,5,6\n", [3, 4]),
+        (",,\nid,a,b\n1,2,3\n4,5,6\n".encode("utf-16"), [3, 4]),
+    ],
+    ids=["commas", "crlf-more-commas", "semicolons-and-blank", "tabs", "empty-quoted", "bom-spaces", "utf16"],
+)
+def test_a_line_of_delimiters_only_before_the_header_is_skipped_like_a_blank_line(
+    data: bytes, lines: list[int]
+) -> None:
+    # Given a file whose first line is an empty spreadsheet row (delimiters only)
+    # When it is read
+    reader, rows, numbers, invalid = read(data)
+    # Then the header after it is found, the rows load, and line numbers stay the file's
+    assert reader.columns == ["id", "a", "b"]
+    assert rows == [{"id": "1", "a": "2", "b": "3"}, {"id": "4", "a": "5", "b": "6"}]
+    assert numbers == lines and invalid == []
+
+
+# --- issue 20, item 11: NUL bytes: binary or UTF-16 text is refused, a stray NUL in UTF-8 text is not
+
+
+@pytest.mark.parametrize("row", [1, 20, 150], ids=["first-row", "row-20", "row-150"])
+def test_a_stray_nul_in_a_utf8_file_is_judged_like_any_cell_wherever_it_is(row: int) -> None:
+    # Given a UTF-8 file of 200 rows with one NUL byte in a free-text cell of one row (in the first 4 KiB, or well
+    # after it)
+    rows = [b"%d,%d.5,2,note of about forty characters %d\n" % (i, i, i) for i in range(200)]
+    rows[row - 1] = b"%d,1.5,2,n\x00te\n" % (row - 1)
+    data = b"id,a,b,note\n" + b"".join(rows)
+    assert (data.index(b"\x00") < 4096) == (row < 50)
+    # When it is read / Then the file is not refused: every row loads, the NUL kept in its cell
+    _, loaded, lines, invalid = read(data)
+    assert invalid == [] and len(loaded) == 200 and lines == list(range(2, 202))
+    assert loaded[row - 1]["note"] == "n\x00te"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "id,a,b\n1,2,3\n".encode("utf-16-le"),
+        "id,a,b\n1,2,3\n".encode("utf-16-be"),
+        "id,a,b\n1,2,3\n".encode("utf-32-le"),
+        b"\x00\x01\x02binary\x00",
+        bytes(range(256)) * 4,
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+    ],
+    ids=["utf16-le", "utf16-be", "utf32", "short-binary", "every-byte", "png"],
+)
+def test_nul_bytes_of_utf16_or_binary_data_still_refuse_the_file(data: bytes) -> None:
+    with pytest.raises(UnusableFileError) as err:
+        read(data)
+    assert err.value.reason == "not_csv"
