@@ -5,14 +5,18 @@ conversion step can give each bad cell its own reason (see features.py).
 
 Handled here: gzip by magic bytes (whatever the name), of one member or many (``cat a.gz b.gz``), a gzip bomb
 (stops at MAX_UNCOMPRESSED_BYTES), UTF-8 with or without BOM (a stray Windows-1252 byte in it is read as
-Windows-1252), UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not start as UTF-8), CRLF, quoted
-fields with embedded newlines, `,` `;` tab and `|` delimiters (from the header line), blank lines before the
-header, header names with surrounding spaces, in another case or with other separators (``Mean Radius``,
-``MEAN_RADIUS``: see pipeline.header), empty trailing header fields (Excel's ``a,b,c,,``), rows with too few or
-too many fields (rejected one by one with their record number), blank lines (skipped), records longer than the
-parser's block and files that are not CSV at all (one clear reason each). The file's decimal mark is
-decided here, from the numbers in its first MiB (see pipeline.features). A reason never quotes the file's
-data: pyarrow's messages are cut before the row text, and header cells that look like values are not quoted.
+Windows-1252), UTF-16 with BOM, Windows-1252 / Latin-1 (when the file does not start as UTF-8; the five bytes
+Windows-1252 leaves undefined are read as Latin-1, anywhere), NUL bytes (binary or UTF-16/32 without BOM is
+refused, a stray NUL in text is one more character), CRLF, quoted fields with embedded newlines, `,` `;` tab and
+`|` delimiters (from the header line), blank lines or lines of delimiters only before the header, header names
+with surrounding spaces, in another case or with other separators (``Mean Radius``, ``MEAN_RADIUS``: see
+pipeline.header), empty trailing header fields (Excel's ``a,b,c,,``), a trailing delimiter on the header or on
+the rows alone, a header repeated mid-file (``cat`` of two exports: remapped, or what follows it rejected),
+rows with too few or too many fields (rejected one by one with their record number, handed over in bounded
+chunks as the file is read), blank lines (skipped), records longer than the parser's block and files that are
+not CSV at all (one clear reason each). The file's decimal mark is decided here, from the numbers in its first
+MiB (see pipeline.features). A reason never quotes the file's data: pyarrow's messages are cut before the row
+text, and header cells that look like values are not quoted.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import queue
 import re
 import threading
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -381,6 +385,7 @@ class CsvChunks:
         self._outbox: list[tuple[int, str, int]] = []  # the parser thread's invalid records, sent a few at a time
         self._turns = threading.Semaphore(0)  # batches the parser thread may read ahead of the consumer
         self._block_size = block_size
+        self._sample_widths: Counter[int] = Counter()
         names, sample = self._read_sample(head_text, whole_file=whole_file)
         # The streaming reader is opened when the chunks are read (on the parser thread, see __iter__): opening
         # parses on to the first valid record, and the invalid ones before it must be handed on meanwhile.
@@ -395,6 +400,7 @@ class CsvChunks:
         self._required = required
         self.columns = self._match_header(required, strict=self._strict)
         self._width = len(header)  # fields per record, as the header has them (with its trailing empty ones)
+        self._parse_width = self._width_to_parse(sample.num_rows if sample is not None else 0)
         self._header_keys = self._keys(self.columns)
         # What a record's fields are, from the last repeated header on (see _as_repeated_header): at first, in
         # the header's own order.
@@ -419,8 +425,24 @@ class CsvChunks:
         self._mark_told = point + comma > 0
         self.decimal_mark = decimal_mark(point, comma)
 
+    def _width_to_parse(self, header_width_records: int) -> int:
+        """The number of fields pyarrow is told a record has: the header's, or the one most records have.
+
+        When most records of the first MiB differ from the header only by a trailing field (a trailing delimiter
+        on the header alone, or on the rows alone), pyarrow is told their width, so that it splits them itself
+        rather than reporting each as invalid (for _judge_reported to split it again, in Python).
+        """
+        named = len(self.columns)
+        widths = {w: n for w, n in self._sample_widths.items() if named <= w <= self._width + 1 and w != self._width}
+        best = max(widths, key=lambda w: widths[w], default=None)
+        return best if best is not None and widths[best] > header_width_records else self._width
+
     def _open(self, block_size: int, names: list[str]) -> Any:
-        # Every column as text: the header names come from the peeked head, so the real reader can be told.
+        # Every column as text: the header names come from the peeked head, so the real reader can be told. When
+        # the records have another width than the header (see _width_to_parse), they are named by position, and
+        # the header line is read as the first record (of the header's width: invalid, and left out).
+        if self._parse_width != self._width:
+            names = [str(j) for j in range(self._parse_width)]
         convert = pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
@@ -433,6 +455,7 @@ class CsvChunks:
                     use_threads=False,
                     block_size=block_size,
                     encoding="utf-8" if self.encoding in _TRANSCODED else self.encoding,
+                    column_names=names if self._parse_width != self._width else None,
                 ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.delimiter,
@@ -445,12 +468,19 @@ class CsvChunks:
         )
 
     def _read_sample(self, head_text: str, *, whole_file: bool) -> tuple[list[str], pa.Table | None]:
-        """The header names, and the peeked head's records as text (None if they cannot be parsed)."""
+        """The header names, and the peeked head's records as text (None if they cannot be parsed).
+
+        Notes in ``_sample_widths`` how many fields the head's records of another width than the header have.
+        """
         cut = len(head_text) if whole_file else head_text.rfind("\n")
         sample = (head_text[: cut + 1] if cut > 0 else head_text).rstrip("\r\n").encode("utf-8") + b"\n"
-        parse = pacsv.ParseOptions(
-            delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
-        )
+        widths: list[int] = []
+
+        def note_width(row: Any) -> str:
+            widths.append(int(row.actual_columns))
+            return "skip"
+
+        parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=note_width)
         read = pacsv.ReadOptions(block_size=len(sample) + 1)
         try:
             reader = pacsv.open_csv(
@@ -462,6 +492,7 @@ class CsvChunks:
         except pa.ArrowInvalid as exc:
             raise UnusableFileError(f"the header cannot be parsed as CSV: {_short(exc)}", reason="not_csv") from exc
         names = [str(n) for n in reader.schema.names]
+        widths.clear()  # noted again, once, as the records are read
         try:
             table = pacsv.read_csv(
                 io.BytesIO(sample),
@@ -473,6 +504,7 @@ class CsvChunks:
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. the peek ends inside a quoted field
             return names, None
+        self._sample_widths = Counter(widths)
         return names, table.rename_columns([n.strip() for n in names])
 
     def _match_header(self, required: list[str], *, strict: bool) -> list[str]:
@@ -517,6 +549,8 @@ class CsvChunks:
     def _on_invalid_row(self, row: Any) -> str:
         # Only handed on here (on the parser thread): pyarrow calls this while it parses, a block ahead of the batch
         # it returns; _settle judges the record once the records around it are numbered.
+        if row.number == 1 and self._parse_width != self._width:
+            return "skip"  # the header line, read as a record (see _open)
         number = int(row.number) + self._skipped_lines if row.number is not None else -1
         self._outbox.append((number, str(row.text), int(row.actual_columns)))
         if len(self._outbox) >= _OUTBOX_RECORDS and not self._send_outbox():
@@ -661,7 +695,7 @@ class CsvChunks:
         A reported record may still load: a record that is blank or has only delimiters, or that differs from
         the header only by empty fields at its end (a trailing delimiter on the header or on the rows alone).
         """
-        table = _positional(pa.Table.from_batches([batch]) if batch is not None else None, self._width)
+        table = _positional(pa.Table.from_batches([batch]) if batch is not None else None, self._parse_width)
         n = table.num_rows
         lines = np.empty(n, dtype=np.int64)
         settled: list[tuple[int, str, int]] = []
@@ -680,6 +714,10 @@ class CsvChunks:
             settled.append(reported.popleft())
             cursor = max(cursor, number + 1)
         self._next_line = cursor
+        if self._parse_width != self._width:
+            table, lines, valued = self._to_header_width(table, lines)
+            settled.extend(valued)  # judged as records of another width than the header's (a header, or not)
+            n = table.num_rows
 
         # The records that load from the reported ones (fields by position), and repeated headers (events).
         rows: list[tuple[int, list[str]]] = []
@@ -743,6 +781,25 @@ class CsvChunks:
         lines = np.concatenate([n for _, n in pieces])
         order = np.argsort(lines, kind="stable")
         return table.take(order), lines[order]
+
+    def _to_header_width(
+        self, table: pa.Table, lines: npt.NDArray[np.int64]
+    ) -> tuple[pa.Table, npt.NDArray[np.int64], list[tuple[int, str, int]]]:
+        """Records parsed at another width than the header's, made its width: the header's trailing fields they
+        lack are empty. Those with a value in the one field they have beyond the header are taken out, to be judged
+        as records of another width (rejected, or a repeated header): a value is never dropped."""
+        if self._parse_width < self._width:
+            empty = pa.repeat(pa.scalar("", pa.string()), table.num_rows)
+            more = {str(j): empty for j in range(self._parse_width, self._width)}
+            return pa.table({**{str(j): table.column(j) for j in range(self._parse_width)}, **more}), lines, []
+        last = pc.utf8_trim_whitespace(table.column(self._width))
+        valued = pc.not_equal(last, "").to_numpy(zero_copy_only=False)
+        taken: list[tuple[int, str, int]] = []
+        if valued.any():
+            at = np.flatnonzero(valued)
+            taken = [(r.line, r.text, self._width + 1) for r in self._rejected_rows(table.take(at), lines[at], "")]
+            table, lines = table.filter(pa.array(~valued)), lines[~valued]
+        return table.select(list(range(self._width))), lines, taken
 
     def _judge_reported(
         self,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import csv_reader
 from pipeline.csv_reader import CsvChunks
 from pipeline.errors import UnusableFileError
 
@@ -676,3 +677,32 @@ def test_a_repeated_header_like_the_first_after_other_columns_loads_again() -> N
     assert [line for line, _ in invalid] == [4, 5]
     assert [r for r in loaded if r["id"] == "5"] == [{"id": "5", "a": "5.1", "b": "5.2", "note": "v"}]
     assert lines == [2, 3, 6, 7]
+
+
+def test_lines_of_delimiters_only_between_rows_are_blank_whatever_their_number_of_delimiters() -> None:
+    # Given empty spreadsheet rows between the records, of as many delimiters as the header or not
+    data = b"id,a,b\n1,2,3\n,,\n,,,,,\n,\n4,5,6\n"
+    # When it is read / Then they are blank rows (skipped and counted as such later), none rejected
+    _, rows, lines, invalid = read(data)
+    assert invalid == [] and lines == [2, 3, 4, 5, 6]
+    assert [r["id"] for r in rows] == ["1", "", "", "", "4"]
+
+
+@pytest.mark.parametrize(
+    ("header", "row"), [("id,a,b,", "{i},1.5,2.5"), ("id,a,b", "{i},1.5,2.5,"), ("id,a,b,,", "{i},1.5,2.5")]
+)
+def test_when_most_rows_disagree_with_the_header_by_a_trailing_field_the_parser_reads_them_itself(
+    header: str, row: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a header with a trailing delimiter and rows without (or the other way round): the width the rows of
+    # the first MiB have is the one the parser is told, so that the rows are not each split again in Python
+    data = (header + "\n" + "".join(row.format(i=i) + "\n" for i in range(5000))).encode()
+    split = []
+    real = csv_reader._split
+    monkeypatch.setattr(csv_reader, "_split", lambda text, d: split.append(text) or real(text, d))
+    # When it is read
+    _, rows, lines, invalid = read(data, chunk_rows=2000)
+    # Then every row loads, and none went through the slow path
+    assert invalid == [] and len(rows) == 5000 and lines == list(range(2, 5002))
+    assert rows[0] == {"id": "0", "a": "1.5", "b": "2.5"}
+    assert split == []
