@@ -470,14 +470,19 @@ class CsvChunks:
     def _read_sample(self, head_text: str, *, whole_file: bool) -> tuple[list[str], pa.Table | None]:
         """The header names, and the peeked head's records as text (None if they cannot be parsed).
 
-        Notes in ``_sample_widths`` how many fields the head's records of another width than the header have.
+        Notes in ``_sample_widths`` how many fields the head's records of another width than the header have (of
+        more fields, only those whose last field is empty: they may be records with a trailing delimiter).
         """
         cut = len(head_text) if whole_file else head_text.rfind("\n")
         sample = (head_text[: cut + 1] if cut > 0 else head_text).rstrip("\r\n").encode("utf-8") + b"\n"
         widths: list[int] = []
+        names: list[str] = []
 
         def note_width(row: Any) -> str:
-            widths.append(int(row.actual_columns))
+            # A record of more fields than the header counts only if its last one is empty (a trailing delimiter)
+            last_valued = not _without_spaces(str(row.text).rstrip("\r\n"), self.delimiter).endswith(self.delimiter)
+            if not (names and int(row.actual_columns) > len(names) and last_valued):
+                widths.append(int(row.actual_columns))
             return "skip"
 
         parse = pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=note_width)
@@ -491,7 +496,7 @@ class CsvChunks:
             )
         except pa.ArrowInvalid as exc:
             raise UnusableFileError(f"the header cannot be parsed as CSV: {_short(exc)}", reason="not_csv") from exc
-        names = [str(n) for n in reader.schema.names]
+        names.extend(str(n) for n in reader.schema.names)
         widths.clear()  # noted again, once, as the records are read
         try:
             table = pacsv.read_csv(
