@@ -162,3 +162,24 @@ def cp1252_byte_after_first_mib(files: Path) -> bytes:
     before = "".join(line + "\n" for line in body[:6000]).encode()
     assert len(head + before) > MiB
     return head + before + f"{rows[1]},Caf".encode() + b"\xe9\n" + "".join(line + "\n" for line in body[6000:]).encode()
+
+
+@generator
+def cp1252_undefined_byte_after_first_mib(files: Path) -> bytes:
+    """12,000 rows of Windows-1252 ('é', '€' in the first), one byte Windows-1252 leaves undefined (0x90) later."""
+    header, rows = _good_rows(files)
+    lines = [f"{rows[i % 5]},note {i}".encode("cp1252") for i in range(12_000)]
+    lines[0] = f"{rows[0]},Café €5".encode("cp1252")
+    lines[11_000] = f"{rows[0]},n".encode() + b"\x90t"  # line 11,002 of the file
+    data = b"\n".join([(header + ",notes").encode(), *lines]) + b"\n"
+    assert data.index(b"\x90") > MiB
+    return data
+
+
+@generator
+def nul_byte_in_first_rows(files: Path) -> bytes:
+    """good.csv with one NUL byte in a measurement of its second row (within the first 4 KiB)."""
+    header, rows = _good_rows(files)
+    fields = rows[1].split(",")
+    fields[2] = fields[2] + "\x00"
+    return ("\n".join([header, rows[0], ",".join(fields), *rows[2:]]) + "\n").encode()

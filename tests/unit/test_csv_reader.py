@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import csv_reader
 from pipeline.csv_reader import CsvChunks
 from pipeline.errors import UnusableFileError
 
@@ -385,3 +386,323 @@ def test_a_peek_that_ends_inside_a_quoted_field_still_reads_the_file() -> None:
     chunks = list(reader)
     assert [int(n) for c in chunks for n in c.lines] == [2, 3]
     assert reader.decimal_mark == "."
+
+
+# --- issue 20, item 8: an undefined Windows-1252 byte anywhere in a Windows-1252 file
+
+
+@pytest.mark.parametrize("byte", [0x81, 0x8D, 0x8F, 0x90, 0x9D])  # the five bytes Windows-1252 leaves undefined
+@pytest.mark.parametrize("at", ["first-line", "after-the-peek"])
+def test_an_undefined_windows_1252_byte_in_a_windows_1252_file_is_read_as_latin_1(byte: int, at: str) -> None:
+    # Given a Windows-1252 export (a '€' 0x80 and an 'é' 0xE9 in its first rows, so it is not UTF-8) with one byte
+    # Windows-1252 leaves undefined, in its first row or after its first MiB (12,000 rows)
+    head = b"id,a,b,note\n1,1,1,caf\xe9 \x80\n"
+    rows = [b"%d,2,3,x\n" % i for i in range(2, 12_000)]
+    odd = b"0,4,5,n" + bytes([byte]) + b"t\n"
+    data = (head + odd + b"".join(rows)) if at == "first-line" else (head + b"".join(rows) + odd)
+    assert at == "first-line" or data.index(bytes([byte])) > MiB // 8
+    # When it is read
+    _, loaded, _, invalid = read(data, chunk_rows=5_000)
+    # Then every row loads: the undefined byte is read as Latin-1 reads it, the others as Windows-1252
+    assert invalid == []
+    assert len(loaded) == 2 + len(rows)
+    notes = [r["note"] for r in loaded]
+    assert notes[0] == "café €"
+    assert "n" + bytes([byte]).decode("latin-1") + "t" in notes
+
+
+def test_an_undefined_windows_1252_byte_after_the_first_mebibyte_does_not_refuse_the_file() -> None:
+    # Given a Windows-1252 file of about 1.5 MiB whose only undefined byte (0x90) comes after its first MiB
+    head = b"id,a,b,note\n1,1,1,caf\xe9\n"
+    rows = b"".join(b"%d,2,3,some free text\n" % i for i in range(2, 80_000))
+    data = head + rows + b"0,4,5,n\x90t\n"
+    assert data.index(b"\x90") > MiB
+    # When it is read / Then it loads whole, the byte read as Latin-1 does (U+0090)
+    reader, loaded, _, invalid = read(data, chunk_rows=100_000)
+    assert reader.encoding == "cp1252" and invalid == []
+    assert len(loaded) == 1 + rows.count(b"\n") + 1
+    assert loaded[-1]["note"] == "n\u0090t" and loaded[0]["note"] == "café"
+
+
+# --- issue 20, item 10: a line of delimiters only before the header
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b",,\nid,a,b\n1,2,3\n4,5,6\n", [3, 4]),
+        (b",,,,,,,,\r\nid,a,b\r\n1,2,3\r\n4,5,6\r\n", [3, 4]),
+        (b";;\n\n;;\nid;a;b\n1;2;3\n4;5;6\n", [5, 6]),
+        (b"\t\t\nid\ta\tb\n1\t2\t3\n4\t5\t6\n", [3, 4]),
+        (b'"","",""\nid,a,b\n1,2,3\n4,5,6\n', [3, 4]),
+        (codecs.BOM_UTF8 + b" , ,\nid,a,b\n1,2,3\n4,5,6\n", [3, 4]),
+        (",,\nid,a,b\n1,2,3\n4,5,6\n".encode("utf-16"), [3, 4]),
+    ],
+    ids=["commas", "crlf-more-commas", "semicolons-and-blank", "tabs", "empty-quoted", "bom-spaces", "utf16"],
+)
+def test_a_line_of_delimiters_only_before_the_header_is_skipped_like_a_blank_line(
+    data: bytes, lines: list[int]
+) -> None:
+    # Given a file whose first line is an empty spreadsheet row (delimiters only)
+    # When it is read
+    reader, rows, numbers, invalid = read(data)
+    # Then the header after it is found, the rows load, and line numbers stay the file's
+    assert reader.columns == ["id", "a", "b"]
+    assert rows == [{"id": "1", "a": "2", "b": "3"}, {"id": "4", "a": "5", "b": "6"}]
+    assert numbers == lines and invalid == []
+
+
+# --- issue 20, item 11: NUL bytes: binary or UTF-16 text is refused, a stray NUL in UTF-8 text is not
+
+
+@pytest.mark.parametrize("row", [1, 20, 150], ids=["first-row", "row-20", "row-150"])
+def test_a_stray_nul_in_a_utf8_file_is_judged_like_any_cell_wherever_it_is(row: int) -> None:
+    # Given a UTF-8 file of 200 rows with one NUL byte in a free-text cell of one row (in the first 4 KiB, or well
+    # after it)
+    rows = [b"%d,%d.5,2,note of about forty characters %d\n" % (i, i, i) for i in range(200)]
+    rows[row - 1] = b"%d,1.5,2,n\x00te\n" % (row - 1)
+    data = b"id,a,b,note\n" + b"".join(rows)
+    assert (data.index(b"\x00") < 4096) == (row < 50)
+    # When it is read / Then the file is not refused: every row loads, the NUL kept in its cell
+    _, loaded, lines, invalid = read(data)
+    assert invalid == [] and len(loaded) == 200 and lines == list(range(2, 202))
+    assert loaded[row - 1]["note"] == "n\x00te"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "id,a,b\n1,2,3\n".encode("utf-16-le"),
+        "id,a,b\n1,2,3\n".encode("utf-16-be"),
+        "id,a,b\n1,2,3\n".encode("utf-32-le"),
+        b"\x00\x01\x02binary\x00",
+        bytes(range(256)) * 4,
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+    ],
+    ids=["utf16-le", "utf16-be", "utf32", "short-binary", "every-byte", "png"],
+)
+def test_nul_bytes_of_utf16_or_binary_data_still_refuse_the_file(data: bytes) -> None:
+    with pytest.raises(UnusableFileError) as err:
+        read(data)
+    assert err.value.reason == "not_csv"
+
+
+# --- issue 20, item 7: invalid records are handed over in bounded chunks, as the file is read
+
+
+@pytest.mark.parametrize("every", [1, 50], ids=["every-record-invalid", "one-valid-in-fifty"])
+def test_invalid_records_are_handed_over_in_bounded_chunks_as_the_file_is_read(every: int) -> None:
+    # Given 12,000 records of about 200 bytes (2.5 MB) with one field more than the header (all of them, or all
+    # but one in fifty), read in small parser blocks
+    note = b"n" * 200
+    records = [b"%d,1,2,%s\n" % (i, note) if every == 1 or i % every else b"%d,1,2\n" % i for i in range(12_000)]
+    data = b"id,a,b\n" + b"".join(records)
+    source = io.BytesIO(data)
+    reader = CsvChunks(source, required=["a", "b"], chunk_rows=500, max_uncompressed_bytes=10**9, block_size=4096)
+    # When it is read chunk by chunk, noting what each chunk hands over and what the reader still holds
+    handed, held, read_so_far = [], [], []
+    for chunk in reader:
+        handed.append(len(chunk.invalid))
+        held.append(reader.invalid_held)
+        read_so_far.append(source.tell())
+    # Then every invalid record is handed over once, in chunks of at most chunk_rows (never all at the end)
+    invalid_count = sum(1 for r in records if r.count(b",") == 3)
+    assert sum(handed) == invalid_count
+    assert max(handed) <= 500
+    # and the reader never holds more than a chunk's worth plus a few parser blocks' records (~20 each here),
+    # whatever the file's size
+    assert max(held) <= 500 + 100
+    # and the first are handed over once the first MiB (the header peek) and a chunk's worth have been read
+    assert read_so_far[0] < len(data) // 2
+
+
+# --- issue 20, item 9: a trailing delimiter on the header only, or on the data rows only
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"id,a,b,\n1,2,3\n4,5,6\n",  # header only
+        b"id,a,b\n1,2,3,\n4,5,6,\n",  # data rows only
+        b"id,a,b\n1,2,3,\n4,5,6\n",  # some rows
+        b"id,a,b,\n1,2,3,\n4,5,6\n",  # header and some rows
+        b"id,a,b,\n1,2,3,,\n4,5,6\n",  # header, and one row with one more
+        b"id,a,b,,\n1,2,3\n4,5,6,\n",  # header with two, rows with fewer
+        b"id;a;b;\r\n1;2;3\r\n4;5;6\r\n",  # another delimiter, CRLF
+        b'id,a,b,\n1,"2",3\n4,5,"6"\n',  # quoted fields
+        b"id\ta\tb\t\n1\t2\t3\n4\t5\t6\n",  # tabs
+    ],
+    ids=[
+        "header-only",
+        "rows-only",
+        "some-rows",
+        "header-and-some-rows",
+        "header-and-one-more",
+        "two-on-header",
+        "semicolon-crlf",
+        "quoted",
+        "tab",
+    ],
+)
+def test_a_trailing_delimiter_on_the_header_or_the_rows_alone_loads_every_row(data: bytes) -> None:
+    # Given a file whose header and rows disagree only by an empty field at their end
+    # When it is read
+    reader, rows, lines, invalid = read(data)
+    # Then every row loads under the header's names, with its line number
+    assert reader.columns == ["id", "a", "b"]
+    assert rows == [{"id": "1", "a": "2", "b": "3"}, {"id": "4", "a": "5", "b": "6"}]
+    assert lines == [2, 3] and invalid == []
+
+
+def test_a_trailing_delimiter_on_the_header_only_loads_a_large_file() -> None:
+    # Given the issue's case: a 31-column header with a trailing delimiter, 12,000 rows without one
+    header = ",".join(["id", "a", "b"] + [f"c{i}" for i in range(28)]) + ","
+    rows = "".join(",".join([str(i)] + ["1.5"] * 30) + "\n" for i in range(12_000))
+    # When it is read / Then every row loads
+    _, loaded, lines, invalid = read((header + "\n" + rows).encode(), chunk_rows=5_000)
+    assert invalid == [] and len(loaded) == 12_000 and lines == list(range(2, 12_002))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"id,a,b\n1,2,3,\n4,5,6,17.99\n7,8,9\n", [(3, "expected 3 fields, got 4")]),
+        (b"id,a,b,\n1,2,3\n4,5,6,,17.99\n7,8,9,\n", [(3, "expected 4 fields, got 5")]),
+        (b"id,a,b\n1,2,3,,\n4,5,6\n", [(2, "expected 3 fields, got 5")]),  # two extra: not a trailing delimiter
+        (b"id,a,b,\n1,2\n4,5,6\n", [(2, "expected 4 fields, got 2")]),
+    ],
+    ids=["value-after-the-header", "value-after-a-trailing-header-field", "two-extra-empty", "too-few"],
+)
+def test_a_value_beyond_the_header_is_still_rejected_never_dropped(
+    data: bytes, expected: list[tuple[int, str]]
+) -> None:
+    # Given rows around the trailing-delimiter ones with a value (or an empty field too many, or too few fields)
+    # When it is read / Then those rows are rejected with their line, the others load
+    _, rows, lines, invalid = read(data)
+    assert invalid == expected
+    assert len(rows) == data.count(b"\n") - 2 and expected[0][0] not in lines
+
+
+# --- issue 20, item 3: a header repeated mid-file (cat of two exports)
+
+
+def _cat(second_header: str, second_rows: list[str], delimiter: str = ",") -> bytes:
+    first = "id,a,b,note\n1,1.1,1.2,x\n2,2.1,2.2,y\n"
+    return (first + second_header + "\n" + "".join(r + "\n" for r in second_rows)).encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "rows"),
+    [
+        ("id,a,b,note", ["3,3.1,3.2,z", "4,4.1,4.2,w"]),  # identical
+        ("id,b,a,note", ["3,3.2,3.1,z", "4,4.2,4.1,w"]),  # two columns swapped
+        ("note,b,id,a", ["z,3.2,3,3.1", "w,4.2,4,4.1"]),  # every column moved
+        ("ID,B,A,Note", ["3,3.2,3.1,z", "4,4.2,4.1,w"]),  # another case spelling
+        (" id , b , a , note ", ["3,3.2,3.1,z", "4,4.2,4.1,w"]),  # spaces
+        ("id,b,a,note,", ["3,3.2,3.1,z", "4,4.2,4.1,w,"]),  # with a trailing delimiter
+    ],
+    ids=["identical", "swapped", "every-column-moved", "other-case", "spaces", "trailing-delimiter"],
+)
+def test_a_repeated_header_remaps_the_records_after_it(header: str, rows: list[str]) -> None:
+    # Given two exports joined with cat: the second's header names the same columns, maybe in another order
+    data = _cat(header, rows)
+    # When it is read
+    _, loaded, lines, invalid = read(data, chunk_rows=2)
+    # Then every record's values are under their own column's name, the repeated header is not a data row (it is
+    # skipped like a blank line: all its cells come out empty), and line numbers stay the file's
+    data_rows = [r for r in loaded if any(r.values())]
+    assert data_rows == [
+        {"id": str(i), "a": f"{i}.1", "b": f"{i}.2", "note": n} for i, n in zip(range(1, 5), "xyzw", strict=True)
+    ]
+    assert [r for r in loaded if not any(r.values())] == [{"id": "", "a": "", "b": "", "note": ""}]
+    assert lines == [2, 3, 4, 5, 6] and invalid == []
+
+
+def test_the_issues_cat_of_two_exports_loads_each_value_under_its_own_column() -> None:
+    # Given 300 rows, then the same export's header with 'mean radius' and 'mean texture' swapped, then 300 rows,
+    # read in small parser blocks so that the repeated header falls mid-block
+    features = ["mean radius", "mean texture", "mean area"]
+    first = "sample_id," + ",".join(features) + "\n" + "".join(f"S{i},{i}.1,{i}.2,{i}.3\n" for i in range(300))
+    swapped = "sample_id,Mean Texture,MEAN_RADIUS,mean area\n" + "".join(
+        f"S{i},{i}.2,{i}.1,{i}.3\n" for i in range(300, 600)
+    )
+    reader = CsvChunks(
+        io.BytesIO((first + swapped).encode()),
+        required=features,
+        chunk_rows=64,
+        max_uncompressed_bytes=10**9,
+        block_size=1024,
+    )
+    # When it is read
+    chunks = list(reader)
+    rows = [r for c in chunks for r in c.table.to_pylist() if r["sample_id"]]
+    # Then every row has its own radius and texture
+    assert len(rows) == 600 and all(c.invalid == [] for c in chunks)
+    for row in rows:
+        i = row["sample_id"][1:]
+        assert (row["mean radius"], row["mean texture"], row["mean area"]) == (f"{i}.1", f"{i}.2", f"{i}.3")
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "reason"),
+    [
+        ("id,a,b,site", ["3,3.1,3.2,z", "4,4.1,4.2,w"], "columns differ"),  # another extra column, same width
+        ("id,b,a", ["3,3.2,3.1", "4,4.2,4.1"], "columns differ"),  # no extra column: one field fewer
+        ("id,b,a,note,site", ["3,3.2,3.1,z,q", "4,4.2,4.1,w,q"], "columns differ"),  # one more
+        ("id;b;a;note", ["3;3,2;3,1;z", "4;4,2;4,1;w"], "another delimiter"),
+    ],
+    ids=["other-extra-column", "without-the-extra-column", "one-more-extra-column", "other-delimiter"],
+)
+def test_what_follows_a_repeated_header_of_other_columns_is_rejected_not_guessed(
+    header: str, rows: list[str], reason: str
+) -> None:
+    # Given two exports joined with cat, the second of other columns or written with another delimiter
+    data = _cat(header, rows) + b"5,5.1,5.2,v\n"
+    # When it is read
+    _, loaded, lines, invalid = read(data, chunk_rows=2)
+    # Then the first export's rows load, and the repeated header and every record after it are rejected with a
+    # reason that says why (never loaded under another column's name)
+    assert [r["id"] for r in loaded] == ["1", "2"] and lines == [2, 3]
+    assert [line for line, _ in invalid] == [4, 5, 6, 7]
+    assert all(reason in text for _, text in invalid), invalid
+    assert all("line 4" in text for _, text in invalid[1:]), invalid
+    assert not any(v in text for _, text in invalid for v in ("3.1", "site", "z"))
+
+
+def test_a_repeated_header_like_the_first_after_other_columns_loads_again() -> None:
+    # Given a repeated header of other columns, then one like the file's first (reordered)
+    data = _cat("id,a,b,site", ["3,3.1,3.2,z"]) + b"note,b,a,id\nv,5.2,5.1,5\n"
+    # When it is read / Then the records after the second repeated header load again, remapped
+    _, loaded, lines, invalid = read(data)
+    assert [line for line, _ in invalid] == [4, 5]
+    assert [r for r in loaded if r["id"] == "5"] == [{"id": "5", "a": "5.1", "b": "5.2", "note": "v"}]
+    assert lines == [2, 3, 6, 7]
+
+
+def test_lines_of_delimiters_only_between_rows_are_blank_whatever_their_number_of_delimiters() -> None:
+    # Given empty spreadsheet rows between the records, of as many delimiters as the header or not
+    data = b"id,a,b\n1,2,3\n,,\n,,,,,\n,\n4,5,6\n"
+    # When it is read / Then they are blank rows (skipped and counted as such later), none rejected
+    _, rows, lines, invalid = read(data)
+    assert invalid == [] and lines == [2, 3, 4, 5, 6]
+    assert [r["id"] for r in rows] == ["1", "", "", "", "4"]
+
+
+@pytest.mark.parametrize(
+    ("header", "row"), [("id,a,b,", "{i},1.5,2.5"), ("id,a,b", "{i},1.5,2.5,"), ("id,a,b,,", "{i},1.5,2.5")]
+)
+def test_when_most_rows_disagree_with_the_header_by_a_trailing_field_the_parser_reads_them_itself(
+    header: str, row: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a header with a trailing delimiter and rows without (or the other way round): the width the rows of
+    # the first MiB have is the one the parser is told, so that the rows are not each split again in Python
+    data = (header + "\n" + "".join(row.format(i=i) + "\n" for i in range(5000))).encode()
+    split = []
+    real = csv_reader._split
+    monkeypatch.setattr(csv_reader, "_split", lambda text, d: split.append(text) or real(text, d))
+    # When it is read
+    _, rows, lines, invalid = read(data, chunk_rows=2000)
+    # Then every row loads, and none went through the slow path
+    assert invalid == [] and len(rows) == 5000 and lines == list(range(2, 5002))
+    assert rows[0] == {"id": "0", "a": "1.5", "b": "2.5"}
+    assert split == []
