@@ -1,4 +1,4 @@
-"""Peak memory of reading a file whose every row is invalid, against a valid file of the same size (issue 20).
+"""Peak memory of reading a file whose every row is invalid, against a valid file of the same size.
 
 Two files of the same size and rows are written: ``valid`` (a 31-column header, the WDBC features and a ``note``
 column, every row of 32 fields) and ``invalid`` (the same rows under a header without ``note``: every row has one

@@ -99,7 +99,9 @@ def test_bench_e2e_plausibility_quick(tmp_path: Path) -> None:
     report = json.loads(out.read_text(encoding="utf-8"))
     assert set(report["median_seconds"]) == {"checked", "unchecked"}
     assert report["check_stage_median_s"] > 0
-    assert all(r["stages"]["check"] == 0 or r["stages"]["check"] < 0.01 for r in report["runs"]["unchecked"])
+    # the model without training ranges has nothing to flag (what its check costs is the benchmark's figure, not a
+    # test's: a time bound here fails on a busy machine)
+    assert all(r["rows_flagged"] == 0 for r in report["runs"]["unchecked"])
     assert report["worst_case_check"]["rows_flagged"] > 0
 
 

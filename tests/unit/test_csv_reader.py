@@ -388,7 +388,7 @@ def test_a_peek_that_ends_inside_a_quoted_field_still_reads_the_file() -> None:
     assert reader.decimal_mark == "."
 
 
-# --- issue 20, item 8: an undefined Windows-1252 byte anywhere in a Windows-1252 file
+# --- an undefined Windows-1252 byte anywhere in a Windows-1252 file
 
 
 @pytest.mark.parametrize("byte", [0x81, 0x8D, 0x8F, 0x90, 0x9D])  # the five bytes Windows-1252 leaves undefined
@@ -424,7 +424,7 @@ def test_an_undefined_windows_1252_byte_after_the_first_mebibyte_does_not_refuse
     assert loaded[-1]["note"] == "n\u0090t" and loaded[0]["note"] == "café"
 
 
-# --- issue 20, item 10: a line of delimiters only before the header
+# --- a line of delimiters only before the header
 
 
 @pytest.mark.parametrize(
@@ -452,7 +452,7 @@ def test_a_line_of_delimiters_only_before_the_header_is_skipped_like_a_blank_lin
     assert numbers == lines and invalid == []
 
 
-# --- issue 20, item 11: NUL bytes: binary or UTF-16 text is refused, a stray NUL in UTF-8 text is not
+# --- NUL bytes: binary or UTF-16 text is refused, a stray NUL in UTF-8 text is not
 
 
 @pytest.mark.parametrize("row", [1, 20, 150], ids=["first-row", "row-20", "row-150"])
@@ -487,7 +487,7 @@ def test_nul_bytes_of_utf16_or_binary_data_still_refuse_the_file(data: bytes) ->
     assert err.value.reason == "not_csv"
 
 
-# --- issue 20, item 7: invalid records are handed over in bounded chunks, as the file is read
+# --- invalid records are handed over in bounded chunks, as the file is read
 
 
 @pytest.mark.parametrize("every", [1, 50], ids=["every-record-invalid", "one-valid-in-fifty"])
@@ -516,7 +516,7 @@ def test_invalid_records_are_handed_over_in_bounded_chunks_as_the_file_is_read(e
     assert read_so_far[0] < len(data) // 2
 
 
-# --- issue 20, item 9: a trailing delimiter on the header only, or on the data rows only
+# --- a trailing delimiter on the header only, or on the data rows only
 
 
 @pytest.mark.parametrize(
@@ -583,7 +583,7 @@ def test_a_value_beyond_the_header_is_still_rejected_never_dropped(
     assert len(rows) == data.count(b"\n") - 2 and expected[0][0] not in lines
 
 
-# --- issue 20, item 3: a header repeated mid-file (cat of two exports)
+# --- a header repeated mid-file (cat of two exports)
 
 
 def _cat(second_header: str, second_rows: list[str], delimiter: str = ",") -> bytes:
