@@ -43,6 +43,7 @@ import pyarrow.csv as pacsv
 from pipeline.errors import SourceUnavailableError, UnusableFileError
 from pipeline.features import decimal_mark, decimal_mark_counts
 from pipeline.header import ambiguity, header_words, match_features, missing_reason
+from pipeline.markers import is_missing_value_marker
 from pipeline.settings import HeaderMatching
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -846,7 +847,10 @@ class CsvChunks:
             if named <= len(fields) <= width + 1 and not any(f.strip() for f in fields[named:]):
                 rows.append((number, fields[:named] + [""] * (width - named)))
                 return
-        plain.append(InvalidRecord(number, text, f"expected {width} fields, got {actual}"))
+        reason = f"expected {width} fields, got {actual}"
+        if actual > width and self.delimiter == "," and _decimal_commas_explain(text, actual - width):
+            reason += f" ({DECIMAL_COMMA_HINT})"
+        plain.append(InvalidRecord(number, text, reason))
 
     def _header_probe_columns(self) -> list[int]:
         """Field positions at least one of which holds a feature's name in any header of the file's columns.
@@ -1005,13 +1009,30 @@ def _empty(columns: list[str]) -> pa.Table:
     return pa.table({c: pa.array([], pa.string()) for c in columns})
 
 
-# Spellings of a missing measurement: a header cell that reads like this is a data row's value.
-_MISSING_MARKERS = frozenset({"na", "n/a", "nan", "null", "none", "-", "?", "#n/a"})
+DECIMAL_COMMA_HINT = (
+    "the extra fields may be decimal commas: an unquoted 12,5 in a ','-delimited file is two fields; "
+    "quote such numbers or export with ';' as the delimiter"
+)
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_DIGITS = re.compile(r"^\d+\s*$")
+
+
+def _decimal_commas_explain(text: str, extra: int) -> bool:
+    """Whether ``extra`` surplus fields of a ','-delimited record could each be the second half of a number
+    written with a decimal comma (an integer field followed by a field of digits only)."""
+    fields = _split(text.rstrip("\r\n"), ",") or []
+    pairs, i = 0, 0
+    while i + 1 < len(fields):
+        if _INTEGER.match(fields[i]) and _DIGITS.match(fields[i + 1]):
+            pairs, i = pairs + 1, i + 2
+        else:
+            i += 1
+    return pairs >= extra
 
 
 def _looks_like_a_value(text: str) -> bool:
     text = text.strip()
-    if text.lower() in _MISSING_MARKERS:
+    if is_missing_value_marker(text):
         return True
     try:
         float(text.replace(",", "."))

@@ -706,3 +706,34 @@ def test_when_most_rows_disagree_with_the_header_by_a_trailing_field_the_parser_
     assert invalid == [] and len(rows) == 5000 and lines == list(range(2, 5002))
     assert rows[0] == {"id": "0", "a": "1.5", "b": "2.5"}
     assert split == []
+
+
+@pytest.mark.parametrize(
+    ("record", "hinted"),
+    [
+        ("1,17,99,2", True),  # 17,99: an unquoted decimal comma
+        ("1,17,99,2,5", True),  # two of them, two surplus fields
+        ("1,17.5,2.5,9", False),  # the surplus field follows no integer
+        ("1,17,99,x", True),
+        ("1,x,y,z", False),  # text: no number split in two
+    ],
+)
+def test_surplus_fields_name_decimal_commas_only_when_they_explain_them(record: str, hinted: bool) -> None:
+    # Given a ','-delimited file whose record has more fields than its header
+    data = f"id,a,b\n{record}\n2,3,4\n".encode()
+    # When it is read
+    _, rows, _, invalid = read(data)
+    # Then it is rejected with the count of fields, and with the decimal-comma hint only when integer + digits pairs
+    # can account for every surplus field; the good row loads
+    [(line, reason)] = invalid
+    assert line == 2
+    assert reason.startswith(f"expected 3 fields, got {record.count(',') + 1}")
+    assert (csv_reader.DECIMAL_COMMA_HINT in reason) is hinted
+    assert rows == [{"id": "2", "a": "3", "b": "4"}]
+
+
+def test_the_decimal_comma_hint_is_for_comma_files_only() -> None:
+    # Given a ';' file with a record of one field too many / When read / Then no decimal-comma hint (';' files
+    # may write decimal commas freely)
+    _, _, _, invalid = read(b"id;a;b\n1;17;99;2\n2;3;4\n")
+    assert invalid == [(2, "expected 3 fields, got 4")]
