@@ -67,23 +67,23 @@ $(RUNTIME_RIC)/.installed: build/local-image/requirements.txt | $(VENV)/.install
 	@touch $@
 
 invoke: build runtime-provided runtime-ric ## EVENT=events/<file> through the built artifact, aws-lambda-rie + awslambdaric, no Docker
-	@$(PY) -m tools.invoke $(EVENT) --env-vars events/env.json
+	@$(PY) -m tools.commands.invoke $(EVENT) --env-vars events/env.json
 
 local-image: runtime-provided ## build the offline python3.13 emulation image for sam local invoke (once; reused)
 	@build/local-image/build.sh $(LOCAL_IMAGE) $(RUNTIME_PROVIDED) $(VENV)/bin/uv
 
 local-stack: $(VENV)/.installed ## moto + fakesnow for sam local invoke, on our Docker network; prints the env file; Ctrl-C stops
 	@$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image >&2)
-	@$(PY) -m tools.local_stack --invoke-image $(SAM_INVOKE_IMAGE)
+	@$(PY) -m tools.commands.serve_stack --invoke-image $(SAM_INVOKE_IMAGE)
 
 sam-local-invoke: build runtime-provided sam-cli ## EVENT=events/<file> through the real sam local invoke (Docker) against the stack
 	@$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image >&2)
-	@echo "tools.invoke --sam $(EVENT) --invoke-image $(SAM_INVOKE_IMAGE)" >&2
-	@$(PY) -m tools.invoke --sam $(EVENT) --env-vars events/env.json --invoke-image $(SAM_INVOKE_IMAGE)
+	@echo "tools.commands.invoke --sam $(EVENT) --invoke-image $(SAM_INVOKE_IMAGE)" >&2
+	@$(PY) -m tools.commands.invoke --sam $(EVENT) --env-vars events/env.json --invoke-image $(SAM_INVOKE_IMAGE)
 
 validate: $(VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-lint on the translated template
 	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml
-	mkdir -p .aws-sam && $(PY) -m tools.artifact_checks translated-template > .aws-sam/translated.json
+	mkdir -p .aws-sam && $(PY) -m tools.commands.artifact_checks translated-template > .aws-sam/translated.json
 	$(VENV)/bin/cfn-lint .aws-sam/translated.json
 
 deploy-guided: build ## first deployment: asks for the parameters and saves them in samconfig.toml
@@ -93,4 +93,4 @@ deploy: build ## deploy with the saved settings (samconfig.toml)
 	$(SAM_ENV) $(SAM) deploy
 
 artifact-report: build runtime-provided ## artifact size, glibc needs, init time with and without bytecode
-	$(PY) -m tools.artifact_checks report
+	$(PY) -m tools.commands.artifact_checks report

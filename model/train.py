@@ -15,7 +15,7 @@ It writes, next to itself:
 
 and ``data/breast_cancer.csv`` at the repository root: the 569 rows as a hospital export.
 
-The .tflite and metadata.json come from ``tools.import_model.import_model``, the code behind
+The .tflite and metadata.json come from ``tools.commands.import_model.import_model``, the code behind
 ``make import-model``: one conversion path, with its parity check (here on the 569 sample rows).
 
 scikit-learn's target is 0 = malignant, 1 = benign. The StreamSets rule this project replaces is
@@ -44,7 +44,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 from sklearn.model_selection import train_test_split
 
-from tools.import_model import TrainingRows, import_model, parse_config
+from tools.commands.import_model import TrainingRows, import_model, parse_config
 
 SEED = 42
 THRESHOLD = 0.5

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tools.local_stack import LambdaContext
+from tools.emulated.local_stack import LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "data" / "breast_cancer.csv"
@@ -29,7 +29,7 @@ def sample_bytes() -> bytes:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Any]:
-    from tools.local_stack import local_stack
+    from tools.emulated.local_stack import local_stack
 
     with local_stack(None) as running:
         yield running
@@ -48,7 +48,7 @@ class Harness:
         return str(self.stack.bucket)
 
     def put(self, key: str, body: bytes, *, gz: bool = False) -> dict[str, Any]:
-        from tools.s3_events import upload
+        from tools.emulated.s3_events import upload
 
         return upload(self.stack, key, gzip.compress(body) if gz else body, self.bucket)
 

@@ -1,4 +1,4 @@
-"""tools/backfill.py against moto server + fakesnow: in process (the same idempotent path as the handler, in
+"""tools/commands/backfill.py against moto server + fakesnow: in process (the same idempotent path as the handler, in
 parallel), and through the queue (the messages it sends, received and delivered to the handler)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 
-from tools.backfill import BackfillError, backfill, backfill_to_queue, find_target, main
+from tools.commands.backfill import BackfillError, backfill, backfill_to_queue, find_target, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def deployed(harness: Any) -> Deployed:
 
 
 def put(harness: Any, deployed: Deployed, key: str, body: bytes) -> dict[str, Any]:
-    from tools.s3_events import upload
+    from tools.emulated.s3_events import upload
 
     return upload(harness.stack, key, gzip.compress(body) if key.endswith(".gz") else body, deployed.bucket)
 
@@ -133,7 +133,7 @@ def receive_all(harness: Any, deployed: Deployed) -> list[dict[str, Any]]:
 
 def deliver(harness: Any, deployed: Deployed, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages to the handler in SQS events of up to 10 records (QueueBatchSize's default); each summary."""
-    from tools.s3_events import lambda_sqs_event
+    from tools.emulated.s3_events import lambda_sqs_event
 
     return [
         harness.invoke(lambda_sqs_event(messages[i : i + 10], deployed.queue_arn)) for i in range(0, len(messages), 10)
@@ -225,7 +225,7 @@ def test_a_dry_run_lists_and_sends_loads_and_writes_nothing(
     mode: str, harness: Any, deployed: Deployed, make_csv: Any, monkeypatch: Any, capsys: Any
 ) -> None:
     """Given 3 objects under the stack's prefix, none loaded yet, and the function's environment
-    When `python -m tools.backfill s3://bucket/incoming/ --dry-run` runs through the queue (--stack NAME) or in
+    When `python -m tools.commands.backfill s3://bucket/incoming/ --dry-run` runs through the queue (--stack NAME) or in
     process (--in-process), against moto and fakesnow
     Then it exits 0, lists the 3 objects with their versions and counts them; every AWS call it made only read
     (no message sent, no object written), the queue stays empty, and no row, reject or ledger row exists"""
@@ -267,7 +267,7 @@ def test_a_dry_run_lists_and_sends_loads_and_writes_nothing(
 
 
 def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
-    """Given `python -m tools.backfill --local --dry-run` (what `make backfill LOCAL=1 DRY_RUN=1` runs), with the
+    """Given `python -m tools.commands.backfill --local --dry-run` (`make backfill LOCAL=1 DRY_RUN=1`), with the
     emulated Snowflake kept in a folder
     When it runs (its own fresh moto + fakesnow, in a process of its own, as a user runs it)
     Then it exits 0, lists the seeded .csv / .csv.gz objects (not the .txt) and counts them, loads none (not even
@@ -277,7 +277,7 @@ def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
 
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.backfill", "--local", "--dry-run", "--no-progress", "--db-path", str(db)],
+        [sys.executable, "-m", "tools.commands.backfill", "--local", "--dry-run", "--no-progress", "--db-path", str(db)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -298,7 +298,7 @@ def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
 
 def _tables_with_rows(db: Path) -> dict[str, int]:
     """Tables of the kept emulated Snowflake that hold rows (none when no database file was ever written)."""
-    from tools.local_stack import DATABASE
+    from tools.emulated.local_stack import DATABASE
 
     if not (db / f"{DATABASE}.db").exists():
         return {}
@@ -322,7 +322,7 @@ def _tables_with_rows(db: Path) -> dict[str, int]:
 def test_make_backfill_hands_dry_run_to_every_mode(mode: list[str], dry_run: bool) -> None:
     """Given `make backfill` in each mode (LOCAL=1, IN_PROCESS=1, through the queue), with and without DRY_RUN=1
     When make shows its recipe (-n: nothing runs)
-    Then the tools.backfill command carries --dry-run exactly when DRY_RUN=1 was given"""
+    Then the tools.commands.backfill command carries --dry-run exactly when DRY_RUN=1 was given"""
     shown = subprocess.run(
         ["make", "-n", "backfill", *mode, *(["DRY_RUN=1"] if dry_run else [])],
         cwd=ROOT,
@@ -332,7 +332,7 @@ def test_make_backfill_hands_dry_run_to_every_mode(mode: list[str], dry_run: boo
         check=True,
     ).stdout.replace("\\\n", " ")
 
-    command = next(line for line in shown.splitlines() if "-m tools.backfill" in line)
+    command = next(line for line in shown.splitlines() if "-m tools.commands.backfill" in line)
     assert ("--dry-run" in command.split()) == dry_run
     assert ("--local" in command.split()) == (mode == ["LOCAL=1"])
     assert ("--in-process" in command.split()) == ("IN_PROCESS=1" in mode)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.model import saved_models
 from tests.model.saved_models import GOOD, Built
-from tools import import_model
+from tools.commands import import_model
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def import_command(saved_model: Path, config: Path, out: Path) -> subprocess.Com
     """What `make import-model SAVED_MODEL=... CONFIG=... OUT=...` runs (tests/model checks the recipe)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "tools.import_model", *_arguments(saved_model, config, out)],
+        [sys.executable, "-m", "tools.commands.import_model", *_arguments(saved_model, config, out)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -1,6 +1,6 @@
 """`make score FILE=...` and `make demo CSV=...`: a user's own file through the handler on the local stack.
 
-Each case runs the tool as a user does (a fresh process: `python -m tools.score`, without PYTHONPATH) with
+Each case runs the tool as a user does (a fresh process: `python -m tools.commands.score`, without PYTHONPATH) with
 its own emulated Snowflake under tmp_path, and reads what it prints. The emulator is fakesnow: the tool's
 queries are plain Snowflake SQL, nothing here relies on fakesnow behaviour beyond it answering them.
 """
@@ -132,7 +132,7 @@ def test_score_prints_the_load_its_rows_rejects_and_ledger_row(
     file.write_bytes(gzip.compress(body) if gz else body)
 
     # When it is scored
-    proc = _run_tool("tools.score", str(file), "--db-path", str(tmp_path / "db"), env=env)
+    proc = _run_tool("tools.commands.score", str(file), "--db-path", str(tmp_path / "db"), env=env)
 
     # Then the report is on stdout, the exit status says how it went, and nothing else is printed
     assert proc.returncode == status, proc.stdout + proc.stderr
@@ -155,10 +155,10 @@ def test_a_second_run_of_the_same_file_reports_the_first_load_and_the_same_statu
     failed.write_bytes(make_csv(5, _unknown_feature_name))
     loaded.write_bytes(make_csv(5))
     db = str(tmp_path / "db")
-    firsts = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
+    firsts = [_run_tool("tools.commands.score", str(f), "--db-path", db) for f in (failed, loaded)]
 
     # When each is scored again
-    seconds = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
+    seconds = [_run_tool("tools.commands.score", str(f), "--db-path", db) for f in (failed, loaded)]
 
     # Then the second run is a duplicate with the first run's status and ledger row, and loads nothing more
     assert [p.returncode for p in firsts] == [p.returncode for p in seconds] == [1, 0]
@@ -176,7 +176,7 @@ def test_demo_scores_the_file_named_with_csv(make_csv: Callable[..., bytes], tmp
     file.write_bytes(make_csv(5, _unknown_feature_name))
 
     # When the demo is pointed at it
-    proc = _run_tool("tools.demo", "--csv", str(file), "--db-path", str(tmp_path / "db"))
+    proc = _run_tool("tools.commands.demo", "--csv", str(file), "--db-path", str(tmp_path / "db"))
 
     # Then that file (not the sample) is the one loaded, and its failure is reported without a traceback
     assert proc.returncode == 1
@@ -200,7 +200,7 @@ def test_usage_and_configuration_errors_are_one_line_without_traceback(
     env = {"COLUMN_RENAMES": "{not json"}
 
     # When the tool is run
-    proc = _run_tool("tools.score", *[a.format(tmp=tmp_path) for a in args], env=env)
+    proc = _run_tool("tools.commands.score", *[a.format(tmp=tmp_path) for a in args], env=env)
 
     # Then it says what is wrong, with status 2 and no traceback
     assert proc.returncode == 2
@@ -212,7 +212,7 @@ def test_usage_and_configuration_errors_are_one_line_without_traceback(
 def scored_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An emulated Snowflake with one scored file in it, as `make score` leaves it."""
     db = tmp_path_factory.mktemp("scored") / "db"
-    proc = _run_tool("tools.score", str(REPO_ROOT / "data" / "breast_cancer.csv"), "--db-path", str(db))
+    proc = _run_tool("tools.commands.score", str(REPO_ROOT / "data" / "breast_cancer.csv"), "--db-path", str(db))
     assert proc.returncode == 0, proc.stderr
     return db
 
@@ -232,7 +232,7 @@ def test_query_runs_from_any_directory_and_reports_a_bad_query_without_traceback
     # Given the emulated Snowflake a score run left, and a shell in another directory without PYTHONPATH
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
-    # When tools/query.py is run by its path
+    # When tools/commands/query.py is run by its path
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "tools" / "query.py"), sql, "--db-path", str(scored_db)],
         cwd=tmp_path,
@@ -255,7 +255,7 @@ def test_a_key_the_bucket_does_not_notify_the_queue_for_is_a_usage_error(tmp_pat
     args = ["data/breast_cancer.csv", "--key", "incoming/sample.txt", "--db-path", str(tmp_path / "db")]
 
     # When the file is scored under it
-    proc = _run_tool("tools.score", *args)
+    proc = _run_tool("tools.commands.score", *args)
 
     # Then the tool says which keys reach the function, with status 2, before loading anything
     assert proc.returncode == 2
@@ -283,7 +283,7 @@ if _raise == "retriable":
 
     _snowflake.SnowflakeBatch.claim = _claim
 elif _raise == "bug":
-    from tools import local_stack as _local_stack
+    from tools.emulated import local_stack as _local_stack
 
     def _connect(self, **kwargs):
         raise RuntimeError("a bug (injected by the test)")

@@ -28,9 +28,9 @@ holds a lock). Configuration is the function's own environment variables (``SNOW
 
     make backfill S3=s3://my-bucket/incoming/2025/ [STACK=tumour-scoring] [IN_PROCESS=1] [DRY_RUN=1]
     make backfill LOCAL=1 [DRY_RUN=1]
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --stack tumour-scoring --dry-run
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --in-process --workers 4
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill --local [--dry-run]  # a fresh moto + fakesnow, seeded
+    PYTHONPATH=src:. .venv/bin/python -m tools.commands.backfill s3://bucket/incoming/ --stack tumour-scoring --dry-run
+    PYTHONPATH=src:. .venv/bin/python -m tools.commands.backfill s3://bucket/incoming/ --in-process --workers 4
+    PYTHONPATH=src:. .venv/bin/python -m tools.commands.backfill --local [--dry-run]  # a fresh moto + fakesnow, seeded
 
 Development / operations tool: runs on a workstation with the dev venv (boto3, tqdm), not in the Lambda.
 """
@@ -56,7 +56,7 @@ from typing import Any
 from pipeline.ports import ObjectRef
 
 SUFFIXES = (".csv", ".csv.gz")
-SAMCONFIG = Path(__file__).resolve().parent.parent / "samconfig.toml"
+SAMCONFIG = Path(__file__).resolve().parents[2] / "samconfig.toml"
 QUEUE_OUTPUT = "IngestQueueUrl"
 BATCH_SIZE = 10  # SendMessageBatch's maximum
 SEND_ATTEMPTS = 4  # sends of an entry SQS failed on its side, before it is reported
@@ -155,7 +155,7 @@ def find_target(cloudformation: Any, stack: str) -> Target:
 
 def notification(ref: ObjectRef, *, region: str, event_time: str) -> dict[str, Any]:
     """The S3 ObjectCreated notification for one listed object version, marked as a backfill."""
-    from tools.s3_events import s3_put_event
+    from tools.emulated.s3_events import s3_put_event
 
     return s3_put_event(
         ref.bucket,
@@ -411,9 +411,9 @@ def _local_demo(workers: int, progress: bool, *, dry_run: bool = False, db_path:
     ``db_path``: where the emulated Snowflake keeps its files (None: in memory, gone after the run)."""
     import gzip
 
-    from tools.local_stack import local_stack
+    from tools.emulated.local_stack import local_stack
+    from tools.emulated.s3_events import upload
     from tools.make_files import make_file
-    from tools.s3_events import upload
 
     with local_stack(db_path) as stack:
         os.environ.update(stack.function_env())

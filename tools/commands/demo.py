@@ -3,12 +3,12 @@
 Starts moto (S3, SQS + Secrets Manager, real HTTP) and fakesnow (HTTP, file-backed under .local/snowflake), wired
 as template.yaml wires the stack, uploads the sample CSV (or `make demo CSV=your.csv`), lets the local poller deliver
 S3's notification from the queue to the function, and prints what landed. The run itself is `make score`'s
-(tools/score.py).
+(tools/commands/score.py).
 """
 
 from __future__ import annotations
 
-from tools.score import DB_PATH, ROOT, default_key
+from tools.commands.score import DB_PATH, ROOT, default_key
 
 SAMPLE = ROOT / "data" / "breast_cancer.csv"
 SAMPLE_KEY = "incoming/2026/11/wdbc sample+1.csv"  # a space and a `+`: the event carries it URL-encoded
@@ -16,8 +16,8 @@ __all__ = ["DB_PATH", "SAMPLE"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The sample file (or ``--csv``, the same as ``make score FILE=...``) through the handler; see tools/score.py."""
-    from tools.score import parse_args, run_with_status
+    """The sample file (or ``--csv``, the same as ``make score FILE=...``) through the handler; see score.py."""
+    from tools.commands.score import parse_args, run_with_status
 
     args = parse_args(argv, default_file=SAMPLE)
     key = args.key or (SAMPLE_KEY if args.file.resolve() == SAMPLE else default_key(args.file))

@@ -60,7 +60,7 @@ from pipeline.output import default_column_name
 from scoring import ModelLoadError, ModelMetadata, Scorer, ScoringError
 from scoring.metadata import CLASS_LABELS, Domain, Preprocessing, ProbabilityOutput, Standardize
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = REPO_ROOT / "data" / "breast_cancer.csv"
 PARITY_TOLERANCE = 1e-5
 SOFTMAX_SUM_TOLERANCE = 1e-4

@@ -1,7 +1,7 @@
 """Query the emulated Snowflake that `make demo` / `make score` left in .local/snowflake.
 
     make query SQL="SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY 1"
-    .venv/bin/python tools/query.py "SELECT * FROM TUMOUR_SCORE_LOADS"     # from any directory
+    .venv/bin/python tools/commands/query.py "SELECT * FROM TUMOUR_SCORE_LOADS"     # from any directory
 
 Prints the result as tab-separated lines, with a header. A query Snowflake (here: the emulator) refuses
 prints its message and exits 1.
@@ -13,12 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from another directory
     sys.path.insert(0, str(ROOT))
 
-from tools.local_stack import DATABASE, local_stack  # noqa: E402
-from tools.score import DB_PATH  # noqa: E402
+from tools.commands.score import DB_PATH  # noqa: E402
+from tools.emulated.local_stack import DATABASE, local_stack  # noqa: E402
 
 DEFAULT_SQL = "SELECT CONDITION, COUNT(*) FROM TUMOUR_SCORES GROUP BY 1"
 

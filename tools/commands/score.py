@@ -3,7 +3,7 @@
 The path is the demo's and the deployed stack's: moto (S3, SQS, Secrets Manager) and fakesnow (Snowflake over
 HTTP, file-backed under .local/snowflake) start on loopback, wired as template.yaml wires the stack (the bucket
 notifies the ingest queue, which has its dead-letter queue). The file is uploaded under KEY; S3's notification
-lands in the queue, and the local poller (tools/poller.py: the SQS event source mapping, the function's copies in
+lands in the queue, and the local poller (emulated/poller.py: the SQS event source mapping, the function's copies in
 this process) delivers it to the function. The outcome is read back from the three tables:
 
 * the load summary (status, rows loaded / rejected, load id);
@@ -22,7 +22,7 @@ configuration error (a missing file, a bad setting, a KEY the bucket does not no
 load raised a retriable error or its notification never reached the function (the run stops at its first
 delivery: it does not wait for the queue's retries), 4 when the tool itself failed (a traceback is printed).
 
-These reach the shell from `bin/score FILE` (or `.venv/bin/python -m tools.score FILE` at the repository root).
+These reach the shell from `bin/score FILE` (or `.venv/bin/python -m tools.commands.score FILE` at the repository root).
 `make score` cannot pass them on: make exits 2 for any failing recipe, and names the tool's status in its own
 message (`make: *** [Makefile:..: score] Error 3`).
 """
@@ -47,7 +47,7 @@ EXIT_USAGE = 2  # usage or configuration: nothing was loaded, and running it aga
 EXIT_RETRIABLE = 3  # a retriable error: a retry may help
 EXIT_TOOL_FAILED = 4  # the tool itself failed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DB_PATH = ROOT / ".local" / "snowflake"
 QUERY_TOOL = ROOT / "tools" / "query.py"
 MAX_REJECTS_SHOWN = 20
@@ -60,7 +60,7 @@ SHOWN_SCORES = ("CLASSIFICATION", "CONDITION", "MALIGNANT_PROBABILITY", "SOURCE_
 
 
 def make_importable() -> None:
-    """`python -m tools.score` without PYTHONPATH: the function's packages live in src/."""
+    """`python -m tools.commands.score` without PYTHONPATH: the function's packages live in src/."""
     for path in (str(ROOT), str(ROOT / "src")):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -105,11 +105,11 @@ def load_handler() -> Any:
 
 
 def deliver(stack: Any, key: str, data: bytes, settings: Any, *, timeout: float = 600.0) -> dict[str, Any]:
-    """Upload ``data`` under ``key`` and run the local poller (``settings``: tools.local_queue.QueueSettings) until
+    """Upload ``data`` under ``key`` and run the local poller (``settings``: a local_queue.QueueSettings) until
     the function has processed its notification; the function's response for it, reduced to that object (raises
     what the function raised)."""
     from pipeline.settings import get_settings
-    from tools.poller import FINAL_STATUSES, Poller, any_raised, objects_done
+    from tools.emulated.poller import FINAL_STATUSES, Poller, any_raised, objects_done
 
     os.environ.update(stack.function_env())
     rerun = "handler.app" in sys.modules  # a second run in this process: settings and pipeline afresh
@@ -277,8 +277,8 @@ def run(file: Path, key: str, db_path: Path) -> int:
     quiet_by_default()
     from pipeline.errors import ConfigurationError, PipelineError
     from pipeline.settings import Settings
-    from tools.local_queue import QueueSettings
-    from tools.local_stack import DATABASE, local_stack
+    from tools.emulated.local_queue import QueueSettings
+    from tools.emulated.local_stack import DATABASE, local_stack
 
     data = file.read_bytes()
     with local_stack(db_path) as stack:
