@@ -305,7 +305,7 @@ def _tables_with_rows(db: Path) -> dict[str, int]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     query = "SELECT TABLE_NAME, ROW_COUNT FROM INFORMATION_SCHEMA.TABLES WHERE ROW_COUNT > 0"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "query.py"), query, "--db-path", str(db)],
+        [sys.executable, str(ROOT / "tools" / "commands" / "query.py"), query, "--db-path", str(db)],
         env=env,
         capture_output=True,
         text=True,

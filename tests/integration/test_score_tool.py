@@ -234,7 +234,7 @@ def test_query_runs_from_any_directory_and_reports_a_bad_query_without_traceback
 
     # When tools/commands/query.py is run by its path
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "query.py"), sql, "--db-path", str(scored_db)],
+        [sys.executable, str(REPO_ROOT / "tools" / "commands" / "query.py"), sql, "--db-path", str(scored_db)],
         cwd=tmp_path,
         env=clean,
         capture_output=True,

@@ -49,7 +49,7 @@ EXIT_TOOL_FAILED = 4  # the tool itself failed
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_PATH = ROOT / ".local" / "snowflake"
-QUERY_TOOL = ROOT / "tools" / "query.py"
+QUERY_TOOL = ROOT / "tools" / "commands" / "query.py"
 MAX_REJECTS_SHOWN = 20
 SAMPLE_ROWS_SHOWN = 5
 # Third-party lines on the native stderr that carry nothing for the user: LiteRT announces its CPU delegate.
