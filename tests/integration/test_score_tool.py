@@ -8,10 +8,15 @@ queries are plain Snowflake SQL, nothing here relies on fakesnow behaviour beyon
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -334,3 +339,102 @@ def test_bin_score_exits_with_the_documented_status(
     assert said in proc.stdout + proc.stderr
     if status in (1, 2):
         assert "Traceback" not in proc.stderr  # (a retriable error's ERROR log, on stderr, carries the function's)
+
+
+# --- a newly imported model served locally; the emulated Snowflake held by another process --------------------------
+
+
+def _model_copy(tmp_path: Path, version: str) -> Path:
+    """The shipped model under another model_version: to the tools, another import (`make import-model`)."""
+    model = tmp_path / version
+    model.mkdir()
+    for name in ("model.tflite", "metadata.json"):
+        (model / name).write_bytes((REPO_ROOT / "model" / name).read_bytes())
+    metadata = json.loads((model / "metadata.json").read_text())
+    (model / "metadata.json").write_text(json.dumps({**metadata, "model_version": version}))
+    return model
+
+
+def test_demo_with_a_newly_imported_model_shows_that_models_scores(tmp_path: Path) -> None:
+    # Given `make demo` run once with one model, on the default emulated Snowflake (no --db-path)
+    tag = uuid.uuid4().hex[:8]
+    old, new = _model_copy(tmp_path, f"test-old-{tag}"), _model_copy(tmp_path, f"test-new-{tag}")
+    try:
+        first = _run_tool("tools.commands.demo", env={"MODEL_DIR": str(old)})
+        assert first.returncode == 0, first.stderr
+
+        # When the demo is run again serving a newly imported model (make demo MODEL_DIR=<new model>), then again
+        second = _run_tool("tools.commands.demo", env={"MODEL_DIR": str(new)})
+        third = _run_tool("tools.commands.demo", env={"MODEL_DIR": str(new)})
+
+        # Then the new model scores the sample (loaded, not a duplicate of the old model's load) and the report
+        # names it; run again with it, the file is its duplicate, as before
+        assert second.returncode == 0, second.stderr
+        assert "status         loaded" in second.stdout, second.stdout
+        assert f"MODEL_VERSION  test-new-{tag}" in second.stdout.split("Ledger row in")[1]
+        assert f"test-old-{tag}" not in second.stdout
+        assert "status         duplicate" in third.stdout and f"MODEL_VERSION  test-new-{tag}" in third.stdout
+        # and `make query MODEL_DIR=<new model>` reads the new model's loads
+        query = _run_tool(
+            "tools.commands.query", "SELECT DISTINCT MODEL_VERSION FROM TUMOUR_SCORES", env={"MODEL_DIR": str(new)}
+        )
+        assert query.stdout.split() == ["MODEL_VERSION", f"test-new-{tag}"], query.stdout + query.stderr
+    finally:
+        for version in (f"test-old-{tag}", f"test-new-{tag}"):
+            shutil.rmtree(REPO_ROOT / ".local" / "snowflake" / version, ignore_errors=True)
+
+
+@pytest.fixture
+def local_stack_running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """`make local-stack` (tools.commands.serve_stack) on loopback, serving an emulated Snowflake under tmp_path."""
+    db = tmp_path / "db"
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    out = tmp_path / "stack"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.commands.serve_stack", "--host", "127.0.0.1", "--aws-port", str(ports[0]),
+         "--snowflake-port", str(ports[1]), "--db-path", str(db), "--env-file", str(out / "env.json"),
+         "--events-out", str(out / "events")],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "POWERTOOLS_LOG_LEVEL"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Local stack up"):
+            break
+    else:
+        pytest.fail("make local-stack did not come up")
+    try:
+        yield proc, db
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["tools.commands.score", "data/breast_cancer.csv"], ["tools.commands.query", "SELECT 1"]],
+    ids=["score", "query"],
+)
+def test_score_and_query_refuse_at_once_while_local_stack_holds_the_database(
+    local_stack_running: tuple[subprocess.Popen[str], Path], command: list[str]
+) -> None:
+    # Given `make local-stack` running on an emulated Snowflake folder
+    stack, db = local_stack_running
+
+    # When `make score` or `make query` is run on the same folder
+    started = time.monotonic()
+    proc = _run_tool(*command, "--db-path", str(db))
+
+    # Then it stops at once, in one line naming the process that holds the folder, with "a retry may help" (3)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 60
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"in use by process {stack.pid} (make local-stack" in proc.stderr
+    assert proc.stdout == ""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import sys
@@ -48,7 +49,7 @@ EXIT_RETRIABLE = 3  # a retriable error: a retry may help
 EXIT_TOOL_FAILED = 4  # the tool itself failed
 
 ROOT = Path(__file__).resolve().parents[2]
-DB_PATH = ROOT / ".local" / "snowflake"
+DB_ROOT = ROOT / ".local" / "snowflake"  # one folder per model version under it: see default_db_path
 QUERY_TOOL = ROOT / "tools" / "commands" / "query.py"
 MAX_REJECTS_SHOWN = 20
 SAMPLE_ROWS_SHOWN = 5
@@ -71,6 +72,30 @@ def quiet_by_default() -> None:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def served_model_dir() -> Path:
+    """The model the function serves here: ``$MODEL_DIR`` (``make demo MODEL_DIR=...``), else ``model/``."""
+    return Path(os.environ["MODEL_DIR"]) if os.environ.get("MODEL_DIR") else ROOT / "model"
+
+
+def served_model_version(model_dir: Path | None = None) -> str | None:
+    """That model's ``model_version`` (metadata.json), or None when it cannot be read (the function says why)."""
+    try:
+        version = json.loads(((model_dir or served_model_dir()) / "metadata.json").read_text(encoding="utf-8"))
+        return str(version["model_version"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def default_db_path(model_dir: Path | None = None) -> Path:
+    """The emulated Snowflake of the served model: ``.local/snowflake/<model_version>/``.
+
+    One per model version, because the ledger keys a load on the object version, not on the model: with one
+    database for every model, a file the previous model loaded would come back ``duplicate`` under a newly
+    imported model, showing the old model's scores. Each model's loads, scores and ledger are its own."""
+    version = served_model_version(model_dir)
+    return DB_ROOT / re.sub(r"[^A-Za-z0-9._+-]", "_", version) if version else DB_ROOT
 
 
 def default_key(file: Path) -> str:
@@ -267,7 +292,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def query_hint(db_path: Path, table: str) -> str:
-    db = "" if db_path.resolve() == DB_PATH.resolve() else f" --db-path {db_path}"
+    db = "" if db_path.resolve() == default_db_path().resolve() else f" --db-path {db_path}"
     return f'  {sys.executable} {QUERY_TOOL}{db} "SELECT * FROM {table} ORDER BY LOADED_AT DESC, SOURCE_LINE LIMIT 10"'
 
 
@@ -281,7 +306,7 @@ def run(file: Path, key: str, db_path: Path) -> int:
     from tools.emulated.local_stack import DATABASE, local_stack
 
     data = file.read_bytes()
-    with local_stack(db_path) as stack:
+    with local_stack(db_path) as stack:  # DatabaseInUseError when another process serves db_path
         try:
             settings = Settings.from_env({**os.environ, **stack.function_env()})
         except ConfigurationError as exc:
@@ -315,13 +340,17 @@ def run(file: Path, key: str, db_path: Path) -> int:
             return EXIT_RETRIABLE
         print("Load summary:")
         print("\n".join(summary_lines(summary)))
+        print(f"  model          {served_model_version() or '?'} ({served_model_dir()})")
         conn = stack.snowflake_connect()
         try:
             cur = conn.cursor()
             outcomes = {obj["key"]: report(cur, tables, obj) for obj in summary["objects"]}
         finally:
             conn.close()
-    print(f"\nThe emulated Snowflake is kept in {db_path}/{DATABASE}.db (`rm -rf {db_path}` starts afresh). Query it:")
+    print(
+        f"\nThe emulated Snowflake is kept in {db_path}/{DATABASE}.db, the served model's own (another model has"
+        f" its own folder under {DB_ROOT}/; `rm -rf {db_path}` starts afresh). Query it:"
+    )
     print(query_hint(db_path, tables.target))
     # A re-run of a file that failed is a duplicate, and still a failure: the ledger decides.
     failed = [o for o in summary["objects"] if outcomes[o["key"]] != "LOADED"]
@@ -334,8 +363,13 @@ def run_with_status(file: Path, key: str, db_path: Path) -> int:
     """``run``, with what it did not foresee mapped to the documented statuses: a notification that never
     reached the function is retriable (3); anything else is the tool's own failure (4), never "recorded FAILED"
     (1, which is what Python's own status for an uncaught exception would say)."""
+    from tools.emulated.local_stack import DatabaseInUseError
+
     try:
         return run(file, key, db_path)
+    except DatabaseInUseError as exc:
+        print(f"error: {file} was not loaded: {exc}", file=sys.stderr)
+        return EXIT_RETRIABLE
     except TimeoutError as exc:
         print(f"error: {file} was not loaded ({exc}); a retry may help", file=sys.stderr)
         return EXIT_RETRIABLE
@@ -352,8 +386,14 @@ def parse_args(argv: Sequence[str] | None, *, default_file: Path | None = None) 
     else:
         parser.add_argument("--csv", dest="file", type=Path, default=default_file, help="the CSV file to load")
     parser.add_argument("--key", help="the S3 key to upload it under (default: incoming/<file name>)")
-    parser.add_argument("--db-path", type=Path, default=DB_PATH, help="where the emulated Snowflake keeps its data")
+    parser.add_argument(
+        "--db-path",
+        type=Path,
+        default=None,
+        help="where the emulated Snowflake keeps its data (default: .local/snowflake/<the served model's version>/)",
+    )
     args = parser.parse_args(argv)
+    args.db_path = args.db_path or default_db_path()
     if not args.file.is_file():
         parser.error(f"no such file: {args.file}")
     return args

@@ -7,13 +7,16 @@ Uploads an object for every sample event in events/ and writes the patched event
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 from pathlib import Path
 
+from tools.commands.score import default_db_path
 from tools.emulated.containers import DOCKER_NETWORK, SAM_ENV_FILE, SAM_EVENTS_DIR, docker_network_gateway, sam_env_vars
-from tools.emulated.local_stack import REGION, local_stack
+from tools.emulated.local_stack import REGION, DatabaseInUseError, local_stack
+from tools.emulated.sample_events import make_uploader, patch_event
 
 
 def serve(argv: list[str] | None = None) -> int:
@@ -21,14 +24,12 @@ def serve(argv: list[str] | None = None) -> int:
     import argparse
     import signal
 
-    from tools.commands.invoke import make_uploader, patch_event
-
-    parser = argparse.ArgumentParser(prog="python -m tools.emulated.local_stack", description=serve.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.commands.serve_stack", description=serve.__doc__)
     parser.add_argument("--network", default=DOCKER_NETWORK, help="Docker network whose gateway the stack binds")
     parser.add_argument("--host", help="bind here instead (e.g. 127.0.0.1 when no container needs the stack)")
     parser.add_argument("--aws-port", type=int, default=4566)
     parser.add_argument("--snowflake-port", type=int, default=4567)
-    parser.add_argument("--db-path", type=Path, default=Path(".local") / "snowflake")
+    parser.add_argument("--db-path", type=Path, help="default: the model's, .local/snowflake/<model version>/")
     parser.add_argument("--env-file", type=Path, default=SAM_ENV_FILE)
     parser.add_argument("--events", type=Path, default=Path("events"), help="sample events to upload objects for")
     parser.add_argument("--events-out", type=Path, default=SAM_EVENTS_DIR)
@@ -37,12 +38,26 @@ def serve(argv: list[str] | None = None) -> int:
         "--invoke-image", default="official", help="the image to name in the printed command; 'official' = SAM's"
     )
     args = parser.parse_args(argv)
+    args.db_path = args.db_path or default_db_path()
 
     host = args.host or docker_network_gateway(args.network)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a kill (also when started in the background)
         signal.signal(signum, lambda *_: stopping.set())
-    with local_stack(args.db_path, host=host, aws_port=args.aws_port, snowflake_port=args.snowflake_port) as stack:
+    with contextlib.ExitStack() as running:
+        try:
+            stack = running.enter_context(
+                local_stack(
+                    args.db_path,
+                    host=host,
+                    aws_port=args.aws_port,
+                    snowflake_port=args.snowflake_port,
+                    owner="make local-stack: python -m tools.commands.serve_stack",
+                )
+            )
+        except DatabaseInUseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
         upload = make_uploader(stack, args.data.read_bytes(), versioned=True)  # as deployed: each start, new versions
         args.events_out.mkdir(parents=True, exist_ok=True)
         for event_file in sorted(args.events.glob("*.json")):
@@ -64,6 +79,7 @@ def serve(argv: list[str] | None = None) -> int:
             f"In another shell:\n"
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local sam local invoke ScoringFunction"
             f" -e {args.events_out}/s3-put.json --env-vars {args.env_file}{network} --region {REGION}{image}\n"
+            f"Backfill a prefix of its bucket: make backfill LOCAL=1 S3=s3://{stack.bucket}/incoming/\n"
             f"Ctrl-C stops the stack.",
             flush=True,
         )

@@ -345,8 +345,56 @@ def _moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[s
         server.stop()
 
 
+LOCK_FILE = ".in-use"  # in the db_path folder: held (flock) by the process serving it, naming that process
+
+
+class DatabaseInUseError(RuntimeError):
+    """Another process serves this emulated Snowflake folder: DuckDB lets one process write a database file."""
+
+
+def _command_line() -> str:
+    """How this process was started, as a user would recognise it (``python -m tools.commands.score x.csv``)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    first = f"-m {spec.name}" if spec is not None and spec.name else Path(sys.argv[0]).name
+    return " ".join(["python", first, *sys.argv[1:]])[:200]
+
+
 @contextlib.contextmanager
-def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | None = None) -> Iterator[int]:
+def hold_database(db_path: Path, owner: str | None = None) -> Iterator[None]:
+    """Hold ``db_path`` for this process for the duration of the block, or refuse at once.
+
+    DuckDB (fakesnow's engine) lets one process open a database file for writing; a second stack on the same
+    folder would fail on its first query, deep inside the emulator, and the connector would retry that for
+    minutes. The lock is an flock on ``db_path/.in-use`` (released by the kernel when the process ends, however it
+    ends), and the file names the holder, so the refusal can say which process to stop.
+    ``owner``: how to name this process to the next one (default: its command line)."""
+    import fcntl
+
+    db_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(db_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
+            raise DatabaseInUseError(
+                f"the emulated Snowflake in {db_path}/ is in use by {holder}; DuckDB lets one process open it: "
+                "stop that one first (Ctrl-C), or give this one another --db-path"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} ({owner or _command_line()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _fakesnow_server(
+    db_path: Path | None, host: str = "127.0.0.1", port: int | None = None, *, owner: str | None = None
+) -> Iterator[int]:
     import fakesnow.server
     from fakesnow.instance import FakeSnow
 
@@ -356,18 +404,19 @@ def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | 
     logging.getLogger("fakesnow.server").setLevel(logging.WARNING)  # it sets INFO itself: a line per login
     # DuckDB's advice to fakesnow's own code (about an extra copy when it answers a query); nothing to act on.
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-    if db_path is not None:
-        db_path.mkdir(parents=True, exist_ok=True)
-        fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
-    else:
-        fakesnow.server.shared_fs = FakeSnow()
-    app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
-    try:
-        with serve_asgi(app, host, port, name="fakesnow-server") as bound:
-            yield bound
-    finally:
-        with contextlib.suppress(Exception):
-            fakesnow.server.shared_fs.duck_conn.close()
+    with contextlib.ExitStack() as held:
+        if db_path is not None:
+            held.enter_context(hold_database(db_path, owner))
+            fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
+        else:
+            fakesnow.server.shared_fs = FakeSnow()
+        app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
+        try:
+            with serve_asgi(app, host, port, name="fakesnow-server") as bound:
+                yield bound
+        finally:
+            with contextlib.suppress(Exception):
+                fakesnow.server.shared_fs.duck_conn.close()
 
 
 @contextlib.contextmanager
@@ -399,19 +448,21 @@ def local_stack(
     host: str = "127.0.0.1",
     aws_port: int | None = None,
     snowflake_port: int | None = None,
+    owner: str | None = None,
 ) -> Iterator[LocalStack]:
     """Start moto + fakesnow on loopback (or on ``host``) for the duration of the block.
 
     ``db_path``: a folder for fakesnow's DuckDB files (one per database), kept after the run; None = in memory.
     ``host``: the address both servers listen on: loopback, or the gateway of a Docker network this run
     created (``docker_network_gateway``), so that a function in a container can reach them. Ports: free ones
-    unless given.
+    unless given. ``owner``: how a second process refused the same ``db_path`` names this one
+    (``DatabaseInUseError``, raised before either server starts; default: this process's command line).
     """
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(var, None)
     with (
+        _fakesnow_server(db_path, host, snowflake_port, owner=owner) as sf_port,
         _moto_server(host, aws_port) as aws_endpoint,
-        _fakesnow_server(db_path, host, snowflake_port) as sf_port,
     ):
         stack = LocalStack(
             aws_endpoint=aws_endpoint, snowflake_host=host, snowflake_port=sf_port, snowflake_db_path=db_path
