@@ -88,9 +88,10 @@ bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
 
 # Through the queue by default; IN_PROCESS=1 loads here with the function's environment (WORKERS at a time).
-# DRY_RUN=1 applies to every mode (queue, IN_PROCESS=1, LOCAL=1): list what would be sent or loaded, do nothing.
-backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1: local demo
-	$(PY) -m tools.commands.backfill $(if $(LOCAL),--local,$(S3) $(if $(STACK),--stack $(STACK)) $(if $(IN_PROCESS),--in-process)) \
+# LOCAL=1 S3=s3://hospital-drop-local/<prefix>: in process, on the bucket of the running `make local-stack`;
+# LOCAL=1 alone: a self-contained demo. DRY_RUN=1 applies to every mode: list what would be sent or loaded, do nothing.
+backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1 [S3=...]: the local stack's bucket (a demo without S3)
+	$(PY) -m tools.commands.backfill $(if $(LOCAL),--local $(S3),$(S3) $(if $(STACK),--stack $(STACK)) $(if $(IN_PROCESS),--in-process)) \
 	  $(if $(DRY_RUN),--dry-run) --workers $(or $(WORKERS),4)
 
 clean: ## remove build output and caches (keeps .venv)

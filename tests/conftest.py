@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -107,3 +111,47 @@ def make_csv(sample_bytes: bytes) -> Callable[..., bytes]:
         return ("\n".join(body) + "\n").encode()
 
     return build
+
+
+@dataclass
+class RunningLocalStack:
+    proc: subprocess.Popen[str]
+    db_path: Path
+    env_file: Path  # the `sam local invoke --env-vars` file it wrote: its endpoints
+    aws_endpoint: str
+
+
+@pytest.fixture
+def local_stack_running(tmp_path: Path) -> Iterator[RunningLocalStack]:
+    """`make local-stack` (tools.commands.serve_stack) on loopback in a process of its own, with its emulated
+    Snowflake and env file under tmp_path; stopped (as Ctrl-C does) after the test."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    out = tmp_path / "local-stack"
+    db_path, env_file = tmp_path / "db", out / "env.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.commands.serve_stack", "--host", "127.0.0.1", "--aws-port", str(ports[0]),
+         "--snowflake-port", str(ports[1]), "--db-path", str(db_path), "--env-file", str(env_file),
+         "--events-out", str(out / "events")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "POWERTOOLS_LOG_LEVEL"},
+    )  # fmt: skip
+    running = RunningLocalStack(proc, db_path, env_file, f"http://127.0.0.1:{ports[0]}")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Local stack up"):
+            break
+    else:
+        proc.kill()
+        pytest.fail("make local-stack did not come up")
+    try:
+        yield running
+    finally:
+        running.proc.send_signal(signal.SIGINT)
+        running.proc.wait(timeout=30)

@@ -11,13 +11,13 @@ import gzip
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -384,49 +384,16 @@ def test_demo_with_a_newly_imported_model_shows_that_models_scores(tmp_path: Pat
             shutil.rmtree(REPO_ROOT / ".local" / "snowflake" / version, ignore_errors=True)
 
 
-@pytest.fixture
-def local_stack_running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    """`make local-stack` (tools.commands.serve_stack) on loopback, serving an emulated Snowflake under tmp_path."""
-    db = tmp_path / "db"
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    out = tmp_path / "stack"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.commands.serve_stack", "--host", "127.0.0.1", "--aws-port", str(ports[0]),
-         "--snowflake-port", str(ports[1]), "--db-path", str(db), "--env-file", str(out / "env.json"),
-         "--events-out", str(out / "events")],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "POWERTOOLS_LOG_LEVEL"},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Local stack up"):
-            break
-    else:
-        pytest.fail("make local-stack did not come up")
-    try:
-        yield proc, db
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 @pytest.mark.parametrize(
     "command",
     [["tools.commands.score", "data/breast_cancer.csv"], ["tools.commands.query", "SELECT 1"]],
     ids=["score", "query"],
 )
 def test_score_and_query_refuse_at_once_while_local_stack_holds_the_database(
-    local_stack_running: tuple[subprocess.Popen[str], Path], command: list[str]
+    local_stack_running: Any, command: list[str]
 ) -> None:
     # Given `make local-stack` running on an emulated Snowflake folder
-    stack, db = local_stack_running
+    stack, db = local_stack_running.proc, local_stack_running.db_path
 
     # When `make score` or `make query` is run on the same folder
     started = time.monotonic()
