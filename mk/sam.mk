@@ -24,7 +24,10 @@ OFFICIAL_IMAGE := public.ecr.aws/lambda/python:3.13
 # registry access), else the offline stand-in (`make local-image`). SAM_INVOKE_IMAGE=official lets SAM pull it.
 SAM_INVOKE_IMAGE ?= $(shell docker image inspect $(OFFICIAL_IMAGE) >/dev/null 2>&1 && echo official || echo $(LOCAL_IMAGE))
 EVENT ?= events/s3-put.json
-SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+# The region is the user's, as plain `sam` finds it: AWS_DEFAULT_REGION, AWS_REGION, else the profile's (boto3's
+# resolution, AWS_PROFILE included); us-east-1 only when none is configured anywhere, as SAM's own default. Never a
+# fixed one: `make deploy-guided` offers it, and Enter would put patient data in that jurisdiction (docs/deploy.md).
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-$$($(PY) -c 'import boto3; print(boto3.session.Session().region_name or "us-east-1")' 2>/dev/null || echo us-east-1)}}
 # What goes into the artifact: rebuild when any of it changes.
 ARTIFACT_INPUTS := template.yaml requirements/runtime.txt model/model.tflite model/metadata.json \
 	build/build_artifact.py build/Makefile \
