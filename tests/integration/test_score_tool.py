@@ -55,6 +55,11 @@ def _two_bad_rows(lines: list[str]) -> list[str]:
     return out
 
 
+def _extra_columns(lines: list[str]) -> list[str]:
+    """Two columns the model does not use, kept (KEEP_EXTRA_COLUMNS defaults to true): a ward and a patient id."""
+    return [lines[0] + ",ward,patient_id", *(f"{line},W{n % 3},P-{1000 + n}" for n, line in enumerate(lines[1:]))]
+
+
 CASES = [
     # id, rows, edit, gzip, env, expected exit status, lines stdout must hold
     pytest.param(
@@ -72,6 +77,15 @@ CASES = [
     ),
     pytest.param(
         30, None, False, {"KEEP_EXTRA_COLUMNS": "false"}, 0, ["rows loaded    30", "benign"], id="no-extra-columns"
+    ),
+    pytest.param(
+        8,
+        _extra_columns,
+        False,
+        {},
+        0,
+        ["rows loaded    8", "SAMPLE_ID", "WARD", "PATIENT_ID", "P-1000", "kept extra columns"],
+        id="kept-extra-columns-in-the-preview",
     ),
     pytest.param(
         30,

@@ -56,7 +56,7 @@ SAMPLE_ROWS_SHOWN = 5
 # Third-party lines on the native stderr that carry nothing for the user: LiteRT announces its CPU delegate.
 NATIVE_NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
 # Columns of the target table that are not worth showing in the sample rows (one value per load).
-LOAD_LINEAGE = {"SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION", "MODEL_VERSION", "LOAD_ID", "LOADED_AT"}
+MAX_IDENTIFIERS_SHOWN = 8  # text columns in the preview: the identifier and the kept extra columns
 SHOWN_SCORES = ("CLASSIFICATION", "CONDITION", "MALIGNANT_PROBABILITY", "SOURCE_LINE")
 
 
@@ -228,7 +228,7 @@ def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
                 f"LIMIT {SAMPLE_ROWS_SHOWN}",
                 (load_id,),
             )
-            print(f"\nThe first {SAMPLE_ROWS_SHOWN} rows (identifiers and scores):")
+            print(f"\nThe first {SAMPLE_ROWS_SHOWN} rows (identifiers, kept extra columns and scores):")
             _print_table(shown, cur.fetchall())
 
     if load_id and _table_exists(cur, tables.rejects):
@@ -257,14 +257,18 @@ def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
 
 
 def _columns(cur: Any, table: str) -> tuple[list[str], list[str]]:
-    """The table's columns, and those worth showing: the first kept text columns (identifiers such as
-    SAMPLE_ID, under whatever name COLUMN_RENAMES gives them) and the scores that were not dropped."""
+    """The table's columns, and those worth showing: its text columns but the load's lineage and the scores (the
+    identifier such as SAMPLE_ID and every kept extra column such as PATIENT_ID, under whatever names
+    COLUMN_RENAMES gives them), then the scores that were not dropped."""
+    from pipeline.output import LINEAGE_COLUMNS, LOADED_AT, SCORE_COLUMNS
+
     cur.execute(f"SELECT * FROM {table} LIMIT 0")
     cur.fetchall()
     text_type = 2  # snowflake.connector's type code for TEXT (VARCHAR)
     names = [d[0] for d in cur.description]
-    texts = [d[0] for d in cur.description if d[1] == text_type and d[0] not in LOAD_LINEAGE and d[0] != "CONDITION"]
-    return names, texts[:2] + [n for n in SHOWN_SCORES if n in names]
+    not_identifiers = {*LINEAGE_COLUMNS, LOADED_AT[0], *SCORE_COLUMNS}
+    texts = [d[0] for d in cur.description if d[1] == text_type and d[0] not in not_identifiers]
+    return names, texts[:MAX_IDENTIFIERS_SHOWN] + [n for n in SHOWN_SCORES if n in names]
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
