@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMPORT_TIMEOUT_S = 300
 MIN_ARTICLE_AGREEMENT = 0.97  # the bar for the TF1 model imported with fit_csv and probability_of benign
 KNOWN_ANSWER_TOLERANCE = 1e-4
+IMPORT_STDERR: dict[str, str] = {}  # what the import command printed on stderr, by flavour (run in its own process)
 
 
 def _arguments(saved_model: Path, config: Path, out: Path) -> list[str]:
@@ -61,6 +62,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[
             if name == "tf1_article":
                 proc = import_command(built.path, built.write_config(work), work / "model")
                 assert proc.returncode == 0, proc.stderr[-2000:]
+                IMPORT_STDERR[name] = proc.stderr
             else:
                 assert import_model.main(_arguments(built.path, built.write_config(work), work / "model")) == 0
             done[name] = (built, work / "model")
@@ -121,3 +123,13 @@ def test_article_model_agrees_with_scikit_learn_through_the_handler(
     agreement = float(np.mean(np.array([r[0] for r in rows]) == truth))
     assert len(rows) == 569
     assert agreement >= MIN_ARTICLE_AGREEMENT, agreement
+
+
+def test_a_tf1_import_prints_no_tensorflow_chatter(imported: Callable[[str], tuple[Built, Path]]) -> None:
+    # Given the article's TF1 SavedModel (reference variables: TensorFlow warns about each one at every load)
+    # When `make import-model` imports it, in a process of its own
+    imported("tf1_article")
+    stderr = IMPORT_STDERR["tf1_article"]
+    # Then nothing of TensorFlow's or LiteRT's own logging reaches the user: no warning lines, no delegate line
+    assert "WARNING:tensorflow" not in stderr, stderr[:2000]
+    assert "XNNPACK" not in stderr, stderr[:2000]

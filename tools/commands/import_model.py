@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -59,6 +60,7 @@ from pipeline.features import convert_features
 from pipeline.output import default_column_name
 from scoring import ModelLoadError, ModelMetadata, Scorer, ScoringError
 from scoring.metadata import CLASS_LABELS, Domain, Preprocessing, ProbabilityOutput, Standardize
+from tools.commands.score import NATIVE_NOISE, native_stderr_without
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = REPO_ROOT / "data" / "breast_cancer.csv"
@@ -888,9 +890,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="the import config (JSON)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "model", help="where model.tflite + metadata.json go")
     args = parser.parse_args(argv)
+    # TensorFlow's Python-side warnings say nothing a user can act on here: a TF1 SavedModel logs "Unable to create
+    # a python object for variable ... reference variable" for every variable, at every load (ten lines and more).
+    # Its errors still show; its C++ side is quiet by TF_CPP_MIN_LOG_LEVEL=2, LiteRT's delegate line is dropped.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         config = load_config(args.config)
-        result = import_model(args.saved_model, config, args.out)
+        with native_stderr_without(NATIVE_NOISE):
+            result = import_model(args.saved_model, config, args.out)
     except ModelImportError as exc:
         print(f"import-model: {exc}", file=sys.stderr)
         return 2
