@@ -133,3 +133,34 @@ def test_a_tf1_import_prints_no_tensorflow_chatter(imported: Callable[[str], tup
     # Then nothing of TensorFlow's or LiteRT's own logging reaches the user: no warning lines, no delegate line
     assert "WARNING:tensorflow" not in stderr, stderr[:2000]
     assert "XNNPACK" not in stderr, stderr[:2000]
+
+
+def _readme_article_config() -> dict[str, Any]:
+    """The worked example's `article.json`, as README.md prints it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("The config that serves it right (`article.json`):", 1)[1]
+    return dict(json.loads(block.split("```json", 1)[1].split("```", 1)[0]))
+
+
+def test_the_readmes_worked_example_runs_as_written(
+    imported: Callable[[str], tuple[Built, Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the article's TF1 SavedModel and README's config for it, with its relative paths (the labelled sample
+    # among them), in the repository root as `make import-model` runs it
+    built, _ = imported("tf1_article")
+    config = tmp_path / "article.json"
+    config.write_text(json.dumps(_readme_article_config()))
+    monkeypatch.chdir(ROOT)
+    # When it is imported as README says
+    status = import_model.main(_arguments(built.path, config, tmp_path / "article_model"))
+    # Then it imports, judged on the labelled rows: accuracy and ROC AUC measured on all 569, nothing wrong
+    out = capsys.readouterr().out
+    assert status == 0, out
+    performance = json.loads(out[out.index("{") :])["performance"]
+    assert performance["problems"] == []
+    assert performance["rows"] == 569
+    assert performance["accuracy"] > performance["majority_class_share"]
+    assert performance["roc_auc"] > 0.5
