@@ -11,6 +11,7 @@ Read from the source with ast (every import statement, at module level or inside
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,12 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     }
 
 
+@functools.cache
+def repository_graph() -> dict[str, set[str]]:
+    """The repository's own graph, read once per session (ast over ~100 files: about a second)."""
+    return import_graph()
+
+
 def layer_of(module: str) -> str:
     matches = [layer for layer in ALLOWED if module == layer or module.startswith(layer + ".")]
     return max(matches, key=len)
@@ -123,7 +130,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 @pytest.mark.parametrize("folder", ["src", "tools", "benchmarks"])
 def test_imports_only_point_the_allowed_way(folder: str) -> None:
     # Given the import graph of the repository's code / When the folder's modules are checked against their arrows
-    graph = import_graph()
+    graph = repository_graph()
     edges = [e for e in forbidden_edges(graph) if _in_folder(e.split(" -> ")[0], folder)]
     # Then no module imports a layer (or, for adapters, a pipeline module) it may not
     assert edges == [], "forbidden imports:\n" + "\n".join(edges)
@@ -136,7 +143,7 @@ def _in_folder(module: str, folder: str) -> bool:
 
 def test_every_module_of_tools_and_benchmarks_is_in_the_graph() -> None:
     # Given the files under tools/ and benchmarks/ / When the graph is built
-    graph = import_graph()
+    graph = repository_graph()
     # Then each one is a node (none escapes the check), and the layout has its two folders of tools
     files = [p for d in ("tools", "benchmarks") for p in (ROOT / d).rglob("*.py")]
     assert {module_name(p) for p in files} <= set(graph)
@@ -145,9 +152,76 @@ def test_every_module_of_tools_and_benchmarks_is_in_the_graph() -> None:
 
 def test_there_is_no_import_cycle() -> None:
     # Given the import graph of src/, tools/ and benchmarks/ / When it is walked
-    found = cycles(import_graph())
+    found = cycles(repository_graph())
     # Then no module imports itself through others
     assert found == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def _module_path(name: str, root: Path = ROOT) -> Path | None:
+    for base in (root / "src", root):
+        path = base.joinpath(*name.split("."))
+        for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _top_level_names(path: Path) -> set[str] | None:
+    """What a module defines at its top level (None: it has a ``from x import *`` or a module ``__getattr__``)."""
+    names: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):  # also inside if/try blocks at module level; functions' locals are harmless extras
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            if node.name == "__getattr__" and node in tree.body:
+                return None
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def missing_names(root: Path = ROOT) -> list[str]:
+    """``from our.module import name`` where the module has no such name (nor a submodule of that name)."""
+    missing = []
+    for package in _package_dirs(root):
+        for path in sorted(package.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                    continue
+                if node.module.split(".")[0] not in OUR_PACKAGES or (target := _module_path(node.module, root)) is None:
+                    continue
+                defined = _top_level_names(target)
+                for alias in node.names:
+                    absent = defined is not None and alias.name not in defined
+                    if absent and _module_path(f"{node.module}.{alias.name}", root) is None:
+                        missing.append(f"{module_name(path, root)}: from {node.module} import {alias.name}")
+    return missing
+
+
+def test_every_name_imported_from_our_modules_is_there() -> None:
+    # Given every `from <our module> import <name>` in src/, tools/ and benchmarks/ (at any depth: function-level
+    # imports run only when called, so a move that leaves one behind would fail at run time)
+    # When each name is looked up in that module's source
+    found = missing_names()
+    # Then it is there
+    assert found == [], "imported names that are not there:\n" + "\n".join(found)
+
+
+def test_a_name_left_behind_by_a_move_is_found(tmp_path: Path) -> None:
+    # Given a command importing, inside a function, a name that moved to another module
+    (tmp_path / "tools" / "commands").mkdir(parents=True)
+    (tmp_path / "tools" / "__init__.py").touch()
+    (tmp_path / "tools" / "commands" / "__init__.py").touch()
+    (tmp_path / "tools" / "commands" / "invoke.py").write_text("def run():\n    pass\n")
+    (tmp_path / "tools" / "commands" / "serve.py").write_text(
+        "def serve():\n    from tools.commands.invoke import make_uploader, run\n"
+    )
+    # When the imports are checked / Then exactly that name is reported
+    assert missing_names(tmp_path) == ["tools.commands.serve: from tools.commands.invoke import make_uploader"]
 
 
 TREE = (
