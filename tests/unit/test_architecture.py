@@ -2,7 +2,7 @@
 of a cycle.
 
     src/:        handler -> adapters -> pipeline (errors, settings, ports only) ; handler -> pipeline -> scoring
-    tools/:      commands -> emulated -> sam_template ; commands -> make_files ; both may use src/
+    tools/:      commands -> emulated -> sam_template ; commands -> model_import, make_files ; all may use src/
     benchmarks/: -> tools/ and src/ ; nothing imports benchmarks/, and src/ imports neither tools/ nor benchmarks/
 
 Read from the source with ast (every import statement, at module level or inside a function), not by importing.
@@ -30,7 +30,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "tools.sam_template": (),
     "tools.make_files": (),
     "tools.emulated": ("tools.emulated", "tools.sam_template", *SRC_PACKAGES),
-    "tools.commands": ("tools.commands", "tools.emulated", "tools.sam_template", "tools.make_files", *SRC_PACKAGES),
+    "tools.model_import": ("tools.model_import", *SRC_PACKAGES),
+    "tools.commands": (
+        "tools.commands",
+        "tools.emulated",
+        "tools.model_import",
+        "tools.sam_template",
+        "tools.make_files",
+        *SRC_PACKAGES,
+    ),
     "benchmarks": ("benchmarks", "tools", *SRC_PACKAGES),
 }
 
