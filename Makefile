@@ -55,7 +55,7 @@ import-model: install ## convert SAVED_MODEL=<dir> per CONFIG=<file.json> to mod
 test: install ## every test: unit, model, integration (with the benchmark smoke runs), hardening, artifact, template
 	$(PY) -m pytest -q
 
-test-fast: install ## unit tests only (no servers, no network; a few seconds)
+test-fast: install ## unit tests only (no servers, no network): ~20 s of CPU, 20-30 s on an idle 2-vCPU machine
 	$(PY) -m pytest -q tests/unit
 
 lint: install ## ruff (lint + format check) and mypy
