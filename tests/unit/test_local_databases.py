@@ -55,9 +55,8 @@ def test_a_second_holder_of_a_folder_is_refused_at_once_naming_the_first(tmp_pat
     # Given a process serving an emulated Snowflake folder (make local-stack)
     with hold_database(tmp_path / "db", owner="make local-stack"):
         # When another stack is started on the same folder
-        with pytest.raises(DatabaseInUseError) as refused:
-            with hold_database(tmp_path / "db"):
-                pass
+        with pytest.raises(DatabaseInUseError) as refused, hold_database(tmp_path / "db"):
+            pass
         # Then it is refused in one line naming the process that holds it
         message = str(refused.value)
         assert f"process {os.getpid()} (make local-stack)" in message
