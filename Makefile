@@ -51,12 +51,12 @@ model: install ## retrain, export the SavedModel, import it (as import-model doe
 
 import-model: install ## convert SAVED_MODEL=<dir> per CONFIG=<file.json> to model.tflite + metadata.json in OUT=<dir> [model/]
 	@test -n "$(SAVED_MODEL)" && test -n "$(CONFIG)" || { echo "usage: make import-model SAVED_MODEL=<dir> CONFIG=<file.json> [OUT=<dir>]" >&2; exit 2; }
-	$(PY) -m tools.import_model --saved-model "$(SAVED_MODEL)" --config "$(CONFIG)" $(if $(OUT),--out "$(OUT)")
+	$(PY) -m tools.commands.import_model --saved-model "$(SAVED_MODEL)" --config "$(CONFIG)" $(if $(OUT),--out "$(OUT)")
 
 test: install ## every test: unit, model, integration (with the benchmark smoke runs), hardening, artifact, template
 	$(PY) -m pytest -q
 
-test-fast: install ## unit tests only (no servers, no network; a few seconds)
+test-fast: install ## unit tests only (no servers, no network): ~20 s of CPU, 20-30 s on an idle 2-vCPU machine
 	$(PY) -m pytest -q tests/unit
 
 lint: install ## ruff (lint + format check), mypy, and the template scanners (make lint-template)
@@ -72,26 +72,27 @@ format: install ## apply ruff's fixes and formatting
 WITH_MODEL_DIR = $(if $(MODEL_DIR),MODEL_DIR="$(abspath $(MODEL_DIR))")
 
 demo: $(VENV)/.installed-local ## the sample file uploaded to the local stack: S3 notification -> queue -> the function (CSV=your.csv for your own) [MODEL_DIR=<dir>]
-	@$(WITH_MODEL_DIR) $(PY) -m tools.demo $(if $(CSV),--csv "$(CSV)")
+	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.demo $(if $(CSV),--csv "$(CSV)")
 
 # make exits 2 for any failing recipe, so `make score` cannot pass on the tool's exit status (README "Exit
 # status, for scripts"): scripts run bin/score FILE (the same tool), whose status is the documented one.
 score: score-usage $(VENV)/.installed-local ## your own file, uploaded to the local stack (S3 -> queue -> the function): FILE=x.csv[.gz] [KEY=incoming/x.csv]
-	@$(WITH_MODEL_DIR) $(PY) -m tools.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
+	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.score "$(FILE)" $(if $(KEY),--key "$(KEY)")
 
 score-usage:
 	@test -n "$(FILE)" || { echo "usage: make score FILE=path/to/file.csv [KEY=incoming/name.csv]" >&2; exit 2; }
 
-query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/
-	@$(PY) -m tools.query $(if $(SQL),"$(SQL)")
+query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/ [MODEL_DIR=<dir>]
+	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.query $(if $(SQL),"$(SQL)")
 
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
 
 # Through the queue by default; IN_PROCESS=1 loads here with the function's environment (WORKERS at a time).
-# DRY_RUN=1 applies to every mode (queue, IN_PROCESS=1, LOCAL=1): list what would be sent or loaded, do nothing.
-backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1: local demo
-	$(PY) -m tools.backfill $(if $(LOCAL),--local,$(S3) $(if $(STACK),--stack $(STACK)) $(if $(IN_PROCESS),--in-process)) \
+# LOCAL=1 S3=s3://hospital-drop-local/<prefix>: in process, on the bucket of the running `make local-stack`;
+# LOCAL=1 alone: a self-contained demo. DRY_RUN=1 applies to every mode: list what would be sent or loaded, do nothing.
+backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1 [S3=...]: the local stack's bucket (a demo without S3)
+	$(PY) -m tools.commands.backfill $(if $(LOCAL),--local $(S3),$(S3) $(if $(STACK),--stack $(STACK)) $(if $(IN_PROCESS),--in-process)) \
 	  $(if $(DRY_RUN),--dry-run) --workers $(or $(WORKERS),4)
 
 clean: ## remove build output and caches (keeps .venv)

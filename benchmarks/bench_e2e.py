@@ -3,7 +3,7 @@
 Layout, so that each figure belongs to one process:
 
 * the **local stack** (moto server + fakesnow/DuckDB behind HTTP) runs in a process of its own
-  (``tools.local_stack.stack_process``); its memory and CPU are not the function's;
+  (``tools.emulated.stack_process.stack_process``); its memory and CPU are not the function's;
 * every measured run is a **fresh Python process** (``--child``) that gets only the function's environment
   (``LocalStack.function_env()`` + its own table names) and reports its own peak RSS (``ru_maxrss``) and the
   CPU seconds it and the stack used during the measured window;
@@ -64,7 +64,7 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
-from tools.local_stack import (  # noqa: E402
+from tools.emulated.stack_process import (  # noqa: E402
     StackProcess,
     child_env,
     peak_rss_mb,
@@ -185,7 +185,7 @@ def child(spec_text: str) -> int:
 
 
 def child_pipeline(event: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    from tools.local_stack import LambdaContext
+    from tools.emulated.local_stack import LambdaContext
 
     t0 = time.perf_counter()
     from handler import app  # init: settings, model, clients (build_pipeline at import)

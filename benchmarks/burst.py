@@ -1,11 +1,11 @@
 """A burst of small files through the deployed trigger, locally, under Snowflake's lock rules.
 
 N small CSV files (20-40 rows each, made by tools/make_files.py) are uploaded at once, as fast as 16 threads can,
-to a bucket of the local stack (tools/local_stack.py: moto + fakesnow) wired as template.yaml wires the input
-bucket: S3 notifications -> ingest queue (-> DLQ after maxReceiveCount). The local poller (tools/poller.py) plays
+to a bucket of the local stack (tools/emulated/local_stack.py: moto + fakesnow) wired as template.yaml wires the input
+bucket: S3 notifications -> ingest queue (-> DLQ after maxReceiveCount). The local poller (emulated/poller.py) plays
 Lambda's event source mapping with the template's batch size and batching window and ``--concurrency`` copies
 of the function (default: the template's QueueMaximumConcurrency). The function talks to the Snowflake model
-(tools/snowflake_model.py: per-table locks, FIFO, the 21st waiter refused with 000625, latency per statement);
+(tools/emulated/snowflake_model.py: per-table locks, FIFO, the 21st waiter refused with 000625, latency per statement);
 the results are read through fakesnow's plain port.
 
 It runs until every file has a final result, or the queue is drained (what failed too often is in the DLQ), or
@@ -60,9 +60,9 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
-from tools.local_queue import QueueSettings, wire_queue  # noqa: E402
-from tools.poller import Poller  # noqa: E402
-from tools.snowflake_model import Latency, SnowflakeModel  # noqa: E402
+from tools.emulated.local_queue import QueueSettings, wire_queue  # noqa: E402
+from tools.emulated.poller import Poller  # noqa: E402
+from tools.emulated.snowflake_model import Latency, SnowflakeModel  # noqa: E402
 
 OUT = REPO_ROOT / "benchmarks" / "out" / "burst.json"
 PREFIX = "incoming/burst/"
@@ -314,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     # would bury the figures; its outcomes are counted from the poller's report and the tables instead.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
 
-    from tools.local_stack import DATABASE, local_stack
-    from tools.snowflake_model import modelled_snowflake
+    from tools.emulated.local_stack import DATABASE, local_stack
+    from tools.emulated.snowflake_model import modelled_snowflake
 
     template = QueueSettings.from_template()
     settings = QueueSettings.from_template(

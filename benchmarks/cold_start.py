@@ -9,7 +9,7 @@
    * the same artifact built with ``build/build_artifact.py --no-bytecode`` (``.py`` only, compiled on every
      cold start, as when nothing is precompiled).
 
-   The timer is ``tools.artifact_checks.init_times`` (the SAM helper's, shared so both report the same
+   The timer is ``tools.commands.artifact_checks.init_times`` (the SAM helper's, shared so both report the same
    figure). Goal: median with bytecode ≤ 0.4× the median without.
 2. First vs second invocation (dev venv, local moto + fakesnow in a process of its own): one fresh process
    imports the handler, then handles two small events; the first pays whatever init left for later (the
@@ -53,7 +53,7 @@ def artifact_problem(artifact: Path) -> str | None:
 
 
 def init_figures(runs: int) -> dict[str, Any]:
-    from tools.artifact_checks import ARTIFACT, RUNTIME_PROVIDED, build_variant, init_times
+    from tools.commands.artifact_checks import ARTIFACT, RUNTIME_PROVIDED, build_variant, init_times
 
     problem = artifact_problem(ARTIFACT)
     if problem is None and not RUNTIME_PROVIDED.exists():
@@ -106,7 +106,7 @@ print(json.dumps({"cold": out}))
 
 
 def invocation_figures(runs: int) -> dict[str, Any]:
-    from tools.local_stack import child_env, stack_process
+    from tools.emulated.stack_process import child_env, stack_process
 
     first: list[float] = []
     second: list[float] = []

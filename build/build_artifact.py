@@ -19,7 +19,7 @@ What it does, in order (each step is logged with its byte count):
    every module; and checked (timestamp) .pyc files would be judged stale after zip/unzip changes mtimes.
 
 ``--runtime-provided DIR`` instead installs what the Lambda runtime itself provides (boto3, botocore,
-s3transfer and their dependencies, at the locked versions) into DIR, for tools/invoke.py to put after the
+s3transfer and their dependencies, at the locked versions) into DIR, for tools/commands/invoke.py to put after the
 artifact on sys.path, the way the runtime does.
 """
 
@@ -43,7 +43,7 @@ MODEL_FILES = ("model.tflite", "metadata.json")
 
 # Provided by the python3.13 Lambda runtime: never shipped.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
-# What tools/invoke.py puts after the artifact to emulate the runtime (boto3 and its dependencies).
+# What tools/commands/invoke.py puts after the artifact to emulate the runtime (boto3 and its dependencies).
 RUNTIME_PROVIDED_EMULATION = (*RUNTIME_PROVIDED, "jmespath", "python-dateutil", "six", "urllib3")
 
 # (glob relative to the artifact root, reason). Globs match files and directories; `**/` matches any depth.

@@ -24,7 +24,10 @@ OFFICIAL_IMAGE := public.ecr.aws/lambda/python:3.13
 # registry access), else the offline stand-in (`make local-image`). SAM_INVOKE_IMAGE=official lets SAM pull it.
 SAM_INVOKE_IMAGE ?= $(shell docker image inspect $(OFFICIAL_IMAGE) >/dev/null 2>&1 && echo official || echo $(LOCAL_IMAGE))
 EVENT ?= events/s3-put.json
-SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+# The region is the user's, as plain `sam` finds it: AWS_DEFAULT_REGION, AWS_REGION, else the profile's (boto3's
+# resolution, AWS_PROFILE included); us-east-1 only when none is configured anywhere, as SAM's own default. Never a
+# fixed one: `make deploy-guided` offers it, and Enter would put patient data in that jurisdiction (docs/deploy.md).
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$${AWS_REGION:-$$($(PY) -c 'import boto3; print(boto3.session.Session().region_name or "us-east-1")' 2>/dev/null || echo us-east-1)}}
 # What goes into the artifact: rebuild when any of it changes.
 ARTIFACT_INPUTS := template.yaml requirements/runtime.txt model/model.tflite model/metadata.json \
 	build/build_artifact.py build/Makefile \
@@ -67,23 +70,23 @@ $(RUNTIME_RIC)/.installed: build/local-image/requirements.txt | $(VENV)/.install
 	@touch $@
 
 invoke: build runtime-provided runtime-ric ## EVENT=events/<file> through the built artifact, aws-lambda-rie + awslambdaric, no Docker
-	@$(PY) -m tools.invoke $(EVENT) --env-vars events/env.json
+	@$(PY) -m tools.commands.invoke $(EVENT) --env-vars events/env.json
 
 local-image: runtime-provided ## build the offline python3.13 emulation image for sam local invoke (once; reused)
 	@build/local-image/build.sh $(LOCAL_IMAGE) $(RUNTIME_PROVIDED) $(VENV)/bin/uv
 
 local-stack: $(VENV)/.installed ## moto + fakesnow for sam local invoke, on our Docker network; prints the env file; Ctrl-C stops
 	@$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image >&2)
-	@$(PY) -m tools.local_stack --invoke-image $(SAM_INVOKE_IMAGE)
+	@$(PY) -m tools.commands.serve_stack --invoke-image $(SAM_INVOKE_IMAGE)
 
 sam-local-invoke: build runtime-provided sam-cli ## EVENT=events/<file> through the real sam local invoke (Docker) against the stack
 	@$(if $(filter official,$(SAM_INVOKE_IMAGE)),,$(MAKE) --no-print-directory local-image >&2)
-	@echo "tools.invoke --sam $(EVENT) --invoke-image $(SAM_INVOKE_IMAGE)" >&2
-	@$(PY) -m tools.invoke --sam $(EVENT) --env-vars events/env.json --invoke-image $(SAM_INVOKE_IMAGE)
+	@echo "tools.commands.invoke --sam $(EVENT) --invoke-image $(SAM_INVOKE_IMAGE)" >&2
+	@$(PY) -m tools.commands.invoke --sam $(EVENT) --env-vars events/env.json --invoke-image $(SAM_INVOKE_IMAGE)
 
 validate: $(VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-lint on the translated template
 	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml
-	mkdir -p .aws-sam && $(PY) -m tools.artifact_checks translated-template > .aws-sam/translated.json
+	mkdir -p .aws-sam && $(PY) -m tools.commands.artifact_checks translated-template > .aws-sam/translated.json
 	$(VENV)/bin/cfn-lint .aws-sam/translated.json
 
 deploy-guided: build ## first deployment: asks for the parameters and saves them in samconfig.toml
@@ -93,4 +96,4 @@ deploy: build ## deploy with the saved settings (samconfig.toml)
 	$(SAM_ENV) $(SAM) deploy
 
 artifact-report: build runtime-provided ## artifact size, glibc needs, init time with and without bytecode
-	$(PY) -m tools.artifact_checks report
+	$(PY) -m tools.commands.artifact_checks report

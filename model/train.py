@@ -13,9 +13,13 @@ It writes, next to itself:
                      of a cell nucleus image: never negative) and its training range over the
                      rows the model was trained on.
 
-and ``data/breast_cancer.csv`` at the repository root: the 569 rows as a hospital export.
+and ``data/breast_cancer.csv`` at the repository root: the 569 rows as a hospital export, with
+``data/breast_cancer_labelled.csv`` beside it: the same rows and a ``diagnosis`` column (the truth), to check a
+model's accuracy with (``write_labelled_csv``; regenerate only it with
+``python -c "from model.train import *; write_labelled_csv(Path('data/breast_cancer.csv'),
+Path('data/breast_cancer_labelled.csv'))"``).
 
-The .tflite and metadata.json come from ``tools.import_model.import_model``, the code behind
+The .tflite and metadata.json come from ``tools.commands.import_model.import_model``, the code behind
 ``make import-model``: one conversion path, with its parity check (here on the 569 sample rows).
 
 scikit-learn's target is 0 = malignant, 1 = benign. The StreamSets rule this project replaces is
@@ -44,7 +48,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 from sklearn.model_selection import train_test_split
 
-from tools.import_model import TrainingRows, import_model, parse_config
+from tools.commands.import_model import TrainingRows, import_model, parse_config
 
 SEED = 42
 THRESHOLD = 0.5
@@ -123,6 +127,25 @@ def write_sample_csv(features: list[str], x64: np.ndarray, path: Path) -> None:
             writer.writerow([f"WDBC-{i:04d}", *(repr(float(v)) for v in row)])
 
 
+LABEL_COLUMN = "diagnosis"  # in data/breast_cancer_labelled.csv: "malignant" / "benign", as CONDITION says
+
+
+def write_labelled_csv(sample_csv: Path, path: Path) -> None:
+    """The sample export with the truth beside each row: its lines as they are, and a ``diagnosis`` column from
+    scikit-learn's target (``malignant`` where the target is 0), so that a model's accuracy can be checked on it
+    (``reference_csv`` + ``label_column`` in an import config: README "Bring your own model")."""
+    target = load_breast_cancer().target
+    with sample_csv.open(newline="", encoding="utf-8") as fh:
+        header, *rows = list(csv.reader(fh))
+    if len(rows) != len(target):
+        raise SystemExit(f"{sample_csv}: {len(rows)} rows, the data set has {len(target)}")
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([*header, LABEL_COLUMN])
+        for row, truth in zip(rows, target, strict=True):
+            writer.writerow([*row, "malignant" if truth == 0 else "benign"])
+
+
 def split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The stratified train/held-out split (row indices), the same on every run."""
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, stratify=y, random_state=SEED)
@@ -156,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="where the model files go")
     parser.add_argument("--sample-csv", type=Path, default=REPO_ROOT / "data" / "breast_cancer.csv")
+    parser.add_argument("--labelled-csv", type=Path, default=REPO_ROOT / "data" / "breast_cancer_labelled.csv")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     args = parser.parse_args()
 
@@ -187,6 +211,7 @@ def main() -> None:
     export_saved_model(model, len(features), saved_model)
     save_reference_weights(model, args.out / "reference_weights.npz")
     write_sample_csv(features, load_breast_cancer().data, args.sample_csv)
+    write_labelled_csv(args.sample_csv, args.labelled_csv)
 
     config = parse_config(import_config(args.sample_csv), source="model/train.py's import config")
     result = import_model(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tools.local_stack import LambdaContext
+from tools.emulated.local_stack import LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "data" / "breast_cancer.csv"
@@ -29,7 +33,7 @@ def sample_bytes() -> bytes:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Any]:
-    from tools.local_stack import local_stack
+    from tools.emulated.local_stack import local_stack
 
     with local_stack(None) as running:
         yield running
@@ -48,7 +52,7 @@ class Harness:
         return str(self.stack.bucket)
 
     def put(self, key: str, body: bytes, *, gz: bool = False) -> dict[str, Any]:
-        from tools.s3_events import upload
+        from tools.emulated.s3_events import upload
 
         return upload(self.stack, key, gzip.compress(body) if gz else body, self.bucket)
 
@@ -107,3 +111,47 @@ def make_csv(sample_bytes: bytes) -> Callable[..., bytes]:
         return ("\n".join(body) + "\n").encode()
 
     return build
+
+
+@dataclass
+class RunningLocalStack:
+    proc: subprocess.Popen[str]
+    db_path: Path
+    env_file: Path  # the `sam local invoke --env-vars` file it wrote: its endpoints
+    aws_endpoint: str
+
+
+@pytest.fixture
+def local_stack_running(tmp_path: Path) -> Iterator[RunningLocalStack]:
+    """`make local-stack` (tools.commands.serve_stack) on loopback in a process of its own, with its emulated
+    Snowflake and env file under tmp_path; stopped (as Ctrl-C does) after the test."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    out = tmp_path / "local-stack"
+    db_path, env_file = tmp_path / "db", out / "env.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.commands.serve_stack", "--host", "127.0.0.1", "--aws-port", str(ports[0]),
+         "--snowflake-port", str(ports[1]), "--db-path", str(db_path), "--env-file", str(env_file),
+         "--events-out", str(out / "events")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "POWERTOOLS_LOG_LEVEL"},
+    )  # fmt: skip
+    running = RunningLocalStack(proc, db_path, env_file, f"http://127.0.0.1:{ports[0]}")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Local stack up"):
+            break
+    else:
+        proc.kill()
+        pytest.fail("make local-stack did not come up")
+    try:
+        yield running
+    finally:
+        running.proc.send_signal(signal.SIGINT)
+        running.proc.wait(timeout=30)

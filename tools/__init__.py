@@ -1,1 +1,2 @@
-"""Developer tools: the local AWS + Snowflake stack, the demo, the sam-local-invoke stand-in. Never shipped."""
+"""Developer tools, never shipped: tools/emulated/ (the cloud that stands in for AWS and Snowflake), tools/commands/
+(what a user runs), tools/model_import/ (make import-model's steps). Layout: docs/architecture.md."""

@@ -1,7 +1,7 @@
 """template.yaml as data: a YAML loader that tolerates CloudFormation short-form tags (!Ref, !Sub, ...),
 the function's settings with parameters resolved, and the SAM -> CloudFormation translation.
 
-Development only (tools/invoke.py, tests/template/); nothing here is shipped.
+Development only (tools/commands/invoke.py, tests/template/); nothing here is shipped.
 """
 
 from __future__ import annotations

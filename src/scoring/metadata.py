@@ -2,7 +2,7 @@
 
 Besides naming the .tflite and its signature, the metadata says how to score with it, whatever the model's own
 conventions: the preprocessing to apply in front of it (``preprocessing``) and which output, read how, is
-P(malignant) (``probability``). ``tools/import_model.py`` writes it; the scorer follows it.
+P(malignant) (``probability``). ``tools/commands/import_model.py`` writes it; the scorer follows it.
 
 Each feature may also carry its valid ``domain`` (a value outside it is impossible: the row is rejected) and its
 ``training_range`` (min, max and the 0.5th / 99.5th percentiles of the data the model was trained or imported

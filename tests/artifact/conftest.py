@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.artifact_checks import ARTIFACT, RUNTIME_PROVIDED
+from tools.commands.artifact_checks import ARTIFACT, RUNTIME_PROVIDED
 from tools.sam_template import ROOT
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.artifact_checks import (
+from tools.commands.artifact_checks import (
     LAMBDA_UNZIPPED_LIMIT,
     MAX_VERSIONS,
     SIZE_GOAL,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tools.artifact_checks import RUNTIME_PROVIDED
-from tools.invoke import RUNTIME_RIC
+from tools.commands.artifact_checks import RUNTIME_PROVIDED
+from tools.commands.invoke import RUNTIME_RIC
 from tools.sam_template import ROOT
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def test_every_event_file_has_an_expectation() -> None:
 def run_invoke(event: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.invoke", str(EVENTS / event), "--json-out", str(out)],
+        [sys.executable, "-m", "tools.commands.invoke", str(EVENTS / event), "--json-out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -91,7 +91,7 @@ def test_s3_put_keys_are_decoded_like_s3_encodes_them(artifact: Path, tmp_path: 
 
 def test_modules_come_only_from_the_artifact_the_runtime_and_the_stdlib_with_bytecode(artifact: Path) -> None:
     # Given a run that imports everything the pipeline needs (three objects, .csv and .csv.gz)
-    from tools.invoke import invoke
+    from tools.commands.invoke import invoke
 
     result = invoke(EVENTS / "s3-multi-record.json", list_modules=True)
     assert "response" in result, result.get("error")
@@ -117,7 +117,14 @@ def test_modules_come_only_from_the_artifact_the_runtime_and_the_stdlib_with_byt
 def test_a_function_that_raises_makes_invoke_exit_non_zero_with_the_error_payload(artifact: Path) -> None:
     # Given a secret name the local stack does not hold (the function raises SecretUnavailableError)
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.invoke", str(EVENTS / "s3-put.json"), "--env", "SNOWFLAKE_SECRET_NAME=no/such"],
+        [
+            sys.executable,
+            "-m",
+            "tools.commands.invoke",
+            str(EVENTS / "s3-put.json"),
+            "--env",
+            "SNOWFLAKE_SECRET_NAME=no/such",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

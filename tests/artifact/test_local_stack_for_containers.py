@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tools.local_stack import LocalStack, _put_over_http, sam_env_vars
+from tools.emulated.containers import sam_env_vars
+from tools.emulated.local_stack import LocalStack, _put_over_http
 from tools.sam_template import FUNCTION_ID, load_template
 
 STAGE = '"TUMOURS"."SCORING"."SNOWPARK_TEMP_STAGE_X"'

@@ -23,8 +23,9 @@ import pytest
 
 from tests.artifact.conftest import make_command
 from tests.artifact.test_invoke_events import EVENTS, EXPECTED, assert_loaded_or_skipped_as_expected
-from tools.invoke import LOCAL_IMAGE, OFFICIAL_IMAGE, docker_unusable_reason, sam_local_invoke
-from tools.local_stack import LocalStack, _free_port, docker_network_gateway
+from tools.commands.invoke import LOCAL_IMAGE, OFFICIAL_IMAGE, docker_unusable_reason, sam_local_invoke
+from tools.emulated.containers import docker_network_gateway
+from tools.emulated.local_stack import LocalStack, _free_port
 from tools.sam_template import ROOT
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,7 @@ def container_stack(docker_image: str | None) -> Iterator[LocalStack]:
     aws_port, sf_port = _free_port(host), _free_port(host)
     with tempfile.TemporaryDirectory(prefix="sam-local-") as tmp:
         env_file = Path(tmp) / "sam-env.json"
-        command = [sys.executable, "-m", "tools.local_stack", "--aws-port", str(aws_port)]
+        command = [sys.executable, "-m", "tools.commands.serve_stack", "--aws-port", str(aws_port)]
         command += ["--snowflake-port", str(sf_port), "--db-path", f"{tmp}/db", "--env-file", str(env_file)]
         command += ["--events-out", f"{tmp}/events"]
         server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -117,7 +118,7 @@ def test_event_runs_through_sam_local_invoke(container_stack: LocalStack, docker
 
 def test_a_function_that_raises_makes_sam_local_invoke_exit_non_zero(docker_image: str | None) -> None:
     # Given a secret name the stack does not hold (the function raises SecretUnavailableError)
-    command = [sys.executable, "-m", "tools.invoke", "--sam", str(EVENTS / "s3-put.json")]
+    command = [sys.executable, "-m", "tools.commands.invoke", "--sam", str(EVENTS / "s3-put.json")]
     command += ["--invoke-image", docker_image or "official", "--env", "SNOWFLAKE_SECRET_NAME=no/such"]
     # When `make sam-local-invoke`'s command runs it (its own stack, started and stopped for the call)
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)

@@ -105,7 +105,7 @@ def container(harness: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def modelled_port(stack: Any) -> Iterator[int]:
     """The Snowflake model's port in front of the stack's fakesnow (Snowflake's locks, no latency)."""
-    from tools.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
+    from tools.emulated.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
 
     with modelled_snowflake(SnowflakeModel(NO_LATENCY)) as port:
         yield port

@@ -80,7 +80,7 @@ def pytest_configure(config: Any) -> None:
         return
     password = os.environ.get("LEAK_GUARD_PASSWORD")
     if password:
-        import tools.local_stack as local_stack
+        import tools.emulated.local_stack as local_stack
 
         local_stack.FAKE_CREDENTIALS = {**local_stack.FAKE_CREDENTIALS, "password": password}
 

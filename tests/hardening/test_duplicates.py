@@ -3,7 +3,7 @@
 The concurrent case runs two handler invocations in threads, each with its own Pipeline and its own
 SnowflakeWarehouse (so its own Snowflake session), as two Lambda containers would. A barrier makes both reach
 the same step together: the claim, or the publish after both have staged the whole file. The two sessions talk
-to the Snowflake model in front of fakesnow (tools/snowflake_model.py), which applies Snowflake's table locks:
+to the Snowflake model in front of fakesnow (tools/emulated/snowflake_model.py), which applies Snowflake's table locks:
 fakesnow alone (DuckDB) takes no lock for an UPDATE that matches no row, so two publishers of one version would
 both commit there, which Snowflake's ledger lock prevents. With the model, the second publisher waits for the
 ledger's lock, then its ledger INSERT finds the version LOADED, it rolls back and runs the batch again, and its

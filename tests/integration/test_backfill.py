@@ -1,4 +1,4 @@
-"""tools/backfill.py against moto server + fakesnow: in process (the same idempotent path as the handler, in
+"""tools/commands/backfill.py against moto server + fakesnow: in process (the same idempotent path as the handler, in
 parallel), and through the queue (the messages it sends, received and delivered to the handler)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 import pytest
 
-from tools.backfill import BackfillError, backfill, backfill_to_queue, find_target, main
+from tools.commands.backfill import BackfillError, backfill, backfill_to_queue, find_target, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def deployed(harness: Any) -> Deployed:
 
 
 def put(harness: Any, deployed: Deployed, key: str, body: bytes) -> dict[str, Any]:
-    from tools.s3_events import upload
+    from tools.emulated.s3_events import upload
 
     return upload(harness.stack, key, gzip.compress(body) if key.endswith(".gz") else body, deployed.bucket)
 
@@ -133,7 +133,7 @@ def receive_all(harness: Any, deployed: Deployed) -> list[dict[str, Any]]:
 
 def deliver(harness: Any, deployed: Deployed, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages to the handler in SQS events of up to 10 records (QueueBatchSize's default); each summary."""
-    from tools.s3_events import lambda_sqs_event
+    from tools.emulated.s3_events import lambda_sqs_event
 
     return [
         harness.invoke(lambda_sqs_event(messages[i : i + 10], deployed.queue_arn)) for i in range(0, len(messages), 10)
@@ -225,7 +225,7 @@ def test_a_dry_run_lists_and_sends_loads_and_writes_nothing(
     mode: str, harness: Any, deployed: Deployed, make_csv: Any, monkeypatch: Any, capsys: Any
 ) -> None:
     """Given 3 objects under the stack's prefix, none loaded yet, and the function's environment
-    When `python -m tools.backfill s3://bucket/incoming/ --dry-run` runs through the queue (--stack NAME) or in
+    When `python -m tools.commands.backfill s3://bucket/incoming/ --dry-run` runs through the queue (--stack NAME) or in
     process (--in-process), against moto and fakesnow
     Then it exits 0, lists the 3 objects with their versions and counts them; every AWS call it made only read
     (no message sent, no object written), the queue stays empty, and no row, reject or ledger row exists"""
@@ -267,7 +267,7 @@ def test_a_dry_run_lists_and_sends_loads_and_writes_nothing(
 
 
 def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
-    """Given `python -m tools.backfill --local --dry-run` (what `make backfill LOCAL=1 DRY_RUN=1` runs), with the
+    """Given `python -m tools.commands.backfill --local --dry-run` (`make backfill LOCAL=1 DRY_RUN=1`), with the
     emulated Snowflake kept in a folder
     When it runs (its own fresh moto + fakesnow, in a process of its own, as a user runs it)
     Then it exits 0, lists the seeded .csv / .csv.gz objects (not the .txt) and counts them, loads none (not even
@@ -277,7 +277,16 @@ def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
 
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.backfill", "--local", "--dry-run", "--no-progress", "--db-path", str(db)],
+        [
+            sys.executable,
+            "-m",
+            "tools.commands.backfill",
+            "--local",
+            "--dry-run",
+            "--no-progress",
+            "--db-path",
+            str(db),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -298,14 +307,14 @@ def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
 
 def _tables_with_rows(db: Path) -> dict[str, int]:
     """Tables of the kept emulated Snowflake that hold rows (none when no database file was ever written)."""
-    from tools.local_stack import DATABASE
+    from tools.emulated.local_stack import DATABASE
 
     if not (db / f"{DATABASE}.db").exists():
         return {}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     query = "SELECT TABLE_NAME, ROW_COUNT FROM INFORMATION_SCHEMA.TABLES WHERE ROW_COUNT > 0"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "query.py"), query, "--db-path", str(db)],
+        [sys.executable, str(ROOT / "tools" / "commands" / "query.py"), query, "--db-path", str(db)],
         env=env,
         capture_output=True,
         text=True,
@@ -316,13 +325,19 @@ def _tables_with_rows(db: Path) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    "mode", [["LOCAL=1"], ["S3=s3://b/incoming/", "IN_PROCESS=1"], ["S3=s3://b/incoming/", "STACK=s"]]
+    "mode",
+    [
+        ["LOCAL=1"],
+        ["LOCAL=1", "S3=s3://hospital-drop-local/incoming/mine/"],
+        ["S3=s3://b/incoming/", "IN_PROCESS=1"],
+        ["S3=s3://b/incoming/", "STACK=s"],
+    ],
 )
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_make_backfill_hands_dry_run_to_every_mode(mode: list[str], dry_run: bool) -> None:
     """Given `make backfill` in each mode (LOCAL=1, IN_PROCESS=1, through the queue), with and without DRY_RUN=1
     When make shows its recipe (-n: nothing runs)
-    Then the tools.backfill command carries --dry-run exactly when DRY_RUN=1 was given"""
+    Then the tools.commands.backfill command carries --dry-run exactly when DRY_RUN=1 was given"""
     shown = subprocess.run(
         ["make", "-n", "backfill", *mode, *(["DRY_RUN=1"] if dry_run else [])],
         cwd=ROOT,
@@ -332,10 +347,13 @@ def test_make_backfill_hands_dry_run_to_every_mode(mode: list[str], dry_run: boo
         check=True,
     ).stdout.replace("\\\n", " ")
 
-    command = next(line for line in shown.splitlines() if "-m tools.backfill" in line)
+    command = next(line for line in shown.splitlines() if "-m tools.commands.backfill" in line)
     assert ("--dry-run" in command.split()) == dry_run
-    assert ("--local" in command.split()) == (mode == ["LOCAL=1"])
+    assert ("--local" in command.split()) == ("LOCAL=1" in mode)
     assert ("--in-process" in command.split()) == ("IN_PROCESS=1" in mode)
+    for setting in mode:
+        if setting.startswith("S3="):
+            assert setting.removeprefix("S3=") in command.split()
 
 
 def test_a_stack_without_an_ingest_queue_is_refused(harness: Any) -> None:
@@ -372,3 +390,85 @@ def test_an_in_process_backfill_of_a_versioned_bucket_skips_what_notifications_l
     assert (summary["objects"], summary["duplicate"], summary["loaded"]) == (1, 1, 0)
     assert harness.count() == 9
     assert harness.count("ledger") == 1
+
+
+# --- a prefix of the running `make local-stack`'s bucket: make backfill LOCAL=1 S3=s3://hospital-drop-local/... ---
+
+
+def _backfill_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m tools.commands.backfill` as `make backfill` runs it (PYTHONPATH=src:.), in a process of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNOWFLAKE_", "PYTHONPATH"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    return subprocess.run(
+        [sys.executable, "-m", "tools.commands.backfill", *args, "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_prefix_of_the_local_stacks_bucket_is_backfilled_once(local_stack_running: Any, make_csv: Any) -> None:
+    """Given `make local-stack` running, with the user's files put in its bucket (two under incoming/mine/, one
+    elsewhere) as `aws --endpoint-url` would
+    When `make backfill LOCAL=1 S3=s3://hospital-drop-local/incoming/mine/` runs, then again
+    Then the first run loads exactly the two files of the prefix into the stack's emulated Snowflake, and the second
+    finds both in the ledger: duplicates, nothing loaded twice"""
+    import boto3
+
+    from tools.emulated.local_stack import BUCKET
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=local_stack_running.aws_endpoint,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        region_name="us-east-1",
+    )
+    s3.put_object(Bucket=BUCKET, Key="incoming/mine/a.csv", Body=make_csv(7))
+    s3.put_object(Bucket=BUCKET, Key="incoming/mine/b.csv.gz", Body=gzip.compress(make_csv(5)))
+    s3.put_object(Bucket=BUCKET, Key="incoming/other/c.csv", Body=make_csv(3))
+    url = f"s3://{BUCKET}/incoming/mine/"
+
+    first = _backfill_tool("--local", url, "--stack-env", str(local_stack_running.env_file))
+    second = _backfill_tool("--local", url, "--stack-env", str(local_stack_running.env_file))
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    summary = json.loads(first.stdout[first.stdout.index("{\n") :])
+    assert (summary["objects"], summary["loaded"], summary["rows_loaded"]) == (2, 2, 12)
+    assert second.returncode == 0, second.stdout + second.stderr
+    again = json.loads(second.stdout[second.stdout.index("{\n") :])
+    assert (again["objects"], again["duplicate"], again["loaded"], again["rows_loaded"]) == (2, 2, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--local", "s3://hospital-drop-local/incoming/", "--stack-env", "{tmp}/none.json"],
+            "start `make local-stack`",
+        ),
+        (
+            ["--local", "s3://hospital-drop-local/incoming/", "--stack-env", "{tmp}/stale.json"],
+            "no local stack answers",
+        ),
+        (["s3://bucket/incoming/", "--in-process"], "the function's own environment variables configure the load"),
+    ],
+    ids=["no-local-stack", "local-stack-stopped", "in-process-without-environment"],
+)
+def test_a_backfill_with_nothing_to_talk_to_says_so_in_one_line(tmp_path: Path, args: list[str], said: str) -> None:
+    """Given no running local stack (no env file, or one left by a stack since stopped), or no function environment
+    When the backfill is run
+    Then it exits 2 with one line saying what to start or set, and no traceback"""
+    stale = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": "9",
+             "SNOWFLAKE_SECRET_NAME": "local/snowflake/tumour-scoring"}  # fmt: skip
+    (tmp_path / "stale.json").write_text(json.dumps({"ScoringFunction": stale}))
+
+    proc = _backfill_tool(*[a.format(tmp=tmp_path) for a in args])
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert said in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -103,7 +103,7 @@ def test_a_mixed_batch_publishes_each_object_with_its_own_rows_and_counts(
     When the batch is delivered
     Then each object loads once with exactly its rows, its rejects and ledger counts that agree, and no message
     comes back."""
-    from tools.s3_events import s3_put_event
+    from tools.emulated.s3_events import s3_put_event
 
     def ward(lines: list[str]) -> list[str]:
         return [lines[0] + ",ward"] + [f"{line},W{i}" for i, line in enumerate(lines[1:])]

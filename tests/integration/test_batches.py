@@ -137,7 +137,7 @@ def test_upsert_two_versions_of_one_object_in_one_batch_the_newer_wins(
 ) -> None:
     import uuid
 
-    from tools.s3_events import s3_put_event
+    from tools.emulated.s3_events import s3_put_event
 
     upsert = {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}
     key = "incoming/batch/versions.csv"

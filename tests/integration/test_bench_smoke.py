@@ -134,7 +134,7 @@ def test_bench_e2e_memory_quick(tmp_path: Path) -> None:
 
 def test_cold_start_quick(tmp_path: Path) -> None:
     out = tmp_path / "cold.json"
-    from tools.artifact_checks import ARTIFACT
+    from tools.commands.artifact_checks import ARTIFACT
 
     sys.path.insert(0, str(BENCH.parent))
     from benchmarks.cold_start import artifact_problem

@@ -19,7 +19,7 @@ import pytest
 
 from tests.model import saved_models
 from tests.model.saved_models import GOOD, Built
-from tools import import_model
+from tools.commands import import_model
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMPORT_TIMEOUT_S = 300
 MIN_ARTICLE_AGREEMENT = 0.97  # the issue's bar for the TF1 model imported with fit_csv and probability_of benign
 KNOWN_ANSWER_TOLERANCE = 1e-4
+IMPORT_STDERR: dict[str, str] = {}  # what the import command printed on stderr, by flavour (run in its own process)
 
 
 def _arguments(saved_model: Path, config: Path, out: Path) -> list[str]:
@@ -37,7 +38,7 @@ def import_command(saved_model: Path, config: Path, out: Path) -> subprocess.Com
     """What `make import-model SAVED_MODEL=... CONFIG=... OUT=...` runs (tests/model checks the recipe)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "tools.import_model", *_arguments(saved_model, config, out)],
+        [sys.executable, "-m", "tools.commands.import_model", *_arguments(saved_model, config, out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -61,6 +62,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[
             if name == "tf1_article":
                 proc = import_command(built.path, built.write_config(work), work / "model")
                 assert proc.returncode == 0, proc.stderr[-2000:]
+                IMPORT_STDERR[name] = proc.stderr
             else:
                 assert import_model.main(_arguments(built.path, built.write_config(work), work / "model")) == 0
             done[name] = (built, work / "model")
@@ -121,3 +123,44 @@ def test_article_model_agrees_with_scikit_learn_through_the_handler(
     agreement = float(np.mean(np.array([r[0] for r in rows]) == truth))
     assert len(rows) == 569
     assert agreement >= MIN_ARTICLE_AGREEMENT, agreement
+
+
+def test_a_tf1_import_prints_no_tensorflow_chatter(imported: Callable[[str], tuple[Built, Path]]) -> None:
+    # Given the article's TF1 SavedModel (reference variables: TensorFlow warns about each one at every load)
+    # When `make import-model` imports it, in a process of its own
+    imported("tf1_article")
+    stderr = IMPORT_STDERR["tf1_article"]
+    # Then nothing of TensorFlow's or LiteRT's own logging reaches the user: no warning lines, no delegate line
+    assert "WARNING:tensorflow" not in stderr, stderr[:2000]
+    assert "XNNPACK" not in stderr, stderr[:2000]
+
+
+def _readme_article_config() -> dict[str, Any]:
+    """The worked example's `article.json`, as README.md prints it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("The config that serves it right (`article.json`):", 1)[1]
+    return dict(json.loads(block.split("```json", 1)[1].split("```", 1)[0]))
+
+
+def test_the_readmes_worked_example_runs_as_written(
+    imported: Callable[[str], tuple[Built, Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the article's TF1 SavedModel and README's config for it, with its relative paths (the labelled sample
+    # among them), in the repository root as `make import-model` runs it
+    built, _ = imported("tf1_article")
+    config = tmp_path / "article.json"
+    config.write_text(json.dumps(_readme_article_config()))
+    monkeypatch.chdir(ROOT)
+    # When it is imported as README says
+    status = import_model.main(_arguments(built.path, config, tmp_path / "article_model"))
+    # Then it imports, judged on the labelled rows: accuracy and ROC AUC measured on all 569, nothing wrong
+    out = capsys.readouterr().out
+    assert status == 0, out
+    performance = json.loads(out[out.index("{") :])["performance"]
+    assert performance["problems"] == []
+    assert performance["rows"] == 569
+    assert performance["accuracy"] > performance["majority_class_share"]
+    assert performance["roc_auc"] > 0.5

@@ -1,10 +1,10 @@
 """The deployed trigger, locally: S3 notification -> ingest queue (-> DLQ) -> the poller's copies of the function.
 
-Each test wires a bucket and two queues of its own from template.yaml (tools/local_queue.py) and runs the poller
-(tools/poller.py) until the queue is drained. Relies on moto for S3 -> SQS notifications (patched in
-tools/local_stack.py to add versionId and sequencer) and for the redrive to the DLQ after maxReceiveCount receives;
+Each test wires a bucket and two queues of its own from template.yaml (emulated/local_queue.py) and runs the poller
+(tools/emulated/poller.py) until the queue is drained. Relies on moto for S3 -> SQS notifications (patched in
+emulated/local_stack.py to add versionId and sequencer) and for the redrive to the DLQ after maxReceiveCount receives;
 on fakesnow for the tables, read through its plain port; the burst puts the Snowflake lock model
-(tools/snowflake_model.py) between the function and fakesnow.
+(tools/emulated/snowflake_model.py) between the function and fakesnow.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from urllib.parse import unquote_plus
 import pytest
 
 from tests.ledger_invariant import assert_ledger_matches_tables
-from tools.local_queue import Queues, QueueSettings, wire_queue
-from tools.poller import Poller, PollReport, queue_drained
-from tools.snowflake_model import Latency, SnowflakeModel, modelled_snowflake
+from tools.emulated.local_queue import Queues, QueueSettings, wire_queue
+from tools.emulated.poller import Poller, PollReport, queue_drained
+from tools.emulated.snowflake_model import Latency, SnowflakeModel, modelled_snowflake
 
 TEMPLATE = QueueSettings.from_template()
 

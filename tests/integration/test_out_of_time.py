@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.process import PUBLISH_MARGIN_SECONDS
 from tests.ledger_invariant import assert_ledger_matches_tables
 from tests.sqs_batches import failed_messages, sqs_batch
-from tools.local_stack import LambdaContext
+from tools.emulated.local_stack import LambdaContext
 
 ROWS = 20
 PUBLISH_NEEDS = 120 + PUBLISH_MARGIN_SECONDS  # the default SNOWFLAKE_LOCK_TIMEOUT, plus the margin

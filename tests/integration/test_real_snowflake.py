@@ -95,7 +95,7 @@ class RealSnowflake:
         self._conn: Any = None
 
     def put(self, key: str, body: bytes) -> dict[str, Any]:
-        from tools.s3_events import upload
+        from tools.emulated.s3_events import upload
 
         return upload(self.stack, key, body, self.stack.bucket)
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.ledger_invariant import check_every_delivery
 from tests.sqs_batches import sqs_batch
-from tools.s3_events import s3_put_event
+from tools.emulated.s3_events import s3_put_event
 
 KEY = "incoming/site-3/export.csv"
 ROWS = 7

@@ -1,4 +1,4 @@
-"""Round trips to Snowflake per file, counted by the Snowflake model's trace (tools/snowflake_model.py).
+"""Round trips to Snowflake per file, counted by the Snowflake model's trace (tools/emulated/snowflake_model.py).
 
 The function talks to the model's port, which counts every request (a PUT's query request counts once) and
 records which statements ran while the session held the ledger's lock. The model applies Snowflake's rules for
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.sqs_batches import sqs_batch
-from tools.local_stack import LambdaContext
-from tools.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
+from tools.emulated.local_stack import LambdaContext
+from tools.emulated.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
 
 MAX_ROUND_TRIPS = 9
 MAX_UNDER_LOCK = 3

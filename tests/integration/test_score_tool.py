@@ -1,6 +1,6 @@
 """`make score FILE=...` and `make demo CSV=...`: a user's own file through the handler on the local stack.
 
-Each case runs the tool as a user does (a fresh process: `python -m tools.score`, without PYTHONPATH) with
+Each case runs the tool as a user does (a fresh process: `python -m tools.commands.score`, without PYTHONPATH) with
 its own emulated Snowflake under tmp_path, and reads what it prints. The emulator is fakesnow: the tool's
 queries are plain Snowflake SQL, nothing here relies on fakesnow behaviour beyond it answering them.
 """
@@ -8,11 +8,16 @@ queries are plain Snowflake SQL, nothing here relies on fakesnow behaviour beyon
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import shutil
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +55,11 @@ def _two_bad_rows(lines: list[str]) -> list[str]:
     return out
 
 
+def _extra_columns(lines: list[str]) -> list[str]:
+    """Two columns the model does not use, kept (KEEP_EXTRA_COLUMNS defaults to true): a ward and a patient id."""
+    return [lines[0] + ",ward,patient_id", *(f"{line},W{n % 3},P-{1000 + n}" for n, line in enumerate(lines[1:]))]
+
+
 CASES = [
     # id, rows, edit, gzip, env, expected exit status, lines stdout must hold
     pytest.param(
@@ -67,6 +77,15 @@ CASES = [
     ),
     pytest.param(
         30, None, False, {"KEEP_EXTRA_COLUMNS": "false"}, 0, ["rows loaded    30", "benign"], id="no-extra-columns"
+    ),
+    pytest.param(
+        8,
+        _extra_columns,
+        False,
+        {},
+        0,
+        ["rows loaded    8", "SAMPLE_ID", "WARD", "PATIENT_ID", "P-1000", "kept extra columns"],
+        id="kept-extra-columns-in-the-preview",
     ),
     pytest.param(
         30,
@@ -132,7 +151,7 @@ def test_score_prints_the_load_its_rows_rejects_and_ledger_row(
     file.write_bytes(gzip.compress(body) if gz else body)
 
     # When it is scored
-    proc = _run_tool("tools.score", str(file), "--db-path", str(tmp_path / "db"), env=env)
+    proc = _run_tool("tools.commands.score", str(file), "--db-path", str(tmp_path / "db"), env=env)
 
     # Then the report is on stdout, the exit status says how it went, and nothing else is printed
     assert proc.returncode == status, proc.stdout + proc.stderr
@@ -155,10 +174,10 @@ def test_a_second_run_of_the_same_file_reports_the_first_load_and_the_same_statu
     failed.write_bytes(make_csv(5, _unknown_feature_name))
     loaded.write_bytes(make_csv(5))
     db = str(tmp_path / "db")
-    firsts = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
+    firsts = [_run_tool("tools.commands.score", str(f), "--db-path", db) for f in (failed, loaded)]
 
     # When each is scored again
-    seconds = [_run_tool("tools.score", str(f), "--db-path", db) for f in (failed, loaded)]
+    seconds = [_run_tool("tools.commands.score", str(f), "--db-path", db) for f in (failed, loaded)]
 
     # Then the second run is a duplicate with the first run's status and ledger row, and loads nothing more
     assert [p.returncode for p in firsts] == [p.returncode for p in seconds] == [1, 0]
@@ -176,7 +195,7 @@ def test_demo_scores_the_file_named_with_csv(make_csv: Callable[..., bytes], tmp
     file.write_bytes(make_csv(5, _unknown_feature_name))
 
     # When the demo is pointed at it
-    proc = _run_tool("tools.demo", "--csv", str(file), "--db-path", str(tmp_path / "db"))
+    proc = _run_tool("tools.commands.demo", "--csv", str(file), "--db-path", str(tmp_path / "db"))
 
     # Then that file (not the sample) is the one loaded, and its failure is reported without a traceback
     assert proc.returncode == 1
@@ -200,7 +219,7 @@ def test_usage_and_configuration_errors_are_one_line_without_traceback(
     env = {"COLUMN_RENAMES": "{not json"}
 
     # When the tool is run
-    proc = _run_tool("tools.score", *[a.format(tmp=tmp_path) for a in args], env=env)
+    proc = _run_tool("tools.commands.score", *[a.format(tmp=tmp_path) for a in args], env=env)
 
     # Then it says what is wrong, with status 2 and no traceback
     assert proc.returncode == 2
@@ -212,7 +231,7 @@ def test_usage_and_configuration_errors_are_one_line_without_traceback(
 def scored_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An emulated Snowflake with one scored file in it, as `make score` leaves it."""
     db = tmp_path_factory.mktemp("scored") / "db"
-    proc = _run_tool("tools.score", str(REPO_ROOT / "data" / "breast_cancer.csv"), "--db-path", str(db))
+    proc = _run_tool("tools.commands.score", str(REPO_ROOT / "data" / "breast_cancer.csv"), "--db-path", str(db))
     assert proc.returncode == 0, proc.stderr
     return db
 
@@ -232,9 +251,9 @@ def test_query_runs_from_any_directory_and_reports_a_bad_query_without_traceback
     # Given the emulated Snowflake a score run left, and a shell in another directory without PYTHONPATH
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
-    # When tools/query.py is run by its path
+    # When tools/commands/query.py is run by its path
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / "query.py"), sql, "--db-path", str(scored_db)],
+        [sys.executable, str(REPO_ROOT / "tools" / "commands" / "query.py"), sql, "--db-path", str(scored_db)],
         cwd=tmp_path,
         env=clean,
         capture_output=True,
@@ -255,7 +274,7 @@ def test_a_key_the_bucket_does_not_notify_the_queue_for_is_a_usage_error(tmp_pat
     args = ["data/breast_cancer.csv", "--key", "incoming/sample.txt", "--db-path", str(tmp_path / "db")]
 
     # When the file is scored under it
-    proc = _run_tool("tools.score", *args)
+    proc = _run_tool("tools.commands.score", *args)
 
     # Then the tool says which keys reach the function, with status 2, before loading anything
     assert proc.returncode == 2
@@ -283,7 +302,7 @@ if _raise == "retriable":
 
     _snowflake.SnowflakeBatch.claim = _claim
 elif _raise == "bug":
-    from tools import local_stack as _local_stack
+    from tools.emulated import local_stack as _local_stack
 
     def _connect(self, **kwargs):
         raise RuntimeError("a bug (injected by the test)")
@@ -334,3 +353,69 @@ def test_bin_score_exits_with_the_documented_status(
     assert said in proc.stdout + proc.stderr
     if status in (1, 2):
         assert "Traceback" not in proc.stderr  # (a retriable error's ERROR log, on stderr, carries the function's)
+
+
+# --- a newly imported model served locally; the emulated Snowflake held by another process --------------------------
+
+
+def _model_copy(tmp_path: Path, version: str) -> Path:
+    """The shipped model under another model_version: to the tools, another import (`make import-model`)."""
+    model = tmp_path / version
+    model.mkdir()
+    for name in ("model.tflite", "metadata.json"):
+        (model / name).write_bytes((REPO_ROOT / "model" / name).read_bytes())
+    metadata = json.loads((model / "metadata.json").read_text())
+    (model / "metadata.json").write_text(json.dumps({**metadata, "model_version": version}))
+    return model
+
+
+def test_demo_with_a_newly_imported_model_shows_that_models_scores(tmp_path: Path) -> None:
+    # Given `make demo` run once with one model, on the default emulated Snowflake (no --db-path)
+    tag = uuid.uuid4().hex[:8]
+    old, new = _model_copy(tmp_path, f"test-old-{tag}"), _model_copy(tmp_path, f"test-new-{tag}")
+    try:
+        first = _run_tool("tools.commands.demo", env={"MODEL_DIR": str(old)})
+        assert first.returncode == 0, first.stderr
+
+        # When the demo is run again serving a newly imported model (make demo MODEL_DIR=<new model>), then again
+        second = _run_tool("tools.commands.demo", env={"MODEL_DIR": str(new)})
+        third = _run_tool("tools.commands.demo", env={"MODEL_DIR": str(new)})
+
+        # Then the new model scores the sample (loaded, not a duplicate of the old model's load) and the report
+        # names it; run again with it, the file is its duplicate, as before
+        assert second.returncode == 0, second.stderr
+        assert "status         loaded" in second.stdout, second.stdout
+        assert f"MODEL_VERSION  test-new-{tag}" in second.stdout.split("Ledger row in")[1]
+        assert f"test-old-{tag}" not in second.stdout
+        assert "status         duplicate" in third.stdout and f"MODEL_VERSION  test-new-{tag}" in third.stdout
+        # and `make query MODEL_DIR=<new model>` reads the new model's loads
+        query = _run_tool(
+            "tools.commands.query", "SELECT DISTINCT MODEL_VERSION FROM TUMOUR_SCORES", env={"MODEL_DIR": str(new)}
+        )
+        assert query.stdout.split() == ["MODEL_VERSION", f"test-new-{tag}"], query.stdout + query.stderr
+    finally:
+        for version in (f"test-old-{tag}", f"test-new-{tag}"):
+            shutil.rmtree(REPO_ROOT / ".local" / "snowflake" / version, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["tools.commands.score", "data/breast_cancer.csv"], ["tools.commands.query", "SELECT 1"]],
+    ids=["score", "query"],
+)
+def test_score_and_query_refuse_at_once_while_local_stack_holds_the_database(
+    local_stack_running: Any, command: list[str]
+) -> None:
+    # Given `make local-stack` running on an emulated Snowflake folder
+    stack, db = local_stack_running.proc, local_stack_running.db_path
+
+    # When `make score` or `make query` is run on the same folder
+    started = time.monotonic()
+    proc = _run_tool(*command, "--db-path", str(db))
+
+    # Then it stops at once, in one line naming the process that holds the folder, with "a retry may help" (3)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert time.monotonic() - started < 60
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"in use by process {stack.pid} (make local-stack" in proc.stderr
+    assert proc.stdout == ""

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from snowflake.connector.errors import ProgrammingError
 
-from tools.snowflake_model import NO_LATENCY, SnowflakeModel, lock_spans, modelled_snowflake
+from tools.emulated.snowflake_model import NO_LATENCY, SnowflakeModel, lock_spans, modelled_snowflake
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def modelled(stack: Any) -> Iterator[tuple[SnowflakeModel, int]]:
 def connect(stack: Any, port: int, **kwargs: Any) -> Any:
     import snowflake.connector
 
-    from tools.local_stack import DATABASE, SCHEMA
+    from tools.emulated.local_stack import DATABASE, SCHEMA
 
     return snowflake.connector.connect(
         **kwargs,

@@ -1,4 +1,4 @@
-"""`make import-model` (tools/import_model.py) on SavedModels of every flavour, built at test time.
+"""`make import-model` (tools/commands/import_model.py) on SavedModels of every flavour, built at test time.
 
 The good flavours import and score like the models themselves; every bad model and bad config is refused with
 an error naming what is there, and nothing is written. The command is run in-process through its ``main``
@@ -24,7 +24,7 @@ from scoring import Scorer
 from tests.model import saved_models
 from tests.model.conftest import MODEL_DIR, REPO_ROOT, SAMPLE_CSV, Dataset
 from tests.model.saved_models import GOOD, Built
-from tools import import_model
+from tools.commands import import_model
 
 pytestmark = pytest.mark.slow
 
@@ -727,7 +727,7 @@ def test_a_refused_import_leaves_the_served_model_as_it_was(
 def test_make_import_model_runs_this_command() -> None:
     """Given the Makefile
     When `make -n import-model SAVED_MODEL=... CONFIG=... OUT=...` shows its recipe (without running it)
-    Then the recipe runs `python -m tools.import_model` with the three paths, and `make -n demo MODEL_DIR=...`
+    Then the recipe runs `python -m tools.commands.import_model` with the three paths, and `make -n demo MODEL_DIR=...`
     hands MODEL_DIR (made absolute) to the demo."""
     shown = subprocess.run(
         ["make", "-n", "import-model", "SAVED_MODEL=sm dir", "CONFIG=c.json", "OUT=o"],
@@ -740,5 +740,5 @@ def test_make_import_model_runs_this_command() -> None:
         ["make", "-n", "demo", "MODEL_DIR=some/model"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     ).stdout
 
-    assert '-m tools.import_model --saved-model "sm dir" --config "c.json" --out "o"' in shown
+    assert '-m tools.commands.import_model --saved-model "sm dir" --config "c.json" --out "o"' in shown
     assert f'MODEL_DIR="{REPO_ROOT}/some/model"' in demo

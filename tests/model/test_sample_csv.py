@@ -52,3 +52,20 @@ def test_scoring_the_csv_equals_scoring_the_data_set(scorer: Scorer, dataset: Da
 
     np.testing.assert_array_equal(from_csv.malignant_probability, from_sklearn.malignant_probability)
     np.testing.assert_array_equal(from_csv.label, from_sklearn.label)
+
+
+LABELLED_CSV = SAMPLE_CSV.with_name("breast_cancer_labelled.csv")
+
+
+def test_the_labelled_sample_is_the_sample_with_the_truth_beside_it(dataset: Dataset) -> None:
+    """Given data/breast_cancer_labelled.csv, shipped beside the sample for checking a model's accuracy
+    When it is read
+    Then it is the sample's header and lines as they are, plus a `diagnosis` column that is scikit-learn's truth
+    (`malignant` where its target is 0), so the import docs' `label_column` example reads it as written."""
+    header, rows = _read_sample()
+    with LABELLED_CSV.open(newline="", encoding="utf-8") as fh:
+        labelled_header, *labelled = list(csv.reader(fh))
+
+    assert labelled_header == [*header, "diagnosis"]
+    assert [row[:-1] for row in labelled] == rows
+    assert [row[-1] for row in labelled] == list(dataset.truth_labels)

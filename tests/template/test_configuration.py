@@ -144,7 +144,7 @@ def test_a_malformed_readme_row_is_refused(
 def test_a_publish_always_fits_in_the_functions_timeout(template: dict[str, Any]) -> None:
     # Given the function's timeout, the largest SnowflakeLockTimeout the template allows, and the local runs' context
     from pipeline.process import PUBLISH_MARGIN_SECONDS
-    from tools.local_stack import LambdaContext
+    from tools.emulated.local_stack import LambdaContext
 
     timeout = template["Resources"]["ScoringFunction"]["Properties"]["Timeout"]
     largest_lock_wait = template["Parameters"]["SnowflakeLockTimeout"]["MaxValue"]

@@ -1,4 +1,5 @@
-"""tools/backfill.py's queue mode without AWS: the message a backfill sends, its batches and retries, the target.
+"""tools/commands/backfill.py's queue mode without AWS: the message a backfill sends, its batches and retries, the
+target.
 
 SQS is a fake here (what ``send_message_batch`` answers is the test's choice); the integration tests
 (tests/integration/test_backfill.py) send to moto's SQS and deliver the received messages to the handler.
@@ -14,7 +15,7 @@ import pytest
 
 from pipeline.events import parse_event
 from pipeline.ports import ObjectRef
-from tools.backfill import (
+from tools.commands.backfill import (
     BATCH_SIZE,
     CONFIGURATION_ID,
     SEND_ATTEMPTS,
@@ -24,7 +25,7 @@ from tools.backfill import (
     samconfig_defaults,
     send_batch,
 )
-from tools.s3_events import lambda_sqs_event
+from tools.emulated.s3_events import lambda_sqs_event
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["in/plain.csv", "in/with space.csv", "in/plus+sign.csv.gz", "in/ünïcødé ✓.csv", "in/pct%2B&=?.csv"]

@@ -1,4 +1,4 @@
-"""tools/import_model.py: the config's ``domain`` and the training range written per feature.
+"""tools/commands/import_model.py: the config's ``domain`` and the training range written per feature.
 
 No TensorFlow here: the config is parsed and the features' metadata computed from rows; the end-to-end import
 (SavedModel -> metadata.json) is in tests/model/test_import_model.py.
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from scoring.metadata import Feature
-from tools import import_model
-from tools.import_model import ModelImportError, TrainingRows, feature_metadata, parse_config
+from tools.commands import import_model
+from tools.commands.import_model import ModelImportError, TrainingRows, feature_metadata, parse_config
 
 FEATURES = ["mean radius", "mean area", "ratio"]
 ROWS = np.array([[10.0, 100.0, 0.0], [20.0, 1100.0, 1.0], [15.0, 600.0, 0.5]])

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
-from tools.local_queue import QueueSettings
-from tools.poller import failed_message_ids
-from tools.s3_events import sqs_record
+from tools.emulated.local_queue import QueueSettings
+from tools.emulated.poller import failed_message_ids
+from tools.emulated.s3_events import sqs_record
 from tools.sam_template import load_template
 
 RECEIVED = {  # one message as boto3's ReceiveMessage returns it (AttributeNames/MessageAttributeNames = All)

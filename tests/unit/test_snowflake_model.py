@@ -1,4 +1,4 @@
-"""tools/snowflake_model.py against Snowflake's lock rules: no network, no fakesnow, asyncio only."""
+"""tools/emulated/snowflake_model.py against Snowflake's lock rules: no network, no fakesnow, asyncio only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tools.snowflake_model import (
+from tools.emulated.snowflake_model import (
     NO_LATENCY,
     Latency,
     LockError,

@@ -3,7 +3,7 @@
 The path is the demo's and the deployed stack's: moto (S3, SQS, Secrets Manager) and fakesnow (Snowflake over
 HTTP, file-backed under .local/snowflake) start on loopback, wired as template.yaml wires the stack (the bucket
 notifies the ingest queue, which has its dead-letter queue). The file is uploaded under KEY; S3's notification
-lands in the queue, and the local poller (tools/poller.py: the SQS event source mapping, the function's copies in
+lands in the queue, and the local poller (emulated/poller.py: the SQS event source mapping, the function's copies in
 this process) delivers it to the function. The outcome is read back from the three tables:
 
 * the load summary (status, rows loaded / rejected, load id);
@@ -22,7 +22,7 @@ configuration error (a missing file, a bad setting, a KEY the bucket does not no
 load raised a retriable error or its notification never reached the function (the run stops at its first
 delivery: it does not wait for the queue's retries), 4 when the tool itself failed (a traceback is printed).
 
-These reach the shell from `bin/score FILE` (or `.venv/bin/python -m tools.score FILE` at the repository root).
+These reach the shell from `bin/score FILE` (or `.venv/bin/python -m tools.commands.score FILE` at the repository root).
 `make score` cannot pass them on: make exits 2 for any failing recipe, and names the tool's status in its own
 message (`make: *** [Makefile:..: score] Error 3`).
 """
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import sys
@@ -47,20 +48,20 @@ EXIT_USAGE = 2  # usage or configuration: nothing was loaded, and running it aga
 EXIT_RETRIABLE = 3  # a retriable error: a retry may help
 EXIT_TOOL_FAILED = 4  # the tool itself failed
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_PATH = ROOT / ".local" / "snowflake"
-QUERY_TOOL = ROOT / "tools" / "query.py"
+ROOT = Path(__file__).resolve().parents[2]
+DB_ROOT = ROOT / ".local" / "snowflake"  # one folder per model version under it: see default_db_path
+QUERY_TOOL = ROOT / "tools" / "commands" / "query.py"
 MAX_REJECTS_SHOWN = 20
 SAMPLE_ROWS_SHOWN = 5
 # Third-party lines on the native stderr that carry nothing for the user: LiteRT announces its CPU delegate.
 NATIVE_NOISE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
 # Columns of the target table that are not worth showing in the sample rows (one value per load).
-LOAD_LINEAGE = {"SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION", "MODEL_VERSION", "LOAD_ID", "LOADED_AT"}
+MAX_IDENTIFIERS_SHOWN = 8  # text columns in the preview: the identifier and the kept extra columns
 SHOWN_SCORES = ("CLASSIFICATION", "CONDITION", "MALIGNANT_PROBABILITY", "SOURCE_LINE")
 
 
 def make_importable() -> None:
-    """`python -m tools.score` without PYTHONPATH: the function's packages live in src/."""
+    """`python -m tools.commands.score` without PYTHONPATH: the function's packages live in src/."""
     for path in (str(ROOT), str(ROOT / "src")):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -71,6 +72,30 @@ def quiet_by_default() -> None:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def served_model_dir() -> Path:
+    """The model the function serves here: ``$MODEL_DIR`` (``make demo MODEL_DIR=...``), else ``model/``."""
+    return Path(os.environ["MODEL_DIR"]) if os.environ.get("MODEL_DIR") else ROOT / "model"
+
+
+def served_model_version(model_dir: Path | None = None) -> str | None:
+    """That model's ``model_version`` (metadata.json), or None when it cannot be read (the function says why)."""
+    try:
+        version = json.loads(((model_dir or served_model_dir()) / "metadata.json").read_text(encoding="utf-8"))
+        return str(version["model_version"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def default_db_path(model_dir: Path | None = None) -> Path:
+    """The emulated Snowflake of the served model: ``.local/snowflake/<model_version>/``.
+
+    One per model version, because the ledger keys a load on the object version, not on the model: with one
+    database for every model, a file the previous model loaded would come back ``duplicate`` under a newly
+    imported model, showing the old model's scores. Each model's loads, scores and ledger are its own."""
+    version = served_model_version(model_dir)
+    return DB_ROOT / re.sub(r"[^A-Za-z0-9._+-]", "_", version) if version else DB_ROOT
 
 
 def default_key(file: Path) -> str:
@@ -105,11 +130,11 @@ def load_handler() -> Any:
 
 
 def deliver(stack: Any, key: str, data: bytes, settings: Any, *, timeout: float = 600.0) -> dict[str, Any]:
-    """Upload ``data`` under ``key`` and run the local poller (``settings``: tools.local_queue.QueueSettings) until
+    """Upload ``data`` under ``key`` and run the local poller (``settings``: a local_queue.QueueSettings) until
     the function has processed its notification; the function's response for it, reduced to that object (raises
     what the function raised)."""
     from pipeline.settings import get_settings
-    from tools.poller import FINAL_STATUSES, Poller, any_raised, objects_done
+    from tools.emulated.poller import FINAL_STATUSES, Poller, any_raised, objects_done
 
     os.environ.update(stack.function_env())
     rerun = "handler.app" in sys.modules  # a second run in this process: settings and pipeline afresh
@@ -203,7 +228,7 @@ def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
                 f"LIMIT {SAMPLE_ROWS_SHOWN}",
                 (load_id,),
             )
-            print(f"\nThe first {SAMPLE_ROWS_SHOWN} rows (identifiers and scores):")
+            print(f"\nThe first {SAMPLE_ROWS_SHOWN} rows (identifiers, kept extra columns and scores):")
             _print_table(shown, cur.fetchall())
 
     if load_id and _table_exists(cur, tables.rejects):
@@ -232,14 +257,18 @@ def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
 
 
 def _columns(cur: Any, table: str) -> tuple[list[str], list[str]]:
-    """The table's columns, and those worth showing: the first kept text columns (identifiers such as
-    SAMPLE_ID, under whatever name COLUMN_RENAMES gives them) and the scores that were not dropped."""
+    """The table's columns, and those worth showing: its text columns but the load's lineage and the scores (the
+    identifier such as SAMPLE_ID and every kept extra column such as PATIENT_ID, under whatever names
+    COLUMN_RENAMES gives them), then the scores that were not dropped."""
+    from pipeline.output import LINEAGE_COLUMNS, LOADED_AT, SCORE_COLUMNS
+
     cur.execute(f"SELECT * FROM {table} LIMIT 0")
     cur.fetchall()
     text_type = 2  # snowflake.connector's type code for TEXT (VARCHAR)
     names = [d[0] for d in cur.description]
-    texts = [d[0] for d in cur.description if d[1] == text_type and d[0] not in LOAD_LINEAGE and d[0] != "CONDITION"]
-    return names, texts[:2] + [n for n in SHOWN_SCORES if n in names]
+    not_identifiers = {*LINEAGE_COLUMNS, LOADED_AT[0], *SCORE_COLUMNS}
+    texts = [d[0] for d in cur.description if d[1] == text_type and d[0] not in not_identifiers]
+    return names, texts[:MAX_IDENTIFIERS_SHOWN] + [n for n in SHOWN_SCORES if n in names]
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -267,7 +296,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def query_hint(db_path: Path, table: str) -> str:
-    db = "" if db_path.resolve() == DB_PATH.resolve() else f" --db-path {db_path}"
+    db = "" if db_path.resolve() == default_db_path().resolve() else f" --db-path {db_path}"
     return f'  {sys.executable} {QUERY_TOOL}{db} "SELECT * FROM {table} ORDER BY LOADED_AT DESC, SOURCE_LINE LIMIT 10"'
 
 
@@ -277,11 +306,11 @@ def run(file: Path, key: str, db_path: Path) -> int:
     quiet_by_default()
     from pipeline.errors import ConfigurationError, PipelineError
     from pipeline.settings import Settings
-    from tools.local_queue import QueueSettings
-    from tools.local_stack import DATABASE, local_stack
+    from tools.emulated.local_queue import QueueSettings
+    from tools.emulated.local_stack import DATABASE, local_stack
 
     data = file.read_bytes()
-    with local_stack(db_path) as stack:
+    with local_stack(db_path) as stack:  # DatabaseInUseError when another process serves db_path
         try:
             settings = Settings.from_env({**os.environ, **stack.function_env()})
         except ConfigurationError as exc:
@@ -315,13 +344,17 @@ def run(file: Path, key: str, db_path: Path) -> int:
             return EXIT_RETRIABLE
         print("Load summary:")
         print("\n".join(summary_lines(summary)))
+        print(f"  model          {served_model_version() or '?'} ({served_model_dir()})")
         conn = stack.snowflake_connect()
         try:
             cur = conn.cursor()
             outcomes = {obj["key"]: report(cur, tables, obj) for obj in summary["objects"]}
         finally:
             conn.close()
-    print(f"\nThe emulated Snowflake is kept in {db_path}/{DATABASE}.db (`rm -rf {db_path}` starts afresh). Query it:")
+    print(
+        f"\nThe emulated Snowflake is kept in {db_path}/{DATABASE}.db, the served model's own (another model has"
+        f" its own folder under {DB_ROOT}/; `rm -rf {db_path}` starts afresh). Query it:"
+    )
     print(query_hint(db_path, tables.target))
     # A re-run of a file that failed is a duplicate, and still a failure: the ledger decides.
     failed = [o for o in summary["objects"] if outcomes[o["key"]] != "LOADED"]
@@ -334,8 +367,13 @@ def run_with_status(file: Path, key: str, db_path: Path) -> int:
     """``run``, with what it did not foresee mapped to the documented statuses: a notification that never
     reached the function is retriable (3); anything else is the tool's own failure (4), never "recorded FAILED"
     (1, which is what Python's own status for an uncaught exception would say)."""
+    from tools.emulated.local_stack import DatabaseInUseError
+
     try:
         return run(file, key, db_path)
+    except DatabaseInUseError as exc:
+        print(f"error: {file} was not loaded: {exc}", file=sys.stderr)
+        return EXIT_RETRIABLE
     except TimeoutError as exc:
         print(f"error: {file} was not loaded ({exc}); a retry may help", file=sys.stderr)
         return EXIT_RETRIABLE
@@ -352,8 +390,14 @@ def parse_args(argv: Sequence[str] | None, *, default_file: Path | None = None) 
     else:
         parser.add_argument("--csv", dest="file", type=Path, default=default_file, help="the CSV file to load")
     parser.add_argument("--key", help="the S3 key to upload it under (default: incoming/<file name>)")
-    parser.add_argument("--db-path", type=Path, default=DB_PATH, help="where the emulated Snowflake keeps its data")
+    parser.add_argument(
+        "--db-path",
+        type=Path,
+        default=None,
+        help="where the emulated Snowflake keeps its data (default: .local/snowflake/<the served model's version>/)",
+    )
     args = parser.parse_args(argv)
+    args.db_path = args.db_path or default_db_path()
     if not args.file.is_file():
         parser.error(f"no such file: {args.file}")
     return args

@@ -1,7 +1,7 @@
 """The SQS event source mapping, locally: the ingest queue -> at most N concurrent copies of the function.
 
 What Lambda does for the deployed stack (template.yaml: the function's SQS event, IngestQueue and its DLQ), this
-does on the local stack (tools/local_stack.py, wired by tools/local_queue.py), with the values read from
+does on the local stack (local_stack.py, wired by local_queue.py), with the values read from
 template.yaml and overridable (``QueueSettings.from_template(visibility_timeout=1)``):
 
 * ``maximum_concurrency`` copies of the function, each a thread with a Pipeline of its own (its own S3 client and
@@ -21,7 +21,7 @@ holds; copies do not scale up gradually (all N poll from the start); metrics are
 invocation (no CloudWatch locally; Powertools' Metrics is one per process).
 Development only: nothing here is shipped.
 
-    python -m tools.poller --until-empty    # drain the queue of a running `make local-stack` (ports 4566/4567)
+    python -m tools.emulated.poller --until-empty    # drain the queue of a running `make local-stack` (ports 4566/4567)
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.local_queue import Queues, QueueSettings
-from tools.s3_events import sqs_record
+from tools.emulated.local_queue import Queues, QueueSettings
+from tools.emulated.s3_events import sqs_record
 
 FINAL_STATUSES = frozenset({"loaded", "duplicate", "failed"})
 SQS_MAX_MESSAGES = 10  # per ReceiveMessage / DeleteMessageBatch call
@@ -302,7 +302,7 @@ class Poller:
     def _invoke(self, copy: int, sqs: Any, batch: list[dict[str, Any]]) -> None:
         from pipeline.batch import handle
         from pipeline.observability import metrics
-        from tools.local_stack import LambdaContext
+        from tools.emulated.local_stack import LambdaContext
 
         ids = [m["MessageId"] for m in batch]
         event = {"Records": [sqs_record(m, self.queues.arn, self.queues.region) for m in batch]}
@@ -346,8 +346,8 @@ class Poller:
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    from tools.local_queue import DEAD_LETTER_QUEUE, INGEST_QUEUE
-    from tools.local_stack import REGION, LocalStack
+    from tools.emulated.local_queue import DEAD_LETTER_QUEUE, INGEST_QUEUE
+    from tools.emulated.local_stack import REGION, LocalStack
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--aws-endpoint", default="http://127.0.0.1:4566", help="moto (make local-stack's)")

@@ -1,13 +1,13 @@
 """`make invoke` (no Docker) and `make sam-local-invoke` (the real `sam local invoke`): the built artifact on one event.
 
-    python -m tools.invoke events/s3-put.json [--env-vars events/env.json] [--json-out FILE]
-    python -m tools.invoke --sam events/s3-put.json [--invoke-image IMAGE|official] [--env NAME=VALUE ...]
+    python -m tools.commands.invoke events/s3-put.json [--env-vars events/env.json] [--json-out FILE]
+    python -m tools.commands.invoke --sam events/s3-put.json [--invoke-image IMAGE|official] [--env NAME=VALUE ...]
 
 Without --sam (`make invoke`, no Docker):
 1. Reads the function's Handler, Runtime, Timeout, MemorySize and Environment from template.yaml (parameters
    from their defaults, then env.json's "Parameters"; then env.json's per-function variables, which, as with
    SAM, may only override variables the template declares).
-2. Starts the local stack (tools/local_stack.py: moto + fakesnow on loopback) and uploads the sample CSV to
+2. Starts the local stack (tools/emulated/local_stack.py: moto + fakesnow on loopback) and uploads the sample CSV to
    every bucket/key the event names (gzipped for .gz keys). The event's ETag, size and version id are then
    set to the uploaded object's, as S3 would have written them (the function GETs with If-Match).
 3. Runs the BUILT artifact (.aws-sam/build/ScoringFunction), not the source tree, the way Lambda does: the
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
-import gzip
 import json
 import os
 import socket
@@ -40,9 +38,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
-from tools import s3_events
+from tools.emulated.sample_events import make_uploader, patch_event
 from tools.sam_template import FUNCTION_ID, ROOT, TEMPLATE, function_spec, load_template
 
 ARTIFACT = ROOT / ".aws-sam" / "build" / FUNCTION_ID
@@ -95,81 +92,7 @@ def python313() -> str:
     base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
     if sys.version_info[:2] == (3, 13) and base.exists():
         return str(base)
-    raise SystemExit("tools.invoke must run under Python 3.13 (the Lambda runtime's version)")
-
-
-# --- the event: which objects it names, and S3's view of them after upload ----------------------------------
-
-
-def _s3_records(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The S3 notification records of an event (direct, or each SQS message body), for in-place patching."""
-    records: list[dict[str, Any]] = []
-    for record in event.get("Records") or []:
-        if record.get("eventSource") == "aws:s3":
-            records.append(record)
-    return records
-
-
-def patch_event(event: dict[str, Any], upload: Any) -> dict[str, Any]:
-    """Upload an object for every ObjectCreated record and write its real ETag/size/version into the event."""
-    event = copy.deepcopy(event)
-    if event.get("source") == "aws.s3" and "detail" in event:  # EventBridge
-        if event.get("detail-type") == "Object Created":
-            detail = event["detail"]
-            head = upload(detail["bucket"]["name"], unquote_plus(detail["object"]["key"]))
-            _write_head(detail["object"], head, etag_key="etag", version_key="version-id")
-        return event
-    for record in event.get("Records") or []:
-        if record.get("eventSource") == "aws:sqs":
-            try:
-                body = json.loads(record["body"])
-            except (KeyError, json.JSONDecodeError):
-                continue
-            if isinstance(body, dict):
-                _patch_s3_records(body, upload)
-                record["body"] = json.dumps(body)
-    _patch_s3_records(event, upload)
-    return event
-
-
-def _patch_s3_records(event: dict[str, Any], upload: Any) -> None:
-    for record in _s3_records(event):
-        if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
-            continue
-        s3 = record["s3"]
-        head = upload(s3["bucket"]["name"], unquote_plus(s3["object"]["key"]))
-        _write_head(s3["object"], head, etag_key="eTag", version_key="versionId")
-
-
-def _write_head(obj: dict[str, Any], head: dict[str, Any], *, etag_key: str, version_key: str) -> None:
-    """The uploaded object's real ETag, size and version into an event's object (keys as that event spells them)."""
-    obj.update({etag_key: head["etag"], "size": head["size"]})
-    obj.pop(version_key, None)
-    if head["version"]:
-        obj[version_key] = head["version"]
-
-
-def make_uploader(stack: Any, data: bytes, *, versioned: bool = False) -> Any:
-    """``upload(bucket, key)``: put the sample there and return S3's ETag, size and version id for it.
-
-    ``versioned``: turn on bucket versioning first (as the deployed bucket has it), so that uploading the same
-    bytes to the same key again is a new object version, hence a new load, not a duplicate.
-    """
-    s3 = stack.client("s3")
-    seen: set[str] = set()
-
-    def upload(bucket: str, key: str) -> dict[str, Any]:
-        if bucket not in seen:
-            stack.seed(bucket=bucket)
-            if versioned:
-                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-            seen.add(bucket)
-        body = gzip.compress(data, mtime=0) if key.endswith(".gz") else data
-        obj = s3_events.upload(stack, key, body, bucket)["Records"][0]["s3"]["object"]
-        print(f"[invoke] uploaded s3://{bucket}/{key} ({len(body)} bytes)", file=sys.stderr)
-        return {"etag": obj["eTag"], "size": obj["size"], "version": obj.get("versionId")}
-
-    return upload
+    raise SystemExit("tools.commands.invoke must run under Python 3.13 (the Lambda runtime's version)")
 
 
 # --- the environment -----------------------------------------------------------------------------------------
@@ -200,8 +123,8 @@ def function_environment(
 
 
 def stack_parameters() -> dict[str, str]:
-    """Template parameters pointed at the local stack (tools/local_stack.py)."""
-    from tools import local_stack
+    """Template parameters pointed at the local stack (tools/emulated/local_stack.py)."""
+    from tools.emulated import local_stack
 
     return {
         "SnowflakeSecretName": local_stack.SECRET_NAME,
@@ -378,7 +301,7 @@ def invoke(
 
     ``env_overrides``: function variables set last, over the stack's wiring (e.g. a secret it does not hold).
     """
-    from tools.local_stack import local_stack
+    from tools.emulated.local_stack import local_stack
 
     for path, what in ((artifact, "make build"), (runtime_dir, "make runtime-provided")):
         if not path.is_dir():
@@ -490,7 +413,8 @@ def sam_local_invoke(
     None for SAM's official image. Returns {"response" | "error", "returncode", "rows", "stdout", "stderr"}
     (stderr only with ``capture_logs``; otherwise it goes straight to this process's stderr).
     """
-    from tools import local_stack as ls
+    from tools.emulated import containers
+    from tools.emulated import local_stack as ls
 
     if (reason := docker_unusable_reason()) is not None:
         raise SystemExit(f"sam local invoke needs Docker: {reason}")
@@ -500,7 +424,7 @@ def sam_local_invoke(
     with contextlib.ExitStack() as cleanup:
         if stack is None:
             db = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sam-local-db-")))
-            stack = cleanup.enter_context(ls.local_stack(db, host=ls.docker_network_gateway()))
+            stack = cleanup.enter_context(ls.local_stack(db, host=containers.docker_network_gateway()))
         tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sam-local-")))
         event = json.loads(event_path.read_text(encoding="utf-8"))
         patched = patch_event(event, make_uploader(stack, data.read_bytes(), versioned=True))
@@ -508,7 +432,7 @@ def sam_local_invoke(
         env_json: dict[str, Any] = json.loads(env_vars.read_text(encoding="utf-8")) if env_vars else {}
         function_vars = {
             **env_json.get(FUNCTION_ID, {}),
-            **ls.sam_env_vars(stack)[FUNCTION_ID],
+            **containers.sam_env_vars(stack)[FUNCTION_ID],
             **(env_overrides or {}),
         }
         (tmp / "env.json").write_text(json.dumps({**env_json, FUNCTION_ID: function_vars}), encoding="utf-8")
@@ -517,7 +441,7 @@ def sam_local_invoke(
             "--template", str(BUILT_TEMPLATE),
             "--event", str(tmp / "event.json"),
             "--env-vars", str(tmp / "env.json"),
-            "--docker-network", ls.DOCKER_NETWORK,
+            "--docker-network", containers.DOCKER_NETWORK,
             "--region", ls.REGION,
         ]  # fmt: skip
         if image:

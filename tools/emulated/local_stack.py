@@ -15,7 +15,7 @@ fakesnow gaps worked around here (and only here, never in the function's code):
 * fakesnow's server keeps data in memory unless the login names a file; ``db_path`` makes the server's shared
   instance file-backed so results can be queried after the run.
 
-moto gaps worked around here (tools/local_queue.py wires the bucket to the queues as template.yaml does; moto 5.2
+moto gaps worked around here (local_queue.py wires the bucket to the queues as template.yaml does; moto 5.2
 delivers S3 -> SQS notifications and redrives to the DLQ after maxReceiveCount receives by itself):
 * its S3 notification has no ``versionId`` (even on a versioned bucket) and no ``sequencer``, and encodes ``/`` in
   the key as ``%2F``; ``_patch_moto_s3_notifications`` adds the first two (the sequencer from a counter, growing
@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,7 +197,7 @@ class LocalStack:
     secret_name: str = SECRET_NAME
     bucket: str = BUCKET
     extra_env: dict[str, str] = field(default_factory=dict)
-    queues: Any = None  # tools.local_queue.Queues, once seed_queue() has wired the bucket to them
+    queues: Any = None  # tools.emulated.local_queue.Queues, once seed_queue() has wired the bucket to them
 
     def function_env(self) -> dict[str, str]:
         """Environment variables for the Lambda function (what template.yaml sets, pointed at loopback)."""
@@ -266,8 +266,8 @@ class LocalStack:
     def seed_queue(self, settings: Any = None) -> Any:
         """The ingest queue and its DLQ as template.yaml declares them, the bucket notifying the queue (idempotent).
 
-        ``settings``: a tools.local_queue.QueueSettings (default: the template's). Returns (and keeps) the Queues."""
-        from tools.local_queue import wire_queue
+        ``settings``: a local_queue.QueueSettings (default: the template's). Returns (and keeps) the Queues."""
+        from tools.emulated.local_queue import wire_queue
 
         self.queues = wire_queue(self, settings, bucket=self.bucket)
         return self.queues
@@ -345,8 +345,56 @@ def _moto_server(host: str = "127.0.0.1", port: int | None = None) -> Iterator[s
         server.stop()
 
 
+LOCK_FILE = ".in-use"  # in the db_path folder: held (flock) by the process serving it, naming that process
+
+
+class DatabaseInUseError(RuntimeError):
+    """Another process serves this emulated Snowflake folder: DuckDB lets one process write a database file."""
+
+
+def _command_line() -> str:
+    """How this process was started, as a user would recognise it (``python -m tools.commands.score x.csv``)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    first = f"-m {spec.name}" if spec is not None and spec.name else Path(sys.argv[0]).name
+    return " ".join(["python", first, *sys.argv[1:]])[:200]
+
+
 @contextlib.contextmanager
-def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | None = None) -> Iterator[int]:
+def hold_database(db_path: Path, owner: str | None = None) -> Iterator[None]:
+    """Hold ``db_path`` for this process for the duration of the block, or refuse at once.
+
+    DuckDB (fakesnow's engine) lets one process open a database file for writing; a second stack on the same
+    folder would fail on its first query, deep inside the emulator, and the connector would retry that for
+    minutes. The lock is an flock on ``db_path/.in-use`` (released by the kernel when the process ends, however it
+    ends), and the file names the holder, so the refusal can say which process to stop.
+    ``owner``: how to name this process to the next one (default: its command line)."""
+    import fcntl
+
+    db_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(db_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "another process"
+            raise DatabaseInUseError(
+                f"the emulated Snowflake in {db_path}/ is in use by {holder}; DuckDB lets one process open it: "
+                "stop that one first (Ctrl-C), or give this one another --db-path"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} ({owner or _command_line()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _fakesnow_server(
+    db_path: Path | None, host: str = "127.0.0.1", port: int | None = None, *, owner: str | None = None
+) -> Iterator[int]:
     import fakesnow.server
     from fakesnow.instance import FakeSnow
 
@@ -356,18 +404,19 @@ def _fakesnow_server(db_path: Path | None, host: str = "127.0.0.1", port: int | 
     logging.getLogger("fakesnow.server").setLevel(logging.WARNING)  # it sets INFO itself: a line per login
     # DuckDB's advice to fakesnow's own code (about an extra copy when it answers a query); nothing to act on.
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-    if db_path is not None:
-        db_path.mkdir(parents=True, exist_ok=True)
-        fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
-    else:
-        fakesnow.server.shared_fs = FakeSnow()
-    app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
-    try:
-        with serve_asgi(app, host, port, name="fakesnow-server") as bound:
-            yield bound
-    finally:
-        with contextlib.suppress(Exception):
-            fakesnow.server.shared_fs.duck_conn.close()
+    with contextlib.ExitStack() as held:
+        if db_path is not None:
+            held.enter_context(hold_database(db_path, owner))
+            fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
+        else:
+            fakesnow.server.shared_fs = FakeSnow()
+        app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
+        try:
+            with serve_asgi(app, host, port, name="fakesnow-server") as bound:
+                yield bound
+        finally:
+            with contextlib.suppress(Exception):
+                fakesnow.server.shared_fs.duck_conn.close()
 
 
 @contextlib.contextmanager
@@ -399,19 +448,21 @@ def local_stack(
     host: str = "127.0.0.1",
     aws_port: int | None = None,
     snowflake_port: int | None = None,
+    owner: str | None = None,
 ) -> Iterator[LocalStack]:
     """Start moto + fakesnow on loopback (or on ``host``) for the duration of the block.
 
     ``db_path``: a folder for fakesnow's DuckDB files (one per database), kept after the run; None = in memory.
     ``host``: the address both servers listen on: loopback, or the gateway of a Docker network this run
     created (``docker_network_gateway``), so that a function in a container can reach them. Ports: free ones
-    unless given.
+    unless given. ``owner``: how a second process refused the same ``db_path`` names this one
+    (``DatabaseInUseError``, raised before either server starts; default: this process's command line).
     """
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(var, None)
     with (
+        _fakesnow_server(db_path, host, snowflake_port, owner=owner) as sf_port,
         _moto_server(host, aws_port) as aws_endpoint,
-        _fakesnow_server(db_path, host, snowflake_port) as sf_port,
     ):
         stack = LocalStack(
             aws_endpoint=aws_endpoint, snowflake_host=host, snowflake_port=sf_port, snowflake_db_path=db_path
@@ -420,242 +471,3 @@ def local_stack(
             stack.seed()
             stack.seed_queue()
         yield stack
-
-
-# --- for the function in a container: `make local-stack` and `make sam-local-invoke` -------------------------
-
-DOCKER_NETWORK = "tumour-scoring-local"
-SAM_ENV_FILE = Path(".local") / "sam-env.json"
-SAM_EVENTS_DIR = Path(".local") / "events"
-
-
-def docker_network_gateway(name: str = DOCKER_NETWORK) -> str:
-    """The gateway address of our own Docker bridge network (created if missing): where the stack listens.
-
-    A container started by `sam local invoke --docker-network <name>` reaches the host at this address. It is
-    an address of this machine (the bridge's end on the host), reachable from the host and from containers
-    only; the stack is never bound to an address outside this machine.
-    """
-    import ipaddress
-    import subprocess
-
-    def gateway() -> str | None:
-        proc = subprocess.run(
-            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return proc.stdout.split()[0] if proc.returncode == 0 and proc.stdout.split() else None
-
-    address = gateway()
-    if address is None:
-        subprocess.run(
-            ["docker", "network", "create", "--driver", "bridge", "--label", "project=tumour-scoring", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        address = gateway()
-    if address is None or not ipaddress.ip_address(address).is_private:
-        raise RuntimeError(f"docker network {name}: no private gateway address ({address!r})")
-    return address
-
-
-def sam_env_vars(stack: LocalStack, logical_id: str = "ScoringFunction") -> dict[str, dict[str, str]]:
-    """The `sam local invoke --env-vars` file: the variables template.yaml declares, pointed at the stack.
-
-    SAM passes only variables the template declares (AWS_ENDPOINT_URL, SNOWFLAKE_HOST/PORT/PROTOCOL are
-    declared for this, empty by default); credentials and region come from SAM's own environment.
-    """
-    env = stack.function_env()
-    declared = (
-        "AWS_ENDPOINT_URL",
-        "SNOWFLAKE_HOST",
-        "SNOWFLAKE_PORT",
-        "SNOWFLAKE_PROTOCOL",
-        "SNOWFLAKE_SECRET_NAME",
-        "SNOWFLAKE_DATABASE",
-        "SNOWFLAKE_SCHEMA",
-        "SNOWFLAKE_WAREHOUSE",
-    )
-    return {logical_id: {name: env[name] for name in declared}}
-
-
-def serve(argv: list[str] | None = None) -> int:
-    """`make local-stack`: moto + fakesnow as long-running servers for `sam local invoke`, until Ctrl-C."""
-    import argparse
-    import signal
-
-    from tools.invoke import make_uploader, patch_event
-
-    parser = argparse.ArgumentParser(prog="python -m tools.local_stack", description=serve.__doc__)
-    parser.add_argument("--network", default=DOCKER_NETWORK, help="Docker network whose gateway the stack binds")
-    parser.add_argument("--host", help="bind here instead (e.g. 127.0.0.1 when no container needs the stack)")
-    parser.add_argument("--aws-port", type=int, default=4566)
-    parser.add_argument("--snowflake-port", type=int, default=4567)
-    parser.add_argument("--db-path", type=Path, default=Path(".local") / "snowflake")
-    parser.add_argument("--env-file", type=Path, default=SAM_ENV_FILE)
-    parser.add_argument("--events", type=Path, default=Path("events"), help="sample events to upload objects for")
-    parser.add_argument("--events-out", type=Path, default=SAM_EVENTS_DIR)
-    parser.add_argument("--data", type=Path, default=Path("data") / "breast_cancer.csv")
-    parser.add_argument(
-        "--invoke-image", default="official", help="the image to name in the printed command; 'official' = SAM's"
-    )
-    args = parser.parse_args(argv)
-
-    host = args.host or docker_network_gateway(args.network)
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a kill (also when started in the background)
-        signal.signal(signum, lambda *_: stopping.set())
-    with local_stack(args.db_path, host=host, aws_port=args.aws_port, snowflake_port=args.snowflake_port) as stack:
-        upload = make_uploader(stack, args.data.read_bytes(), versioned=True)  # as deployed: each start, new versions
-        args.events_out.mkdir(parents=True, exist_ok=True)
-        for event_file in sorted(args.events.glob("*.json")):
-            if event_file.name == "env.json":
-                continue
-            event = json.loads(event_file.read_text(encoding="utf-8"))
-            patched = patch_event(event, upload)
-            (args.events_out / event_file.name).write_text(json.dumps(patched, indent=2), encoding="utf-8")
-        args.env_file.parent.mkdir(parents=True, exist_ok=True)
-        env_vars = sam_env_vars(stack)
-        args.env_file.write_text(json.dumps(env_vars, indent=2) + "\n", encoding="utf-8")
-        network = "" if args.host else f" --docker-network {args.network}"
-        image = "" if args.invoke_image == "official" else f" --invoke-image {args.invoke_image} --skip-pull-image"
-        print(json.dumps(env_vars, indent=2))
-        print(
-            f"\nLocal stack up: S3 + Secrets Manager at {stack.aws_endpoint}, Snowflake at http://{host}:"
-            f"{stack.snowflake_port} (data in {args.db_path}/).\n"
-            f"Env file: {args.env_file}; sample events with their objects uploaded: {args.events_out}/\n"
-            f"In another shell:\n"
-            f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local sam local invoke ScoringFunction"
-            f" -e {args.events_out}/s3-put.json --env-vars {args.env_file}{network} --region {REGION}{image}\n"
-            f"Ctrl-C stops the stack.",
-            flush=True,
-        )
-        while not stopping.wait(0.5):
-            pass
-        print("\nLocal stack stopped.", flush=True)
-    return 0
-
-
-# --- a stack in a process of its own: the benchmarks measure its CPU and memory apart from the function's --------
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process (all its threads) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment without AWS_/SNOWFLAKE_ settings, plus ``extra``: for a child process that
-    runs the function (``extra`` = a stack's ``function_env()``) or the stack itself; quiet by default."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNOWFLAKE_"))}
-    env.update(extra)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
-    env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    return env
-
-
-def stack_from_env(env: Mapping[str, str]) -> LocalStack:
-    """The stack a function environment (``LocalStack.function_env()``) points at: for a child process."""
-    return LocalStack(
-        aws_endpoint=env["AWS_ENDPOINT_URL"],
-        snowflake_host=env["SNOWFLAKE_HOST"],
-        snowflake_port=int(env["SNOWFLAKE_PORT"]),
-        snowflake_db_path=None,
-        secret_name=env["SNOWFLAKE_SECRET_NAME"],
-    )
-
-
-def serve_until_stdin_closes() -> int:
-    """In the stack's process: start moto + fakesnow (in memory), print the function's environment as one JSON
-    line, run until stdin closes, then print this process's peak RSS as one more JSON line."""
-    import sys
-
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    warnings.simplefilter("ignore")
-    with local_stack(None) as stack:
-        print(json.dumps({"env": stack.function_env(), "bucket": stack.bucket, "pid": os.getpid()}), flush=True)
-        sys.stdin.read()
-        print(json.dumps({"peak_rss_mb": peak_rss_mb()}), flush=True)
-    return 0
-
-
-@dataclass
-class StackProcess:
-    """A stack running in a process of its own (``stack_process``): its endpoints, its pid, its peak RSS."""
-
-    proc: Any  # subprocess.Popen[str]
-    env: dict[str, str]
-    bucket: str
-    peak_rss_mb: float | None = None
-
-    @property
-    def stack(self) -> LocalStack:
-        return stack_from_env(self.env)
-
-    def cpu_s(self) -> float:
-        """CPU seconds the stack's process has used so far."""
-        return process_cpu_s(int(self.proc.pid))
-
-    def upload(self, path: Path, key: str) -> dict[str, Any]:
-        """Upload ``path`` (multipart for big files) and return the S3 ObjectCreated event for it."""
-        from tools.s3_events import upload_file
-
-        return upload_file(self.stack.client("s3"), self.bucket, path, key)
-
-
-@contextlib.contextmanager
-def stack_process(preexec_fn: Any = None) -> Iterator[StackProcess]:
-    """moto + fakesnow in a child process for the duration of the block; its peak RSS is read when it stops.
-
-    ``preexec_fn``: run in the child before exec (the benchmarks pin the stack's CPUs with it).
-    """
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from tools.local_stack import serve_until_stdin_closes as s; sys.exit(s())",
-        ],
-        preexec_fn=preexec_fn,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=child_env({}),
-        cwd=REPO_ROOT,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    info = json.loads(proc.stdout.readline())
-    running = StackProcess(proc=proc, env=info["env"], bucket=info["bucket"])
-    try:
-        yield running
-    finally:
-        proc.stdin.close()
-        line = proc.stdout.readline()
-        if line.strip():
-            running.peak_rss_mb = json.loads(line)["peak_rss_mb"]
-        proc.wait(timeout=60)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(serve())

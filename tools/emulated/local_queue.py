@@ -4,7 +4,7 @@ Everything is read from template.yaml (tools/sam_template.py), never copied: the
 (batch size, batching window, maximum concurrency), the queue it reads (visibility timeout, retention, redrive
 policy: its dead-letter queue and maxReceiveCount) and the bucket's notification configuration (events, prefix and
 suffix filters) that sends to it. ``wire_queue`` creates the two queues on moto and puts that configuration on the
-bucket, so that a ``put_object`` sends a real S3 notification to the queue; tools/poller.py then plays the event
+bucket, so that a ``put_object`` sends a real S3 notification to the queue; poller.py then plays the event
 source mapping. Development only: nothing here is shipped.
 """
 

@@ -1,7 +1,7 @@
 """Checks and figures for the built Lambda artifact (and the translated template).
 
-    python -m tools.artifact_checks report               size, glibc/libstdc++ needs, init time +/- bytecode
-    python -m tools.artifact_checks translated-template  the SAM-translated CloudFormation template (JSON)
+    python -m tools.commands.artifact_checks report               size, glibc/libstdc++ needs, init time +/- bytecode
+    python -m tools.commands.artifact_checks translated-template  the SAM-translated CloudFormation template (JSON)
 
 Used by tests/artifact/ and tests/template/ and by `make artifact-report`. Development only.
 """
@@ -107,7 +107,7 @@ print(json.dumps({"init_ms": (time.perf_counter() - t0) * 1000}))
 
 def init_times(artifact: Path, runs: int = 7, runtime_dir: Path = RUNTIME_PROVIDED) -> list[float]:
     """Import the handler module (what Lambda's init phase does) in fresh `python3.13 -I -S` processes."""
-    from tools.invoke import lambda_environment, python313
+    from tools.commands.invoke import lambda_environment, python313
     from tools.sam_template import function_spec
 
     template = load_template()

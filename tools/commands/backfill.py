@@ -26,11 +26,17 @@ table, no row, no ledger row).
 before: ``--workers`` at a time, each with its own Pipeline and Snowflake connection, sharing the Scorer (it
 holds a lock). Configuration is the function's own environment variables (``SNOWFLAKE_*``, ``TARGET_TABLE``...).
 
+**On the local stack** (``--local s3://hospital-drop-local/PREFIX``): in process, with the function's environment
+pointed at the running ``make local-stack`` (read from the env file it writes, .local/sam-env.json): a prefix of
+its bucket, where you put your files (``aws --endpoint-url`` it prints, or ``sam local invoke``'s events).
+``--local`` alone is a self-contained demo instead: a fresh moto + fakesnow, seeded with generated files.
+
     make backfill S3=s3://my-bucket/incoming/2025/ [STACK=tumour-scoring] [IN_PROCESS=1] [DRY_RUN=1]
-    make backfill LOCAL=1 [DRY_RUN=1]
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --stack tumour-scoring --dry-run
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill s3://my-bucket/incoming/ --in-process --workers 4
-    PYTHONPATH=src:. .venv/bin/python -m tools.backfill --local [--dry-run]  # a fresh moto + fakesnow, seeded
+    make backfill LOCAL=1 S3=s3://hospital-drop-local/incoming/ [DRY_RUN=1]   # the running make local-stack
+    make backfill LOCAL=1 [DRY_RUN=1]                                          # the self-contained demo
+    PYTHONPATH=src:. .venv/bin/python -m tools.commands.backfill s3://bucket/incoming/ --stack tumour-scoring --dry-run
+    PYTHONPATH=src:. .venv/bin/python -m tools.commands.backfill s3://bucket/incoming/ --in-process --workers 4
+    PYTHONPATH=src:. .venv/bin/python -m tools.commands.backfill --local [--dry-run]  # a fresh moto + fakesnow, seeded
 
 Development / operations tool: runs on a workstation with the dev venv (boto3, tqdm), not in the Lambda.
 """
@@ -56,7 +62,9 @@ from typing import Any
 from pipeline.ports import ObjectRef
 
 SUFFIXES = (".csv", ".csv.gz")
-SAMCONFIG = Path(__file__).resolve().parent.parent / "samconfig.toml"
+ROOT = Path(__file__).resolve().parents[2]
+SAMCONFIG = ROOT / "samconfig.toml"
+LOCAL_STACK_ENV = ROOT / ".local" / "sam-env.json"  # written by `make local-stack` (tools/commands/serve_stack.py)
 QUEUE_OUTPUT = "IngestQueueUrl"
 BATCH_SIZE = 10  # SendMessageBatch's maximum
 SEND_ATTEMPTS = 4  # sends of an entry SQS failed on its side, before it is reported
@@ -141,7 +149,10 @@ def find_target(cloudformation: Any, stack: str) -> Target:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ValidationError":  # CloudFormation's "does not exist"
-            raise BackfillError(f"no CloudFormation stack {stack!r} here (give --stack / STACK=, or --region)") from exc
+            raise BackfillError(
+                f"no CloudFormation stack {stack!r} here (give --stack / STACK=, or --region; for the bucket of a "
+                "running `make local-stack`: make backfill LOCAL=1 S3=s3://BUCKET/PREFIX)"
+            ) from exc
         raise
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in described.get("Parameters", [])}
@@ -155,7 +166,7 @@ def find_target(cloudformation: Any, stack: str) -> Target:
 
 def notification(ref: ObjectRef, *, region: str, event_time: str) -> dict[str, Any]:
     """The S3 ObjectCreated notification for one listed object version, marked as a backfill."""
-    from tools.s3_events import s3_put_event
+    from tools.emulated.s3_events import s3_put_event
 
     return s3_put_event(
         ref.bucket,
@@ -366,14 +377,14 @@ def backfill(
     from pipeline.errors import PipelineError
 
     s3 = s3 or boto3.client("s3")
+    get_pipeline = None if dry_run else _pipeline_factory()  # the settings checked before anything is listed
     refs = list(list_latest(s3, bucket, prefix))
-    if dry_run:
+    if get_pipeline is None:
         for ref in refs:
             print(describe(ref))
         summary = Summary(dry_run=True)
         summary.statuses["would_load"] = len(refs)
         return {**summary.as_dict(), "would_load": len(refs)}
-    get_pipeline = _pipeline_factory()
     summary = Summary()
 
     def run(ref: Any) -> dict[str, Any]:
@@ -411,9 +422,9 @@ def _local_demo(workers: int, progress: bool, *, dry_run: bool = False, db_path:
     ``db_path``: where the emulated Snowflake keeps its files (None: in memory, gone after the run)."""
     import gzip
 
-    from tools.local_stack import local_stack
+    from tools.emulated.local_stack import local_stack
+    from tools.emulated.s3_events import upload
     from tools.make_files import make_file
-    from tools.s3_events import upload
 
     with local_stack(db_path) as stack:
         os.environ.update(stack.function_env())
@@ -435,6 +446,37 @@ def _local_demo(workers: int, progress: bool, *, dry_run: bool = False, db_path:
         first = backfill(stack.bucket, "backfill/2026/part-0", workers=1, progress=False, s3=s3)
         print(f"pre-loaded: {json.dumps({k: v for k, v in first.items() if k != 'error_details'})}")
         return backfill(stack.bucket, "backfill/", workers=workers, progress=progress, s3=s3)
+
+
+def local_stack_environment(env_file: Path = LOCAL_STACK_ENV) -> dict[str, str]:
+    """The function's environment pointed at the running ``make local-stack``, from the env file it wrote.
+
+    Raises BackfillError, saying what to start, when there is no such file or nothing answers at its endpoint."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from tools.emulated.local_stack import LocalStack
+
+    start = "start `make local-stack` in another shell (it writes that file and runs until Ctrl-C)"
+    try:
+        [declared] = json.loads(env_file.read_text(encoding="utf-8")).values()
+        endpoint = urlsplit(declared["AWS_ENDPOINT_URL"])
+        stack = LocalStack(
+            aws_endpoint=declared["AWS_ENDPOINT_URL"],
+            snowflake_host=declared["SNOWFLAKE_HOST"],
+            snowflake_port=int(declared["SNOWFLAKE_PORT"]),
+            snowflake_db_path=None,
+            secret_name=declared["SNOWFLAKE_SECRET_NAME"],
+        )
+    except FileNotFoundError:
+        raise BackfillError(f"no local stack: {env_file} is missing; {start}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackfillError(f"{env_file} is not the env file `make local-stack` writes ({exc}); {start}") from None
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 80), timeout=2).close()
+    except OSError:
+        raise BackfillError(f"no local stack answers at {stack.aws_endpoint} ({env_file}); {start}") from None
+    return {**stack.function_env(), **declared}
 
 
 def _session(region: str | None) -> Any:
@@ -465,30 +507,55 @@ def main(argv: list[str] | None = None) -> int:
         "--in-process", action="store_true", help="load here with the function's environment, not via the queue"
     )
     parser.add_argument("--workers", type=int, default=4, help="in process: objects in parallel (default 4)")
-    parser.add_argument("--local", action="store_true", help="in process, on a fresh, seeded moto + fakesnow")
     parser.add_argument(
-        "--db-path", type=Path, help="with --local: keep the emulated Snowflake's files here (default: in memory)"
+        "--local",
+        action="store_true",
+        help="with s3://bucket/prefix: in process, on the running `make local-stack`; alone: a seeded demo stack",
+    )
+    parser.add_argument(
+        "--stack-env", type=Path, default=LOCAL_STACK_ENV, help="with --local: the env file make local-stack wrote"
+    )
+    parser.add_argument(
+        "--db-path", type=Path, help="--local demo: keep the emulated Snowflake's files here (default: in memory)"
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     progress = not args.no_progress
-    if args.db_path is not None and not args.local:
-        parser.error("--db-path is for --local")
-    if args.local:
-        summary = _local_demo(args.workers, progress, dry_run=args.dry_run, db_path=args.db_path)
-        failed = summary["errors"]
-    elif not args.url:
-        parser.error("give s3://bucket/prefix, or --local")
-    elif args.in_process:
-        bucket, prefix = parse_s3_url(args.url)
-        summary = backfill(bucket, prefix, workers=args.workers, progress=progress, dry_run=args.dry_run)
-        failed = summary["errors"]
-    else:
+    if args.db_path is not None and not (args.local and not args.url):
+        parser.error("--db-path is for the --local demo (without s3://...)")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipeline.errors import PipelineError
+    from tools.emulated.local_stack import DatabaseInUseError
+
+    try:
+        if args.local and args.url:
+            bucket, prefix = parse_s3_url(args.url)
+            os.environ.update(local_stack_environment(args.stack_env))
+            summary = backfill(bucket, prefix, workers=args.workers, progress=progress, dry_run=args.dry_run)
+            failed = summary["errors"]
+        elif args.local:
+            summary = _local_demo(args.workers, progress, dry_run=args.dry_run, db_path=args.db_path)
+            failed = summary["errors"]
+        elif not args.url:
+            parser.error("give s3://bucket/prefix, or --local")
+        elif args.in_process:
+            bucket, prefix = parse_s3_url(args.url)
+            summary = backfill(bucket, prefix, workers=args.workers, progress=progress, dry_run=args.dry_run)
+            failed = summary["errors"]
+    except (BackfillError, DatabaseInUseError, PipelineError, BotoCoreError, ClientError) as exc:  # nothing ran
+        hint = ""
+        if isinstance(exc, PipelineError | BotoCoreError | ClientError) and args.in_process:
+            hint = (
+                ' (in process, the function\'s own environment variables configure the load: README "Configuration";'
+                " for the bucket of a running `make local-stack`: make backfill LOCAL=1 S3=s3://BUCKET/PREFIX)"
+            )
+        print(f"backfill: {exc}{hint}", file=sys.stderr)
+        return 2
+    if not args.local and args.url and not args.in_process:
         if not args.stack:
             parser.error("no stack: give --stack (STACK=), or set stack_name in samconfig.toml")
-        from botocore.exceptions import BotoCoreError, ClientError
-
         bucket, prefix = parse_s3_url(args.url)
         client = _session(args.region)
         try:

@@ -1,5 +1,5 @@
 """Put a file in the local stack's S3 and get the event S3 would send for it: the one way tools, tests and
-benchmarks do it. Also the one S3 notification shape ``tools/backfill.py`` sends to the deployed queue, and SQS
+benchmarks do it. Also the one S3 notification shape ``tools/commands/backfill.py`` sends to the deployed queue, and SQS
 messages wrapped as Lambda delivers them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from tools.local_stack import BUCKET, REGION, LocalStack
+from tools.emulated.local_stack import BUCKET, REGION, LocalStack
 
 MULTIPART_CHUNK_BYTES = 256 << 20  # big benchmark files go up in a few parts
 FAKE_SEQUENCER = "0A1B2C3D4E5F678901"  # the local uploads' events carry one, as S3's do

@@ -487,7 +487,7 @@ def modelled_app(model: SnowflakeModel) -> Any:
 @contextlib.contextmanager
 def modelled_snowflake(model: SnowflakeModel) -> Iterator[int]:
     """Serve fakesnow behind the model on a loopback port (the local stack's fakesnow must be running)."""
-    from tools.local_stack import serve_asgi
+    from tools.emulated.local_stack import serve_asgi
 
     with serve_asgi(modelled_app(model), name="snowflake-model") as port:
         yield port
