@@ -51,7 +51,7 @@ def test_chunks_are_bounded_and_record_numbers_skip_invalid_records() -> None:
     # Given 10 records where records on lines 4 and 9 have the wrong number of fields
     lines = ["id,a,b"] + [f"{i},{i},{i}" for i in range(2, 12)]
     lines[3] = "x,y"
-    lines[8] = "1,2,3,4"
+    lines[8] = "1.5,2.5,3.5,4.5"  # (integers would also earn the decimal-comma hint: see below)
     _, rows, numbers, invalid = read(("\n".join(lines) + "\n").encode(), chunk_rows=3)
     # Then the 8 good ones keep their own line numbers and the 2 bad ones are reported with theirs
     assert numbers == [2, 3, 5, 6, 7, 8, 10, 11]
@@ -509,9 +509,12 @@ def test_invalid_records_are_handed_over_in_bounded_chunks_as_the_file_is_read(e
     invalid_count = sum(1 for r in records if r.count(b",") == 3)
     assert sum(handed) == invalid_count
     assert max(handed) <= 500
-    # and the reader never holds more than a chunk's worth plus a few parser blocks' records (~20 each here),
-    # whatever the file's size
-    assert max(held) <= 500 + 100
+    # and the reader never holds more than its design bound, whatever the file's size: the records waiting to be
+    # judged and those judged but not yet handed over (a chunk's worth each), the parser's outbox, and the full
+    # queue between the threads. How much of the queue is full at a given moment depends on thread timing (a busy
+    # machine), the bound does not; it is a small fraction of the file's 12,000 invalid records.
+    bound = 2 * 500 + (csv_reader._CHANNEL_ITEMS + 1) * csv_reader._OUTBOX_RECORDS
+    assert max(held) <= bound < invalid_count // 3
     # and the first are handed over once the first MiB (the header peek) and a chunk's worth have been read
     assert read_so_far[0] < len(data) // 2
 
@@ -579,7 +582,8 @@ def test_a_value_beyond_the_header_is_still_rejected_never_dropped(
     # Given rows around the trailing-delimiter ones with a value (or an empty field too many, or too few fields)
     # When it is read / Then those rows are rejected with their line, the others load
     _, rows, lines, invalid = read(data)
-    assert invalid == expected
+    # (integer cells such as these may earn the decimal-comma hint after the count: see the hint's own test)
+    assert [(line, reason.split(" (")[0]) for line, reason in invalid] == expected
     assert len(rows) == data.count(b"\n") - 2 and expected[0][0] not in lines
 
 
