@@ -212,6 +212,21 @@ def _values(rows: int, columns: int) -> str:
     return ", ".join([f"({_marks(columns)})"] * rows)
 
 
+# Seconds of the invocation kept back when a statement's server-side timeout is derived from the time left: enough
+# to roll back, answer SQS and log after Snowflake cancels the statement (000630, retriable).
+STATEMENT_MARGIN_SECONDS = 15
+
+
+def statement_timeout(time_left: Callable[[], float] | None) -> int | None:
+    """STATEMENT_TIMEOUT_IN_SECONDS for a statement starting now: the invocation's time left less the margin, at
+    least 1 s; None without a clock (Snowflake's own default applies). The pipeline starts a publish only with
+    SNOWFLAKE_LOCK_TIMEOUT + 60 s left (pipeline/process.py), so a lock wait ends with LOCK_TIMEOUT's lock error
+    before this limit."""
+    if time_left is None:
+        return None
+    return max(1, int(time_left() - STATEMENT_MARGIN_SECONDS))
+
+
 class _Schema:
     """What this container has already made sure exists, so that a warm load runs no DDL and no catalog read."""
 
@@ -250,6 +265,12 @@ class SnowflakeWarehouse:
         self._write_pandas = write_pandas
         self._conn: Any = None
         self._schema = _Schema()
+        self._time_left: Callable[[], float] | None = None
+
+    def use_clock(self, time_left: Callable[[], float] | None) -> None:
+        """The invocation's clock (seconds left): from now on, Snowflake itself cancels a statement that would outlive
+        the invocation (STATEMENT_TIMEOUT_IN_SECONDS, see ``statement_timeout``). No client-side timer does."""
+        self._time_left = time_left
 
     def _connection(self) -> Any:
         if self._conn is not None:
@@ -267,7 +288,9 @@ class SnowflakeWarehouse:
             "database": s.database,
             "schema": s.schema_name,
             "login_timeout": s.login_timeout,
-            "network_timeout": s.login_timeout * 4,
+            # No network_timeout: the connector arms it as a client-side timer that cancels every statement running
+            # longer (error 000604), lock waits included. Snowflake's own limits govern instead: LOCK_TIMEOUT for a
+            # lock wait (a lock error, 000625) and STATEMENT_TIMEOUT_IN_SECONDS from the invocation's clock.
             "client_session_keep_alive": False,
             "application": "tumour-scoring-lambda",
             # Sent with the login, so it costs no round trip: DML opens a transaction implicitly and the publish
@@ -285,6 +308,10 @@ class SnowflakeWarehouse:
             },
             **creds.connect_kwargs(),
         }
+        if (limit := statement_timeout(self._time_left)) is not None:
+            # For the statements the adapter does not send itself (write_pandas', COMMIT): the login's invocation
+            # bounds them; the adapter's own statements carry the current invocation's limit (SnowflakeBatch).
+            kwargs["session_parameters"]["STATEMENT_TIMEOUT_IN_SECONDS"] = limit
         if s.warehouse:
             kwargs["warehouse"] = s.warehouse
         if s.role:
@@ -330,7 +357,7 @@ class SnowflakeWarehouse:
     @contextmanager
     def batch(self) -> Iterator[SnowflakeBatch]:
         conn = self._connection()
-        batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema)
+        batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema, self._time_left)
         try:
             if not self._schema.fixed_tables:
                 batch.ensure_fixed_tables()
@@ -412,8 +439,16 @@ class SnowflakeBatch:
     together. The publish is one transaction for the whole batch (see the module docstring).
     """
 
-    def __init__(self, conn: Any, settings: Settings, write_pandas: Any, schema: _Schema) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        settings: Settings,
+        write_pandas: Any,
+        schema: _Schema,
+        time_left: Callable[[], float] | None = None,
+    ) -> None:
         self._conn = conn
+        self._time_left = time_left
         self._s = settings
         self._write_pandas = write_pandas or _connector_write_pandas
         self._schema = schema
@@ -431,7 +466,12 @@ class SnowflakeBatch:
     def _execute(self, sql: str, params: tuple[Any, ...] | None = None, *, what: str, dml: bool = False) -> Any:
         try:
             cur = self._conn.cursor()
-            cur.execute(sql, params)
+            if (limit := statement_timeout(self._time_left)) is None:
+                cur.execute(sql, params)
+            else:
+                # A statement-level parameter, sent with the query request itself: no round trip, enforced by the
+                # server (000630), never a client-side cancel.
+                cur.execute(sql, params, _statement_params={"STATEMENT_TIMEOUT_IN_SECONDS": limit})
         except PipelineError:
             raise
         except Exception as exc:
