@@ -17,6 +17,12 @@ matches no row takes no lock at all. Snowflake behaves differently, and bursts d
 * ``STATEMENT_TIMEOUT_IN_SECONDS`` (session parameter at login, ``ALTER SESSION``, or the query request's own
   ``parameters``; 0 = none): a statement still waiting for a lock or running when it expires is cancelled by the
   server with error 000630 (SQLSTATE 57014). A lock wait ends with whichever of the two limits comes first.
+* Micro-partition pruning (option ``history``): Snowflake reads a table's micro-partitions unless their min/max
+  metadata excludes them (https://docs.snowflake.com/en/user-guide/tables-clustering-micropartitions). A table
+  appended to in time order is naturally clustered by its insertion-time column, so a range predicate on it
+  (``col >= …``/``col > …``) prunes the old rows; a hash (``LOAD_KEY``) prunes nothing. ``history`` gives a
+  table's prior rows and that column: each reference to the table in a statement whose own WHERE lacks such a
+  predicate reads every prior row, at ``Latency.per_row_scanned`` each.
 * Every statement costs a round trip: by default 100 ms, 400 ms for a ``PUT`` or a ``COPY``.
 * ``AUTOCOMMIT`` (https://docs.snowflake.com/en/sql-reference/transactions#autocommit) comes from the login's
   session parameters (default TRUE) and from ``ALTER SESSION SET AUTOCOMMIT = TRUE|FALSE``, which first commits
@@ -73,12 +79,52 @@ class Latency:
 
     statement: float = 0.100
     transfer: float = 0.400  # PUT and COPY
+    per_row_scanned: float = 1e-6  # a prior row read because no predicate pruned its micro-partition
 
     def of(self, kind: str) -> float:
         return self.transfer if kind in {"PUT", "COPY"} else self.statement
 
 
-NO_LATENCY = Latency(0.0, 0.0)
+NO_LATENCY = Latency(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class History:
+    """A table's prior rows (never sent to the engine: only their cost is modelled) and the column it is naturally
+    clustered by (its insertion time)."""
+
+    rows: int
+    clustered_by: str = "STARTED_AT"
+
+
+def unpruned_scans(sql: str, table: str, clustered_by: str, database: str | None, schema: str | None) -> int:
+    """How many references to ``table`` (DATABASE.SCHEMA.TABLE) in ``sql`` read it whole: those whose own WHERE
+    (of the SELECT, UPDATE or DELETE they belong to) has no range predicate on ``clustered_by`` for them."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="snowflake")
+    except Exception:
+        return 0
+    column = clustered_by.upper()
+    unpruned = 0
+    for node in tree.find_all(exp.Table):
+        parts = [p.upper() for p in (node.catalog or database or "", node.db or schema or "", node.name)]
+        if ".".join(parts) != table.upper():
+            continue
+        alias = (node.alias or "").upper()
+        scope = node.find_ancestor(exp.Select, exp.Update, exp.Delete)
+        where = scope.args.get("where") if scope is not None else None
+        pruned = False
+        if where is not None:
+            for cmp in where.find_all(exp.GTE, exp.GT):
+                col = cmp.this
+                if isinstance(col, exp.Column) and col.name.upper() == column:
+                    qualifier = (col.table or "").upper()
+                    pruned = pruned or qualifier in {"", alias, node.name.upper()}
+        unpruned += 0 if pruned else 1
+    return unpruned
 
 
 class LockError(Exception):
@@ -312,7 +358,9 @@ class Step:
     released: tuple[str, ...]  # the tables whose locks it released (its transaction ended)
     in_transaction: bool  # a transaction was open once it finished
     waited: float  # seconds waited for the lock
-    refused: bool = False  # aborted with 000625
+    refused: bool = False  # aborted with 000625 (or 000630)
+    seconds: float = 0.0  # the modelled cost: latency plus the rows read unpruned (not the lock wait)
+    rows_scanned: int = 0  # prior rows of a ``history`` table read because no predicate pruned them
 
 
 def lock_spans(steps: list[Step], table: str) -> list[int]:
@@ -338,10 +386,16 @@ class SnowflakeModel:
     """The lock table, the latency and what each session is doing; counters and a trace for benchmarks."""
 
     def __init__(
-        self, latency: Latency = Latency(), *, max_waiters: int = MAX_WAITERS, insert_waits: bool = False
+        self,
+        latency: Latency = Latency(),
+        *,
+        max_waiters: int = MAX_WAITERS,
+        insert_waits: bool = False,
+        history: dict[str, History] | None = None,
     ) -> None:
         self.latency = latency
         self.insert_waits = insert_waits
+        self.history = {name.upper(): h for name, h in (history or {}).items()}  # DATABASE.SCHEMA.TABLE
         self.locks = LockTable(max_waiters)
         self.sessions: dict[str, _Session] = {}
         self.counts: Counter[str] = Counter()
@@ -397,6 +451,12 @@ class SnowflakeModel:
         held_before = bool(self.locks.held_by(session))
         released: set[str] = set()
         waited, refused = 0.0, False
+        scanned = sum(
+            h.rows * unpruned_scans(sql, name, h.clustered_by, database, schema)
+            for name, h in self.history.items()
+            if name.rsplit(".", 1)[-1] in sql.upper()
+        )
+        cost = self.latency.of(statement.kind) + scanned * self.latency.per_row_scanned
 
         def end_transaction() -> None:
             state.in_transaction = False
@@ -429,7 +489,7 @@ class SnowflakeModel:
                     raise
                 self.counts["lock_wait_ms"] += int(waited * 1000)
             try:
-                if (seconds := self.latency.of(statement.kind)) > 0:
+                if (seconds := cost) > 0:
                     if limit is not None and waited + seconds > limit:  # cancelled by the server: opens nothing
                         await asyncio.sleep(max(0.0, limit - waited))
                         refused = True
@@ -461,6 +521,8 @@ class SnowflakeModel:
                     in_transaction=state.in_transaction,
                     waited=waited,
                     refused=refused,
+                    seconds=cost,
+                    rows_scanned=scanned,
                 )
             )
         if (match := _LOCK_TIMEOUT_SET.match(sql)) is not None:

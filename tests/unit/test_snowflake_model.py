@@ -11,6 +11,7 @@ import pytest
 
 from tools.snowflake_model import (
     NO_LATENCY,
+    History,
     Latency,
     LockError,
     SnowflakeModel,
@@ -19,6 +20,7 @@ from tools.snowflake_model import (
     Step,
     classify_statement,
     lock_spans,
+    unpruned_scans,
 )
 
 DB, SCHEMA = "TUMOURS", "SCORING"
@@ -638,3 +640,45 @@ def test_lock_spans_count_each_holding_across_sessions_and_reset_trace_forgets()
         assert model.trace("A") == [] and model.traces() == {}
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("sql", "unpruned"),
+    [
+        ("UPDATE LEDGER SET LOCK_TOKEN = 't' WHERE LOAD_KEY IN ('a', 'b')", 1),
+        ("UPDATE LEDGER SET LOCK_TOKEN = 't' WHERE LOAD_KEY IN ('a') AND STARTED_AT >= CURRENT_TIMESTAMP()", 0),
+        (
+            "UPDATE LEDGER AS l SET STATUS = 'LOADED' WHERE l.STARTED_AT > CURRENT_TIMESTAMP() AND l.LOAD_KEY NOT IN "
+            "(SELECT f.LOAD_KEY FROM LEDGER AS f WHERE f.STATUS = 'LOADED')",
+            1,  # the subquery reads the whole history
+        ),
+        (
+            "UPDATE LEDGER AS l SET STATUS = 'LOADED' WHERE l.STARTED_AT > CURRENT_TIMESTAMP() AND l.LOAD_KEY NOT IN "
+            "(SELECT f.LOAD_KEY FROM LEDGER AS f WHERE f.STARTED_AT >= CURRENT_TIMESTAMP())",
+            0,
+        ),
+        ("UPDATE LEDGER AS l SET STATUS = 'X' FROM T AS x WHERE x.STARTED_AT >= CURRENT_TIMESTAMP()", 1),  # not l's
+        ("SELECT COUNT(*) FROM OTHER WHERE A = 1", 0),
+    ],
+    ids=["by-hash", "by-insertion-time", "subquery-unpruned", "both-pruned", "another-tables-column", "other-table"],
+)
+def test_a_reference_to_a_table_reads_its_history_unless_its_own_where_prunes_by_insertion_time(
+    sql: str, unpruned: int
+) -> None:
+    assert unpruned_scans(sql, LEDGER, "STARTED_AT", DB, SCHEMA) == unpruned
+
+
+def test_the_history_a_statement_reads_unpruned_is_charged_and_traced() -> None:
+    async def scenario() -> list[Step]:
+        # Given a ledger with a million prior rows at 1 microsecond each
+        model = SnowflakeModel(Latency(0.0, 0.0, 1e-6), history={LEDGER: History(1_000_000)})
+        a = Client(model, "A", [])
+        # When one statement finds rows by the hash alone, another by insertion time too
+        await a.sql("SELECT STATUS FROM LEDGER WHERE LOAD_KEY = 'k'")
+        await a.sql("SELECT STATUS FROM LEDGER WHERE LOAD_KEY = 'k' AND STARTED_AT >= CURRENT_TIMESTAMP()")
+        return model.trace("A")
+
+    # Then the first read the million rows (about a second), the second none
+    first, second = run(scenario)
+    assert (first.rows_scanned, second.rows_scanned) == (1_000_000, 0)
+    assert first.seconds == pytest.approx(1.0) and second.seconds == 0
