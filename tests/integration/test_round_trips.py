@@ -24,7 +24,7 @@ SMALL_ROWS = 20
 
 @pytest.fixture
 def modelled(stack: Any) -> Iterator[tuple[SnowflakeModel, int]]:
-    model = SnowflakeModel(NO_LATENCY)
+    model = SnowflakeModel(NO_LATENCY, insert_waits=True)  # strict: an INSERT may wait behind an UPDATE
     with modelled_snowflake(model) as port:
         yield model, port
 
