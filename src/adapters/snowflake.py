@@ -229,6 +229,9 @@ def _values(rows: int, columns: int) -> str:
     return ", ".join([f"({_marks(columns)})"] * rows)
 
 
+# write_pandas' temporary stages a session may gather before the adapter ends it between two batches.
+MAX_SESSION_STAGES = 200
+
 # Seconds of the invocation kept back when a statement's server-side timeout is derived from the time left: enough
 # to roll back, answer SQS and log after Snowflake cancels the statement (000630, retriable).
 STATEMENT_MARGIN_SECONDS = 15
@@ -257,6 +260,7 @@ class _Schema:
         # Staged rows' object numbers, never reused in a session: rows an earlier batch left in a staging table
         # (published, or rolled back with it) never match a later batch's numbers.
         self.numbers = itertools.count(1)
+        self.stages = 0  # temporary stages write_pandas created in this session
 
     def has(self, table: str, columns: list[tuple[str, str]]) -> bool:
         known = self.columns.get(table)
@@ -352,6 +356,7 @@ class SnowflakeWarehouse:
         except Exception as exc:
             raise classify(exc, "connect") from exc  # no statement ran: no value to quote
         self._schema.forget()  # a new session: temporary tables are gone, and nothing is known of the others
+        self._schema.stages = 0
         return self._conn
 
     @staticmethod
@@ -405,6 +410,11 @@ class SnowflakeWarehouse:
             raise classify(exc, "load") from _cause(exc)
         else:
             batch.finish()
+            if self._schema.stages >= MAX_SESSION_STAGES:
+                # write_pandas creates a TEMPORARY stage per call and never drops it (its COPY's PURGE empties it);
+                # temporary objects go with their session, so a long-lived warm session is ended here, between
+                # batches, and the next batch logs in again (one login every MAX_SESSION_STAGES staging writes).
+                self.close()
 
 
 class _StagedTable:
@@ -673,6 +683,7 @@ class SnowflakeBatch:
         objects = len({n for n, _ in table.pending})
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, copy=False)
         table.pending, table.pending_rows = [], 0
+        self._schema.stages += 1  # write_pandas' CREATE TEMPORARY STAGE, which nothing drops but the session's end
         try:
             try:
                 ok, _chunks, nrows, _ = self._write_pandas(

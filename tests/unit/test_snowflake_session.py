@@ -133,3 +133,32 @@ def test_without_the_invocations_clock_no_statement_timeout_is_set() -> None:
         pass
     assert "STATEMENT_TIMEOUT_IN_SECONDS" not in asked[0]["session_parameters"]
     assert all("_statement_params" not in sent for _, sent in conn.sent)
+
+
+def test_a_warm_session_is_ended_between_batches_before_write_pandas_stages_pile_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pandas as pd
+
+    import adapters.snowflake as adapter
+
+    # Given write_pandas (a temporary stage per call, never dropped but by the session's end) and a limit of 3
+    monkeypatch.setattr(adapter, "MAX_SESSION_STAGES", 3)
+    asked: list[dict[str, Any]] = []
+
+    def connect(**kwargs: Any) -> _Connection:
+        asked.append(kwargs)
+        return _Connection()
+
+    def write_pandas(conn: Any, frame: pd.DataFrame, **kwargs: Any) -> tuple[bool, int, int, list[Any]]:
+        return True, 1, len(frame), []
+
+    settings = Settings.from_env(BASE | {"CHUNK_ROWS": "1"})
+    credentials = SnowflakeCredentials(user="u", password="p")
+    warehouse = SnowflakeWarehouse(settings, lambda: credentials, connect=connect, write_pandas=write_pandas)
+    # When seven batches each make one staging write
+    for _ in range(7):
+        with warehouse.batch() as batch:
+            batch.stage(batch.next_number(), pd.DataFrame({"A": [1.0]}), [("A", "FLOAT")])
+    # Then the session was ended after every third and a new one logged in: three sessions, none with more than 3
+    assert len(asked) == 3
