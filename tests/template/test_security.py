@@ -100,6 +100,8 @@ def test_no_self_trigger_the_function_cannot_write_to_s3(translated: dict[str, A
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",  # SAM's, for the SQS event source
+        # SAM's, for the optional VpcConfig (VpcSubnetIds): network interfaces and logs only, nothing on S3
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
     ]
 
 
