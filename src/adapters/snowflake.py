@@ -295,12 +295,7 @@ class SnowflakeWarehouse:
         self._write_pandas = write_pandas
         self._conn: Any = None
         self._schema = _Schema()
-        self._time_left: Callable[[], float] | None = None
-
-    def use_clock(self, time_left: Callable[[], float] | None) -> None:
-        """The invocation's clock (seconds left): from now on, Snowflake itself cancels a statement that would outlive
-        the invocation (STATEMENT_TIMEOUT_IN_SECONDS, see ``statement_timeout``). No client-side timer does."""
-        self._time_left = time_left
+        self._time_left: Callable[[], float] | None = None  # the current invocation's clock, from batch()
 
     def _connection(self) -> Any:
         if self._conn is not None:
@@ -386,7 +381,11 @@ class SnowflakeWarehouse:
                 conn.close()
 
     @contextmanager
-    def batch(self) -> Iterator[SnowflakeBatch]:
+    def batch(self, time_left: Callable[[], float] | None = None) -> Iterator[SnowflakeBatch]:
+        """``time_left`` (the invocation's clock): Snowflake itself cancels a statement that would outlive the
+        invocation (STATEMENT_TIMEOUT_IN_SECONDS, ``statement_timeout``); no client-side timer does."""
+        if time_left is not None:
+            self._time_left = time_left
         conn = self._connection()
         batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema, self._time_left)
         try:

@@ -57,11 +57,4 @@ except ConfigurationError:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    pipeline = build_pipeline()
-
-    def time_left() -> float:
-        return context.get_remaining_time_in_millis() / 1000
-
-    if isinstance(pipeline.warehouse, SnowflakeWarehouse):
-        pipeline.warehouse.use_clock(time_left)  # Snowflake cancels what would outlive the invocation
-    return handle(event, pipeline, time_left=time_left)
+    return handle(event, build_pipeline(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)

@@ -89,9 +89,18 @@ def logged_in(environ: dict[str, str], left: list[float] | None) -> tuple[dict[s
 
     credentials = SnowflakeCredentials(user="u", password="p")
     warehouse = SnowflakeWarehouse(Settings.from_env(environ), lambda: credentials, connect=connect)
-    if left is not None:
-        warehouse.use_clock(lambda: left[0])
-    return asked, conn, warehouse
+    clock = None if left is None else (lambda: left[0])
+    return asked, conn, _Clocked(warehouse, clock)
+
+
+class _Clocked:
+    """The warehouse, each batch opened with the invocation's clock (as pipeline/process.py opens them)."""
+
+    def __init__(self, warehouse: SnowflakeWarehouse, clock: Any) -> None:
+        self.warehouse, self.clock = warehouse, clock
+
+    def batch(self) -> Any:
+        return self.warehouse.batch(self.clock)
 
 
 @pytest.mark.parametrize("left", [None, [900.0]], ids=["no-clock", "lambda-clock"])
