@@ -32,6 +32,7 @@ import io
 import itertools
 import logging
 import mimetypes
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -237,6 +238,12 @@ MAX_SESSION_STAGES = 200
 STATEMENT_MARGIN_SECONDS = 15
 
 
+def _counting_down(seconds_left: float) -> Callable[[], float]:
+    """A clock read once: the seconds left now, counting down with the monotonic clock."""
+    deadline = time.monotonic() + seconds_left
+    return lambda: deadline - time.monotonic()
+
+
 def statement_timeout(time_left: Callable[[], float] | None) -> int | None:
     """STATEMENT_TIMEOUT_IN_SECONDS for a statement starting now: the invocation's time left less the margin, at
     least 1 s; None without a clock (Snowflake's own default applies). The pipeline starts a publish only with
@@ -383,9 +390,10 @@ class SnowflakeWarehouse:
     @contextmanager
     def batch(self, time_left: Callable[[], float] | None = None) -> Iterator[SnowflakeBatch]:
         """``time_left`` (the invocation's clock): Snowflake itself cancels a statement that would outlive the
-        invocation (STATEMENT_TIMEOUT_IN_SECONDS, ``statement_timeout``); no client-side timer does."""
+        invocation (STATEMENT_TIMEOUT_IN_SECONDS, ``statement_timeout``); no client-side timer does. The clock is
+        read once per batch; each statement's limit counts down from that reading."""
         if time_left is not None:
-            self._time_left = time_left
+            self._time_left = _counting_down(time_left())
         conn = self._connection()
         batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema, self._time_left)
         try:
