@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install lock model import-model test test-fast lint format demo score score-usage query bench backfill clean
+.PHONY: help install lock model import-model test test-fast test-snowflake lint format demo score score-usage query bench backfill clean
 
 include mk/sam.mk
 include mk/deploy.mk
@@ -55,6 +55,9 @@ import-model: install ## convert SAVED_MODEL=<dir> per CONFIG=<file.json> to mod
 
 test: install ## every test: unit, model, integration (with the benchmark smoke runs), hardening, artifact, template
 	$(PY) -m pytest -q
+
+test-snowflake: install ## the real-account acceptance suite; without SNOWFLAKE_* credentials it says what it needs and exits 0
+	PYTHONPATH=$(CURDIR)/src:$(CURDIR) TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tests.integration.run_real_snowflake
 
 test-fast: install ## unit tests only (no servers, no network): ~20 s of CPU, 20-30 s on an idle 2-vCPU machine
 	$(PY) -m pytest -q tests/unit

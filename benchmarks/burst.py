@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     results: dict[str, dict[str, Any]] = {}
-    model = SnowflakeModel(latency)
+    # The strict model: an INSERT may wait behind another session's UPDATE of its table (Snowflake: "sometimes").
+    model = SnowflakeModel(latency, insert_waits=True)
     with local_stack(args.db_path) as stack, modelled_snowflake(model) as port:
         for batch_publish in modes:
             result = run_mode(

@@ -2,18 +2,27 @@
 
 How exactly-once works (the Snowflake semantics relied on: docs/exactly-once.md):
 
-1. ``claim``: one read of the ledger for the batch's object versions; those already LOADED or FAILED are
-   duplicates, and nothing of them is read or staged. The claim writes nothing.
-2. ``stage``: rows and rejects go to session-scoped TEMPORARY tables through write_pandas (PUT + COPY), each row
-   tagged with its object's number in the batch; small files share one write.
+1. ``claim``: one INSERT of a STARTED row for each of the batch's object versions no ledger row says is LOADED or
+   FAILED, then COMMIT at once (no transaction stays open while the batch is read and scored); only when it
+   inserted fewer rows than versions, one read learns which are duplicates. Nothing of those is read or staged.
+2. ``stage``: rows and rejects go to the session's TEMPORARY staging tables (created once per session) through
+   write_pandas (a temporary stage, PUT + COPY), each row tagged with its object's number, never reused in the
+   session; small files share one write.
 3. ``publish``: one transaction for the whole batch. The connection runs with AUTOCOMMIT off, so the first DML
-   statement opens it. The rows and rejects are inserted (INSERT takes no table lock); ``UPDATE ledger`` then
-   write-locks the ledger until COMMIT, so concurrent publishers queue behind each other; then one INSERT writes
-   the batch's ledger rows (LOADED with counts, or FAILED with the reason) except where a committed row already
-   says LOADED or FAILED: a new statement, it sees everything committed while this one waited. If it wrote
-   fewer rows than the batch has versions, a concurrent delivery won one of them: everything is rolled back and
-   the batch runs again. Otherwise COMMIT. A crash anywhere before COMMIT leaves nothing behind but temporary
-   tables, which vanish with the session; the retry starts over.
+   statement opens it. Append: the rows and rejects are inserted; ``UPDATE ledger`` then write-locks the ledger
+   until COMMIT, so concurrent publishers queue behind each other; one UPDATE turns the batch's STARTED rows
+   LOADED (with counts) or FAILED (with the reason) except where a committed row already says LOADED or FAILED:
+   a new statement, it sees everything committed while this one waited. If it wrote fewer rows than the batch
+   has versions, a concurrent delivery won one of them: everything is rolled back and the batch runs again.
+   Otherwise COMMIT: three statements under the lock. Upsert: set-based, at most eight (``_publish_upsert``).
+   Every ledger reference under the lock is pruned by STARTED_AT (``RECENT_SECONDS``), so the lock is held as
+   long with a million prior loads as with none. A crash before COMMIT leaves the claim's STARTED rows (a record
+   of the attempt) and temporary tables, which vanish with the session; the retry starts over.
+
+No client-side timer cancels a statement (no ``network_timeout``): Snowflake's LOCK_TIMEOUT and a server-side
+STATEMENT_TIMEOUT_IN_SECONDS from the invocation's time left govern (``statement_timeout``).
+Creating or altering the fixed tables (CREATE TABLE IF NOT EXISTS, ALTER TABLE ADD COLUMN for drift and the
+ledger's migration) needs the tables' OWNERSHIP (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import io
 import itertools
 import logging
 import mimetypes
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -200,6 +210,14 @@ def _cause(exc: BaseException) -> BaseException | None:
 # A staged row's object within its batch (never a target column: pipeline/output.py reserves the name).
 OBJECT_NO = ("OBJECT_NO_", "NUMBER(9,0)")
 _FINAL = "('LOADED', 'FAILED')"
+# The statements under the ledger lock touch only recent ledger rows, by a predicate Snowflake prunes micro-partitions
+# by (the ledger is appended to in STARTED_AT order, so each micro-partition covers a narrow STARTED_AT range): LOAD_KEY
+# is a hash, which no micro-partition's min/max excludes. Safe because every row they need is recent: the batch's
+# STARTED rows were claimed in this invocation, and a row a concurrent delivery made final after this claim (the
+# claim saw every row final before it) was claimed in an invocation that overlapped this one. A Lambda invocation
+# lasts at most 900 s; the window is 8 times that.
+RECENT_SECONDS = 7200
+_RECENT = f"DATEADD(SECOND, -{RECENT_SECONDS}, CURRENT_TIMESTAMP())"
 
 
 def _marks(n: int) -> str:
@@ -212,12 +230,44 @@ def _values(rows: int, columns: int) -> str:
     return ", ".join([f"({_marks(columns)})"] * rows)
 
 
+# write_pandas' temporary stages a session may gather before the adapter ends it between two batches.
+MAX_SESSION_STAGES = 200
+
+# Seconds of the invocation kept back when a statement's server-side timeout is derived from the time left: enough
+# to roll back, answer SQS and log after Snowflake cancels the statement (000630, retriable).
+STATEMENT_MARGIN_SECONDS = 15
+
+
+def _counting_down(seconds_left: float) -> Callable[[], float]:
+    """A clock read once: the seconds left now, counting down with the monotonic clock."""
+    deadline = time.monotonic() + seconds_left
+    return lambda: deadline - time.monotonic()
+
+
+def statement_timeout(time_left: Callable[[], float] | None) -> int | None:
+    """STATEMENT_TIMEOUT_IN_SECONDS for a statement starting now: the invocation's time left less the margin, at
+    least 1 s; None without a clock (Snowflake's own default applies). The pipeline starts a publish only with
+    SNOWFLAKE_LOCK_TIMEOUT + 60 s left (pipeline/process.py), so a lock wait ends with LOCK_TIMEOUT's lock error
+    before this limit."""
+    if time_left is None:
+        return None
+    return max(1, int(time_left() - STATEMENT_MARGIN_SECONDS))
+
+
 class _Schema:
     """What this container has already made sure exists, so that a warm load runs no DDL and no catalog read."""
 
     def __init__(self) -> None:
         self.fixed_tables = False
         self.columns: dict[str, set[str]] = {}
+        # The session's staging tables (temporary: they live as long as the session) and the columns each was
+        # created with, so that a warm batch writes to them with no DDL; the rows each holds, to drop big ones.
+        self.staging: dict[str, list[tuple[str, str]]] = {}
+        self.staging_rows: dict[str, int] = {}
+        # Staged rows' object numbers, never reused in a session: rows an earlier batch left in a staging table
+        # (published, or rolled back with it) never match a later batch's numbers.
+        self.numbers = itertools.count(1)
+        self.stages = 0  # temporary stages write_pandas created in this session
 
     def has(self, table: str, columns: list[tuple[str, str]]) -> bool:
         known = self.columns.get(table)
@@ -227,6 +277,8 @@ class _Schema:
         """After a failure: a table may have been dropped or altered behind this container's back."""
         self.fixed_tables = False
         self.columns.clear()
+        self.staging.clear()  # recreated (OR REPLACE) by the next batch that stages to them
+        self.staging_rows.clear()
 
 
 class SnowflakeWarehouse:
@@ -250,6 +302,7 @@ class SnowflakeWarehouse:
         self._write_pandas = write_pandas
         self._conn: Any = None
         self._schema = _Schema()
+        self._time_left: Callable[[], float] | None = None  # the current invocation's clock, from batch()
 
     def _connection(self) -> Any:
         if self._conn is not None:
@@ -267,7 +320,9 @@ class SnowflakeWarehouse:
             "database": s.database,
             "schema": s.schema_name,
             "login_timeout": s.login_timeout,
-            "network_timeout": s.login_timeout * 4,
+            # No network_timeout: the connector arms it as a client-side timer that cancels every statement running
+            # longer (error 000604), lock waits included. Snowflake's own limits govern instead: LOCK_TIMEOUT for a
+            # lock wait (a lock error, 000625) and STATEMENT_TIMEOUT_IN_SECONDS from the invocation's clock.
             "client_session_keep_alive": False,
             "application": "tumour-scoring-lambda",
             # Sent with the login, so it costs no round trip: DML opens a transaction implicitly and the publish
@@ -285,6 +340,10 @@ class SnowflakeWarehouse:
             },
             **creds.connect_kwargs(),
         }
+        if (limit := statement_timeout(self._time_left)) is not None:
+            # For the statements the adapter does not send itself (write_pandas', COMMIT): the login's invocation
+            # bounds them; the adapter's own statements carry the current invocation's limit (SnowflakeBatch).
+            kwargs["session_parameters"]["STATEMENT_TIMEOUT_IN_SECONDS"] = limit
         if s.warehouse:
             kwargs["warehouse"] = s.warehouse
         if s.role:
@@ -299,6 +358,7 @@ class SnowflakeWarehouse:
         except Exception as exc:
             raise classify(exc, "connect") from exc  # no statement ran: no value to quote
         self._schema.forget()  # a new session: temporary tables are gone, and nothing is known of the others
+        self._schema.stages = 0
         return self._conn
 
     @staticmethod
@@ -328,9 +388,14 @@ class SnowflakeWarehouse:
                 conn.close()
 
     @contextmanager
-    def batch(self) -> Iterator[SnowflakeBatch]:
+    def batch(self, time_left: Callable[[], float] | None = None) -> Iterator[SnowflakeBatch]:
+        """``time_left`` (the invocation's clock): Snowflake itself cancels a statement that would outlive the
+        invocation (STATEMENT_TIMEOUT_IN_SECONDS, ``statement_timeout``); no client-side timer does. The clock is
+        read once per batch; each statement's limit counts down from that reading."""
+        if time_left is not None:
+            self._time_left = _counting_down(time_left())
         conn = self._connection()
-        batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema)
+        batch = SnowflakeBatch(conn, self._settings, self._write_pandas, self._schema, self._time_left)
         try:
             if not self._schema.fixed_tables:
                 batch.ensure_fixed_tables()
@@ -352,6 +417,11 @@ class SnowflakeWarehouse:
             raise classify(exc, "load") from _cause(exc)
         else:
             batch.finish()
+            if self._schema.stages >= MAX_SESSION_STAGES:
+                # write_pandas creates a TEMPORARY stage per call and never drops it (its COPY's PURGE empties it);
+                # temporary objects go with their session, so a long-lived warm session is ended here, between
+                # batches, and the next batch logs in again (one login every MAX_SESSION_STAGES staging writes).
+                self.close()
 
 
 class _StagedTable:
@@ -412,26 +482,38 @@ class SnowflakeBatch:
     together. The publish is one transaction for the whole batch (see the module docstring).
     """
 
-    def __init__(self, conn: Any, settings: Settings, write_pandas: Any, schema: _Schema) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        settings: Settings,
+        write_pandas: Any,
+        schema: _Schema,
+        time_left: Callable[[], float] | None = None,
+    ) -> None:
         self._conn = conn
+        self._time_left = time_left
         self._s = settings
         self._write_pandas = write_pandas or _connector_write_pandas
         self._schema = schema
         self.batch_id = new_load_id()
-        self._numbers = itertools.count(1)
         self._tables: dict[tuple[tuple[str, str], ...], _StagedTable] = {}
         self._rejects: _StagedTable | None = None
         self._in_transaction = False  # a DML statement ran since the last COMMIT, ROLLBACK or DDL
         self._broken: SharedStagingError | None = None  # a write that carried several objects' rows failed
 
     def next_number(self) -> int:
-        return next(self._numbers)
+        return next(self._schema.numbers)
 
     # --- statements ---------------------------------------------------------------------------------------
     def _execute(self, sql: str, params: tuple[Any, ...] | None = None, *, what: str, dml: bool = False) -> Any:
         try:
             cur = self._conn.cursor()
-            cur.execute(sql, params)
+            if (limit := statement_timeout(self._time_left)) is None:
+                cur.execute(sql, params)
+            else:
+                # A statement-level parameter, sent with the query request itself: no round trip, enforced by the
+                # server (000630), never a client-side cancel.
+                cur.execute(sql, params, _statement_params={"STATEMENT_TIMEOUT_IN_SECONDS": limit})
         except PipelineError:
             raise
         except Exception as exc:
@@ -505,8 +587,9 @@ class SnowflakeBatch:
         """Record that the batch's new versions started loading; return those already LOADED (or FAILED).
 
         One INSERT for the whole batch: a STARTED row (this attempt's load id) for each version no row says LOADED
-        or FAILED. It takes no lock. Its row count tells whether every version was new; only when one was not does
-        a read follow, to learn which ones and their load ids. The STARTED rows are what concurrent deliveries of
+        or FAILED, committed at once (it takes no lock of its own, but on Snowflake it may wait behind a publisher's
+        ledger lock). Its row count tells whether every version was new; only when one was not does a read follow,
+        to learn which ones and their load ids. The STARTED rows are what concurrent deliveries of
         one version both write at publish (the lock statement), so even an engine that does not lock as Snowflake
         does (DuckDB, under fakesnow) refuses the second of them instead of loading it twice.
         """
@@ -532,7 +615,14 @@ class SnowflakeBatch:
             what="claim ledger",
             dml=True,
         )
-        if int(cur.rowcount or 0) == len(keys):
+        inserted = int(cur.rowcount or 0)
+        # Committed at once, before the batch's objects are read and scored: no transaction of this session stays
+        # open through S3 reads (Snowflake: an INSERT only "sometimes" runs beside another session's UPDATE of the
+        # table, so an open claim could hold up or queue behind the ledger's publishers). The round trip is the
+        # one a staging table's CREATE (DDL, an implicit commit) cost before the session kept its staging tables.
+        self._execute("COMMIT", what="commit claim")
+        self._in_transaction = False
+        if inserted == len(keys):
             return {}
         cur = self._execute(
             f"SELECT LOAD_KEY, STATUS, LOAD_ID FROM {ledger} WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL}",
@@ -587,15 +677,20 @@ class SnowflakeBatch:
     def _flush(self, table: _StagedTable) -> None:
         if not table.pending:
             return
+        if not table.created and self._schema.staging.get(table.name) == table.columns:
+            table.created = True  # created by an earlier batch of this session: its rows have other numbers
         if not table.created:
-            # OR REPLACE: the previous batch's table of this name (same session) goes, with its rows.
+            # OR REPLACE: a table of this name the session created for another layout goes, with its rows.
             cols = ", ".join(f"{validate_identifier(n)} {t.replace(' NOT NULL', '')}" for n, t in table.columns)
             self._ddl(f"CREATE OR REPLACE TEMPORARY TABLE {table.name} ({cols})", what=f"create {table.name}")
             table.created = True
+            self._schema.staging[table.name] = table.columns
+            self._schema.staging_rows[table.name] = 0
         frames = [f for _, f in table.pending]
         objects = len({n for n, _ in table.pending})
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, copy=False)
         table.pending, table.pending_rows = [], 0
+        self._schema.stages += 1  # write_pandas' CREATE TEMPORARY STAGE, which nothing drops but the session's end
         try:
             try:
                 ok, _chunks, nrows, _ = self._write_pandas(
@@ -624,6 +719,7 @@ class SnowflakeBatch:
             self._broken = SharedStagingError(f"a staging write carrying {objects} objects' rows failed: {exc}")
             raise self._broken from exc
         table.written_rows += len(frame)
+        self._schema.staging_rows[table.name] = self._schema.staging_rows.get(table.name, 0) + len(frame)
 
     # --- publish ----------------------------------------------------------------------------------------
     @contextmanager
@@ -656,7 +752,9 @@ class SnowflakeBatch:
         """The end of a batch that went well: nothing is open; big staging tables are dropped now."""
         self.abandon()
         for table in self._staged_tables():
-            if table.created and table.written_rows >= self._s.chunk_rows:
+            if table.created and self._schema.staging_rows.get(table.name, 0) >= self._s.chunk_rows:
+                self._schema.staging.pop(table.name, None)  # the next batch that needs it creates it again
+                self._schema.staging_rows.pop(table.name, None)
                 with contextlib.suppress(Exception):  # temporary tables also vanish with the session
                     self._conn.cursor().execute(f"DROP TABLE IF EXISTS {table.name}")
 
@@ -666,7 +764,8 @@ class SnowflakeBatch:
         Append mode: the rows and rejects are inserted first (INSERT takes no lock), then ``UPDATE ledger``
         takes the ledger's lock, then one UPDATE finishes the claim's STARTED rows of every version no committed
         row says LOADED or FAILED (a new statement: it sees what a publisher committed while this one waited), then
-        COMMIT. Three statements under the lock, whatever the batch's size. If that UPDATE finished fewer rows
+        COMMIT. Three statements under the lock, whatever the batch's size (upsert: at most eight, set-based, see
+        ``_publish_upsert``). If that UPDATE finished fewer rows
         than there are outcomes, a concurrent delivery won one of them: everything is rolled back
         (ConcurrentLoadError).
         """
@@ -680,18 +779,16 @@ class SnowflakeBatch:
         upsert = self._s.load_mode is LoadMode.UPSERT
         with self._transaction():
             if upsert:
-                self._lock_ledger(outcomes)
                 published = [o for o in loads if o.staging.rows_staged]
-                counts = {id(o): self._publish_upsert(o) for o in published}
-                for key, (replaced, flagged) in self._reject_replaced_in_batch(published).items():
-                    kept_out, landed_flagged = counts[key]
-                    counts[key] = (kept_out + replaced, landed_flagged - flagged)
+                self._mark_repeated(published)
+                self._insert_rejects(loads)
+                self._lock_ledger(outcomes)
+                counts = self._publish_upsert(published)
             else:
                 self._insert_rows(loads)
-                counts = {}
-            self._insert_rejects(loads)
-            if not upsert:
+                self._insert_rejects(loads)
                 self._lock_ledger(outcomes)
+                counts = {}
             results = [self._result(o, counts.get(id(o))) for o in outcomes]
             finished = self._finish_ledger(outcomes, results)
             if finished != len(outcomes):
@@ -712,7 +809,8 @@ class SnowflakeBatch:
         # Write-locks the ledger until COMMIT/ROLLBACK (matching rows or not): concurrent publishers queue here.
         keys = [o.staging.identity.load_key for o in outcomes]
         self._execute(
-            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s WHERE LOAD_KEY IN ({_marks(len(keys))})",
+            f"UPDATE {self._fq(self._s.ledger_table)} SET LOCK_TOKEN = %s WHERE LOAD_KEY IN ({_marks(len(keys))}) "
+            f"AND STARTED_AT >= {_RECENT}",
             (self.batch_id, *keys),
             what="lock ledger",
             dml=True,
@@ -733,12 +831,13 @@ class SnowflakeBatch:
         ledger = self._fq(self._s.ledger_table)
         rows = _values(len(outcomes), 8)
         cur = self._execute(
-            f"UPDATE {ledger} SET STATUS = v.STATUS, ROWS_LOADED = v.ROWS_LOADED, ROWS_REJECTED = v.ROWS_REJECTED, "
-            "ROWS_FLAGGED = v.ROWS_FLAGGED, REASON_CODE = v.REASON_CODE, REASON = v.REASON, "
-            f"MODEL_VERSION = v.MODEL_VERSION, FINISHED_AT = CURRENT_TIMESTAMP() FROM (VALUES {rows}) AS v({names}) "
-            f"WHERE {ledger}.LOAD_ID = v.LOAD_ID AND {ledger}.STATUS = 'STARTED' AND {ledger}.LOAD_KEY NOT IN "
-            f"(SELECT LOAD_KEY FROM {ledger} WHERE LOAD_KEY IN ({_marks(len(keys))}) "
-            f"AND STATUS IN {_FINAL})",
+            f"UPDATE {ledger} AS l SET STATUS = v.STATUS, ROWS_LOADED = v.ROWS_LOADED, "
+            "ROWS_REJECTED = v.ROWS_REJECTED, ROWS_FLAGGED = v.ROWS_FLAGGED, REASON_CODE = v.REASON_CODE, "
+            "REASON = v.REASON, MODEL_VERSION = v.MODEL_VERSION, FINISHED_AT = CURRENT_TIMESTAMP() "
+            f"FROM (VALUES {rows}) AS v({names}) "
+            f"WHERE l.LOAD_ID = v.LOAD_ID AND l.STATUS = 'STARTED' AND l.STARTED_AT >= {_RECENT} "
+            f"AND l.LOAD_KEY NOT IN (SELECT f.LOAD_KEY FROM {ledger} AS f WHERE f.LOAD_KEY IN ({_marks(len(keys))}) "
+            f"AND f.STATUS IN {_FINAL} AND f.STARTED_AT >= {_RECENT})",
             (*values, *keys),
             what="ledger loaded",
             dml=True,
@@ -769,8 +868,9 @@ class SnowflakeBatch:
         "v.V_LOAD_ID, CURRENT_TIMESTAMP()"
     )
 
-    def _insert_rows(self, loads: Sequence[Outcome]) -> None:
-        """Append: the staged rows of every object, one INSERT per staging table (one per column layout)."""
+    def _insert_rows(self, loads: Sequence[Outcome], *, where: str | None = None) -> None:
+        """The staged rows of every object (those ``where`` selects), one INSERT per staging table (one per column
+        layout)."""
         target = self._fq(self._s.target_table)
         for table in self._tables.values():
             mine = [o for o in loads if cast(_ObjectStaging, o.staging).rows_table is table]
@@ -781,7 +881,8 @@ class SnowflakeBatch:
             self._execute(
                 f"INSERT INTO {target} ({', '.join(columns)}, {self._INTO_LINEAGE}) "
                 f"SELECT {', '.join('s.' + c for c in columns)}, {self._SELECT_LINEAGE} "
-                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_",
+                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_"
+                + (f" WHERE {where}" if where else ""),
                 params,
                 what="publish rows",
                 dml=True,
@@ -801,145 +902,142 @@ class SnowflakeBatch:
             dml=True,
         )
 
-    def _reject_replaced_in_batch(self, published: Sequence[Outcome]) -> dict[int, tuple[int, int]]:
-        """Upsert, after every object of the batch: an object's rows that a later object of the same batch replaced
-        (same merge key) become that object's rejects; {id(outcome): (rows, flagged rows among them)}.
+    # --- upsert: set-based, whatever the number of objects (docs/exactly-once.md) -------------------------
+    def _upsert_tables(self, published: Sequence[Outcome]) -> list[tuple[_StagedTable, list[Outcome]]]:
+        """The batch's staging tables with their published objects, in batch order. Several column layouts in one
+        upsert batch are published one object at a time instead (SharedStagingError: the batch runs again one by
+        one), so that which row of a merge key wins never depends on which staging table it sits in."""
+        tables = [
+            (table, [o for o in published if cast(_ObjectStaging, o.staging).rows_table is table])
+            for table in self._tables.values()
+        ]
+        tables = [(table, mine) for table, mine in tables if mine]
+        if len(tables) > 1:
+            raise SharedStagingError(
+                f"an upsert batch with {len(tables)} column layouts is published one object at a time"
+            )
+        return tables
 
-        Those rows were deleted in the transaction that inserted them, so they were never visible: like an earlier
-        line whose key a later line of the same file repeats, they count as kept out, and the ledger's counts
-        are what each load left in the tables when the batch committed (tests/ledger_invariant.py). The later
-        object counts the rows it wrote as loaded, as it does when the two arrive in separate batches. One SELECT
-        per staging table (the last object of the batch is never replaced); an INSERT only when rows were.
-        """
-        if len(published) < 2:
-            return {}
-        earlier = published[:-1]
-        target = self._fq(self._s.target_table)
+    def _mark_repeated(self, published: Sequence[Outcome]) -> None:
+        """Before the ledger lock (it reads and writes only this session's staging table): an earlier line whose merge
+        key a later line of the same file repeats is marked 'repeated' (the last line wins). One statement."""
         note = UPSERT_NOTE[0]
-        load_ids = [o.staging.identity.load_id for o in earlier]
-        found: dict[int, tuple[int, int]] = {}
-        for table in self._tables.values():
-            mine = [o for o in earlier if cast(_ObjectStaging, o.staging).rows_table is table]
-            if not mine:
-                continue
-            lineage, params = self._lineage(mine)
-            # The staged rows (not kept out) of which the target holds no row of their load and line any more.
-            gone = (
-                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_ "
-                f"LEFT JOIN (SELECT LOAD_ID, SOURCE_LINE FROM {target} WHERE LOAD_ID IN ({_marks(len(load_ids))})) "
-                f"AS t ON t.LOAD_ID = v.V_LOAD_ID AND t.SOURCE_LINE = s.SOURCE_LINE "
-                f"WHERE s.{note} IS NULL AND t.LOAD_ID IS NULL"
-            )
-            flagged = f"COUNT_IF(s.{FLAG_COLUMN} IS NOT NULL)" if FLAG_COLUMN in mine[0].columns else "0"
-            rows = self._execute(
-                f"SELECT s.OBJECT_NO_, COUNT(*), {flagged} {gone} GROUP BY s.OBJECT_NO_",
-                (*params, *load_ids),
-                what="upsert: count rows a later file replaced",
-            ).fetchall()
-            if not rows:
-                continue
-            by_number = {cast(_ObjectStaging, o.staging).number: o for o in mine}
-            for number, count, flag_count in rows:
-                found[id(by_number[int(number)])] = (int(count), int(flag_count or 0))
-            key_names = ", ".join(self._s.merge_keys)
-            reason = (
-                f"merge key ({key_names}) written again by a later file of the same batch, published in the same "
-                "transaction; that file's row is loaded instead"
-            )
+        partition = ", ".join(["OBJECT_NO_", *self._s.merge_keys])
+        for table, mine in self._upsert_tables(published):
+            numbers = [cast(_ObjectStaging, o.staging).number for o in mine]
             self._execute(
-                f"INSERT INTO {self._fq(self._s.rejects_table)} "
-                "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
-                "REJECTED_AT) SELECT v.V_LOAD_ID, v.V_BUCKET, v.V_KEY, v.V_VERSION, s.SOURCE_LINE, %s, %s, NULL, "
-                f"CURRENT_TIMESTAMP() {gone}",
-                ((mine[0].merge_key_columns or key_names)[:255], reason, *params, *load_ids),
-                what="upsert: reject rows a later file replaced",
+                f"UPDATE {table.name} AS u SET {note} = 'repeated' FROM (SELECT OBJECT_NO_, SOURCE_LINE FROM "
+                f"{table.name} WHERE OBJECT_NO_ IN ({_marks(len(numbers))}) QUALIFY ROW_NUMBER() OVER (PARTITION BY "
+                f"{partition} ORDER BY SOURCE_LINE DESC) > 1) AS r "
+                "WHERE u.OBJECT_NO_ = r.OBJECT_NO_ AND u.SOURCE_LINE = r.SOURCE_LINE",
+                tuple(numbers),
+                what="upsert: mark repeated keys",
                 dml=True,
             )
-        return found
 
-    def _publish_upsert(self, outcome: Outcome) -> tuple[int, int]:
-        """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count; under the
-        ledger lock, one object after another in the batch's order. Returns (rows kept out, flagged rows landed).
+    def _publish_upsert(self, published: Sequence[Outcome]) -> dict[int, tuple[int, int]]:
+        """MERGE semantics (matched keys take the new row, new keys are inserted) that never lose count, for every
+        object of the batch at once, under the ledger lock: five statements per staging table, whatever the number
+        of objects. Returns {id(outcome): (rows kept out, flagged rows landed)}.
 
-        Written as UPDATEs of the staging table's note column, then DELETE of the matched keys + INSERT, all inside
-        the publish transaction (fakesnow cannot MERGE inside a transaction; this runs on both). Staged rows that
-        are not published become rejects with their reason, so the ledger's counts are what landed:
-        * an earlier line whose merge key a later line of the same file repeats (the last line wins);
-        * a row whose key a newer version of the same S3 object already wrote (an older version's event that
-          arrives late must not overwrite it). "Newer" is S3's order: the sequencers when both rows have one,
-          else Last-Modified (docs/exactly-once.md). Rows written by other objects are replaced as before.
+        1. mark the staged rows that must not be published (the staging table's note column):
+           * 'superseded': a newer version of the same S3 object (its sequencer, else Last-Modified; S3's order,
+             docs/exactly-once.md) already wrote that merge key, in the target or earlier in this batch: an older
+             version's event that arrives late must not overwrite it;
+           * 'replaced': a later object of this batch writes the same key (published in the same transaction, the
+             earlier row was never visible): it counts as kept out, like a line a later line of its file repeats;
+        2. count each object's marked rows (and flagged rows that land): the ledger's counts;
+        3. the marked rows (and the 'repeated' ones, marked before the lock) become rejects with their reason;
+        4. DELETE the target's rows of the keys being written; 5. INSERT the unmarked rows.
+        Written as UPDATE + DELETE + INSERT rather than MERGE: fakesnow cannot MERGE inside a transaction.
         """
-        staging = cast(_ObjectStaging, outcome.staging)
-        assert staging.rows_table is not None
-        i = staging.identity
-        order = outcome.order
-        stage = staging.rows_table.name
-        mine = f"OBJECT_NO_ = {int(staging.number)}"
-        target = self._fq(self._s.target_table)
+        counts: dict[int, tuple[int, int]] = {}
         note = UPSERT_NOTE[0]
         keys = self._s.merge_keys
-        partition = ", ".join(keys)
-        self._execute(
-            f"UPDATE {stage} SET {note} = 'repeated' WHERE {mine} AND SOURCE_LINE IN (SELECT SOURCE_LINE FROM "
-            f"{stage} WHERE {mine} QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY SOURCE_LINE DESC) > 1)",
-            what="upsert: mark repeated keys",
-            dml=True,
-        )
-        on_key = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        self._execute(
-            f"UPDATE {stage} SET {note} = 'superseded' WHERE {mine} AND {note} IS NULL AND SOURCE_LINE IN ("
-            f"SELECT s.SOURCE_LINE FROM {stage} AS s JOIN {target} AS t ON {on_key} "
-            f"WHERE s.{mine} AND t.SOURCE_BUCKET = %s AND t.SOURCE_KEY = %s "
-            "AND COALESCE(t.SOURCE_SEQUENCER > %s, t.SOURCE_LAST_MODIFIED > TO_TIMESTAMP_TZ(%s)))",
-            (i.bucket, i.key, order.sequencer, order.last_modified_text),
-            what="upsert: mark keys a newer version wrote",
-            dml=True,
-        )
-        [(kept_out, flagged)] = self._execute(
-            f"SELECT COUNT({note}), COUNT_IF({note} IS NULL AND {FLAG_COLUMN} IS NOT NULL) FROM {stage} WHERE {mine}"
-            if FLAG_COLUMN in outcome.columns
-            else f"SELECT COUNT({note}), 0 FROM {stage} WHERE {mine}",
-            what="upsert: count kept out",
-        ).fetchall()
-        kept_out = int(kept_out or 0)
-        if kept_out:
-            key_names = ", ".join(keys)
-            repeated = f"merge key ({key_names}) repeated by a later line of this file; that line is loaded instead"
+        key_names = ", ".join(keys)
+        target = self._fq(self._s.target_table)
+        for table, mine in self._upsert_tables(published):
+            numbers = [cast(_ObjectStaging, o.staging).number for o in mine]
+            in_numbers = f"OBJECT_NO_ IN ({_marks(len(numbers))})"
+            lineage, params = self._lineage(mine)
+            same_key = " AND ".join(f"{{a}}.{k} = {{b}}.{k}" for k in keys)
+            candidates = (
+                f"SELECT s.OBJECT_NO_, s.SOURCE_LINE, {', '.join('s.' + k for k in keys)}, v.V_BUCKET, v.V_KEY, "
+                "CAST(v.V_SEQUENCER AS VARCHAR) AS V_SEQ, CAST(v.V_LAST_MODIFIED AS TIMESTAMP_TZ) AS V_LM "
+                f"FROM {table.name} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_ WHERE s.{note} IS NULL"
+            )
             superseded = (
-                f"a newer version of this object (S3 sequencer, else Last-Modified) already loaded this merge key "
-                f"({key_names}); this older version's row is not loaded"
+                f"SELECT c.OBJECT_NO_, c.SOURCE_LINE FROM c JOIN {target} AS t ON {same_key.format(a='t', b='c')} "
+                "AND t.SOURCE_BUCKET = c.V_BUCKET AND t.SOURCE_KEY = c.V_KEY "
+                "WHERE COALESCE(t.SOURCE_SEQUENCER > c.V_SEQ, t.SOURCE_LAST_MODIFIED > c.V_LM) "
+                f"UNION SELECT c.OBJECT_NO_, c.SOURCE_LINE FROM c JOIN c AS e ON {same_key.format(a='e', b='c')} "
+                "AND e.V_BUCKET = c.V_BUCKET AND e.V_KEY = c.V_KEY AND e.OBJECT_NO_ < c.OBJECT_NO_ "
+                "WHERE COALESCE(e.V_SEQ > c.V_SEQ, e.V_LM > c.V_LM)"
+            )
+            key_c = ", ".join("c." + k for k in keys)
+            marks = (
+                f"WITH c AS ({candidates}), sup AS ({superseded}), f AS (SELECT c.OBJECT_NO_, c.SOURCE_LINE, "
+                f"{key_c}, sup.OBJECT_NO_ IS NOT NULL AS SUP FROM c LEFT JOIN sup "
+                "ON sup.OBJECT_NO_ = c.OBJECT_NO_ AND sup.SOURCE_LINE = c.SOURCE_LINE) "
+                "SELECT OBJECT_NO_, SOURCE_LINE, CASE WHEN SUP THEN 'superseded' ELSE 'replaced' END AS NOTE_ FROM f "
+                "QUALIFY SUP OR OBJECT_NO_ < MAX(CASE WHEN NOT SUP THEN OBJECT_NO_ END) "
+                f"OVER (PARTITION BY {key_names})"
             )
             self._execute(
-                f"INSERT INTO {self._fq(self._s.rejects_table)} "
-                "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
-                f"REJECTED_AT) SELECT %s, %s, %s, %s, SOURCE_LINE, %s, CASE {note} WHEN 'repeated' THEN %s "
-                f"ELSE %s END, NULL, CURRENT_TIMESTAMP() FROM {stage} WHERE {mine} AND {note} IS NOT NULL",
-                (
-                    i.load_id,
-                    i.bucket,
-                    i.key,
-                    i.version,
-                    (outcome.merge_key_columns or key_names)[:255],
-                    repeated,
-                    superseded,
-                ),
-                what="upsert: reject rows kept out",
+                f"UPDATE {table.name} AS u SET {note} = m.NOTE_ FROM ({marks}) AS m "
+                "WHERE u.OBJECT_NO_ = m.OBJECT_NO_ AND u.SOURCE_LINE = m.SOURCE_LINE",
+                params,
+                what="upsert: mark rows superseded or replaced",
                 dml=True,
             )
-        match = " AND ".join(f"{target}.{k} = s.{k}" for k in keys)
+            flagged = (
+                f"COUNT_IF({note} IS NULL AND {FLAG_COLUMN} IS NOT NULL)" if FLAG_COLUMN in mine[0].columns else "0"
+            )
+            rows = self._execute(
+                f"SELECT OBJECT_NO_, COUNT({note}), {flagged} FROM {table.name} WHERE {in_numbers} GROUP BY OBJECT_NO_",
+                tuple(numbers),
+                what="upsert: count kept out",
+            ).fetchall()
+            by_number = {cast(_ObjectStaging, o.staging).number: o for o in mine}
+            for number, kept_out, flag_count in rows:
+                counts[id(by_number[int(number)])] = (int(kept_out or 0), int(flag_count or 0))
+            if any(kept for kept, _ in counts.values()):
+                self._reject_marked(table, mine, key_names)
+            on_key = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+            self._execute(
+                f"DELETE FROM {target} AS t USING (SELECT DISTINCT {key_names} FROM {table.name} "
+                f"WHERE {in_numbers} AND {note} IS NULL) AS s WHERE {on_key}",
+                tuple(numbers),
+                what="upsert delete",
+                dml=True,
+            )
+            self._insert_rows(mine, where=f"s.{note} IS NULL")
+        return counts
+
+    def _reject_marked(self, table: _StagedTable, mine: Sequence[Outcome], key_names: str) -> None:
+        """The staged rows the upsert keeps out, as rejects with their reason: one INSERT for the batch."""
+        note = UPSERT_NOTE[0]
+        values: list[Any] = []
+        for o in mine:
+            i = o.staging.identity
+            number = cast(_ObjectStaging, o.staging).number
+            values += [number, i.load_id, i.bucket, i.key, i.version, (o.merge_key_columns or key_names)[:255]]
+        reasons = (
+            f"merge key ({key_names}) repeated by a later line of this file; that line is loaded instead",
+            f"a newer version of this object (S3 sequencer, else Last-Modified) already loaded this merge key "
+            f"({key_names}); this older version's row is not loaded",
+            f"merge key ({key_names}) written again by a later file of the same batch, published in the same "
+            "transaction; that file's row is loaded instead",
+        )
         self._execute(
-            f"DELETE FROM {target} USING {stage} AS s WHERE s.{mine} AND s.{note} IS NULL AND {match}",
-            what="upsert delete",
+            f"INSERT INTO {self._fq(self._s.rejects_table)} "
+            "(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_LINE, COLUMN_NAME, REASON, RAW_TEXT, "
+            "REJECTED_AT) SELECT v.V_LOAD_ID, v.V_BUCKET, v.V_KEY, v.V_VERSION, s.SOURCE_LINE, v.V_COLUMNS, "
+            f"CASE s.{note} WHEN 'repeated' THEN %s WHEN 'superseded' THEN %s ELSE %s END, NULL, CURRENT_TIMESTAMP() "
+            f"FROM {table.name} AS s JOIN (VALUES {_values(len(mine), 6)}) "
+            "AS v(OBJECT_NO_, V_LOAD_ID, V_BUCKET, V_KEY, V_VERSION, V_COLUMNS) ON s.OBJECT_NO_ = v.OBJECT_NO_ "
+            f"WHERE s.{note} IS NOT NULL",
+            (*reasons, *values),
+            what="upsert: reject rows kept out",
             dml=True,
         )
-        columns = outcome.columns
-        lineage, params = self._lineage([outcome])
-        self._execute(
-            f"INSERT INTO {target} ({', '.join(columns)}, {self._INTO_LINEAGE}) "
-            f"SELECT {', '.join('s.' + c for c in columns)}, {self._SELECT_LINEAGE} "
-            f"FROM {stage} AS s JOIN {lineage} ON s.OBJECT_NO_ = v.OBJECT_NO_ WHERE s.{note} IS NULL",
-            params,
-            what="upsert insert",
-            dml=True,
-        )
-        return kept_out, int(flagged or 0)

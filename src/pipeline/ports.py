@@ -11,7 +11,7 @@ import hashlib
 import io
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -224,8 +224,10 @@ class LoadBatch(Protocol):
 class Warehouse(Protocol):
     """Where scored rows are published: one LoadBatch per batch of object versions."""
 
-    def batch(self) -> AbstractContextManager[LoadBatch]:
-        """A batch on this container's connection; leaving it drops what was staged and ends any transaction."""
+    def batch(self, time_left: Callable[[], float] | None = None) -> AbstractContextManager[LoadBatch]:
+        """A batch on this container's connection; leaving it drops what was staged and ends any transaction.
+        ``time_left``: the invocation's clock (seconds left), so that the warehouse's own limits end a statement
+        that would outlive the invocation."""
         ...
 
     def warm_up(self, frame: pd.DataFrame) -> None:

@@ -307,7 +307,7 @@ class Pipeline:
         first: dict[str, LoadIdentity] = {}  # one identity per version: a notification twice in a batch loads once
         for item in items:
             first.setdefault(item.identity.load_key, item.identity)
-        with self.warehouse.batch() as batch, _blamed_in_batch():
+        with self.warehouse.batch(time_left) as batch, _blamed_in_batch():
             final = batch.claim(list(first.values()), self.scorer.model_version)
             staged: list[tuple[_Item, Outcome]] = []
             for item in items:
@@ -355,7 +355,7 @@ class Pipeline:
             return short
         identity = dataclasses.replace(item.identity, load_id=new_load_id())  # the rolled-back attempt's is spent
         try:
-            with self.warehouse.batch() as batch:
+            with self.warehouse.batch(time_left) as batch:
                 final = batch.claim([identity], self.scorer.model_version)
                 if identity.load_key not in final:
                     staging = batch.staging(identity)

@@ -104,8 +104,9 @@ def container(harness: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def modelled_port(stack: Any) -> Iterator[int]:
-    """The Snowflake model's port in front of the stack's fakesnow (Snowflake's locks, no latency)."""
+    """The Snowflake model's port in front of the stack's fakesnow (Snowflake's locks, strict: an INSERT may wait behind
+    another session's UPDATE of its table; no latency)."""
     from tools.emulated.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
 
-    with modelled_snowflake(SnowflakeModel(NO_LATENCY)) as port:
+    with modelled_snowflake(SnowflakeModel(NO_LATENCY, insert_waits=True)) as port:
         yield port

@@ -43,7 +43,9 @@ def test_the_same_event_five_times_in_sequence_loads_once(
     assert_ledger_matches_tables(warehouse.query, harness.tables)
 
 
-def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch, port: int | None = None) -> list[Any]:
+def _two_containers(
+    harness: Any, monkeypatch: pytest.MonkeyPatch, port: int | None = None, login_timeout: str = "2"
+) -> list[Any]:
     """Two independent pipelines (own S3 client, own Snowflake connection), sharing only the read-only model;
     on the Snowflake model's ``port`` when given."""
     import boto3
@@ -55,9 +57,9 @@ def _two_containers(harness: Any, monkeypatch: pytest.MonkeyPatch, port: int | N
     from pipeline.settings import Settings
     from scoring import Scorer
 
-    # A short network timeout: fakesnow answers a write conflict with HTTP 500, which the connector retries.
+    # A short login timeout on loopback; a real account (tests/integration/test_real_snowflake.py) passes its own.
     ports = {"SNOWFLAKE_PORT": str(port)} if port is not None else {}
-    for name, value in (harness.env | {"SNOWFLAKE_LOGIN_TIMEOUT": "2"} | ports).items():
+    for name, value in (harness.env | {"SNOWFLAKE_LOGIN_TIMEOUT": login_timeout} | ports).items():
         monkeypatch.setenv(name, value)
     settings = Settings.from_env()
     scorer = Scorer.load(settings.model_dir, threshold=settings.decision_threshold)

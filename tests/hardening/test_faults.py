@@ -276,7 +276,9 @@ RETRIABLE = [
     ),
     Fault(
         "ledger-loaded-write-fails",
-        lambda mp, t: statement_fails(mp, rf"^UPDATE \S+\.{t['ledger']}\b SET STATUS = v\.STATUS", after_running=True),
+        lambda mp, t: statement_fails(
+            mp, rf"^UPDATE \S+\.{t['ledger']}\b (?:AS l )?SET STATUS = v\.STATUS", after_running=True
+        ),
         WarehouseUnavailableError,
     ),
     Fault(

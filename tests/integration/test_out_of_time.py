@@ -117,12 +117,15 @@ def test_the_groups_published_before_time_ran_short_stay_published(
     harness: Any, make_csv: Callable[..., bytes]
 ) -> None:
     # Given two files, each its own transaction (BATCH_PUBLISH=false), and time that runs short after the first
-    # one's publish (checks: before the first, before its publish, before the second)
+    # one's publish (reads: before the first, the warehouse's at its batch (its statements' server-side timeout),
+    # before its publish, before the second)
     keys = ["incoming/late/e.csv", "incoming/late/f.csv"]
     events = [harness.put(key, make_csv(ROWS)) for key in keys]
 
     # When they are delivered in one batch
-    summary = harness.invoke(sqs_batch(events), ScriptedContext(seconds_left=[900, 900, 100]), BATCH_PUBLISH="false")
+    summary = harness.invoke(
+        sqs_batch(events), ScriptedContext(seconds_left=[900, 900, 900, 100]), BATCH_PUBLISH="false"
+    )
 
     # Then the first is loaded and its message deleted; only the second's comes back
     assert [(o["key"], o["status"]) for o in summary["objects"]] == [(keys[0], "loaded"), (keys[1], "error")]

@@ -5,12 +5,20 @@ concurrent writes the DuckDB way (the second writer fails at once instead of wai
 module checks the real write_pandas path (PUT + COPY INTO a temporary table, quoting), the publish transaction,
 and the two-deliveries-at-once race under Snowflake's own locking (docs/exactly-once.md).
 
-Run it with, for example:
-    SNOWFLAKE_ACCOUNT=xy12345.eu-west-1 SNOWFLAKE_USER=... SNOWFLAKE_PASSWORD=... \
-    SNOWFLAKE_DATABASE=SANDBOX SNOWFLAKE_SCHEMA=PUBLIC SNOWFLAKE_WAREHOUSE=COMPUTE_WH \
-    .venv/bin/python -m pytest -q -m real_snowflake tests/integration/test_real_snowflake.py
-(or SNOWFLAKE_PRIVATE_KEY_PATH=key.p8 instead of the password). It creates three tables named
-TS_HARDENING_<random>_* in that schema and drops them afterwards.
+Run it with ``make test-snowflake`` (tests/integration/run_real_snowflake.py: credentials from the environment
+or a named Secrets Manager secret; without them it says what it needs and exits 0), for example:
+    SNOWFLAKE_ACCOUNT=myorg-myaccount SNOWFLAKE_USER=... SNOWFLAKE_PASSWORD=... \
+    SNOWFLAKE_DATABASE=SANDBOX SNOWFLAKE_SCHEMA=PUBLIC SNOWFLAKE_WAREHOUSE=COMPUTE_WH make test-snowflake
+(or SNOWFLAKE_PRIVATE_KEY_PATH=key.p8 instead of the password). The role needs USAGE on the database, schema and
+warehouse and CREATE TABLE, CREATE STAGE on the schema (docs/deploy.md's TUMOUR_LOADER). Each test creates three
+tables named TS_HARDENING_<random>_* in that schema, checks that the ledger matches the tables after it, and drops
+them. A run keeps an XSMALL warehouse busy for a few minutes (about 0.1 credit; AUTO_SUSPEND = 60 adds a minute).
+
+What it proves that fakesnow and the lock model cannot: a cold file (PUT, COPY, quoting); a warm SQS batch of 10
+(multi-row VALUES, mixed LOADED/FAILED rows, one shared write_pandas) whose round trips and lock-held statements are
+counted from the account's own query history (at most 9, and 3); two deliveries of one file racing, with the lock
+wait observed in the query history (TRANSACTION_BLOCKED_TIME); a schema-drift race; upsert; rejects; a file
+Snowflake refuses (recorded FAILED); and, after each test, ledger = tables.
 """
 
 from __future__ import annotations
@@ -99,13 +107,16 @@ class RealSnowflake:
 
         return upload(self.stack, key, body, self.stack.bucket)
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any], *, warm: bool = False) -> dict[str, Any]:
+        """One invocation; ``warm``: in the container (and Snowflake session) of the previous one."""
         from aws_lambda_powertools.utilities import parameters
 
         from handler import app
         from pipeline.settings import get_settings
         from tests.conftest import LambdaContext
 
+        if warm:
+            return app.lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
         for name, value in self.env.items():
             self.monkeypatch.setenv(name, value)
         for var in ("SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_ROLE", "SNOWFLAKE_HOST", "SNOWFLAKE_PORT", "SNOWFLAKE_PROTOCOL"):
@@ -141,6 +152,27 @@ class RealSnowflake:
     def count(self, table: str = "target") -> int:
         return int(self.query(f"SELECT COUNT(*) FROM {{{table}}}")[0][0])
 
+    @property
+    def tables(self) -> dict[str, str]:
+        return {
+            "target": self.env["TARGET_TABLE"],
+            "rejects": self.env["REJECTS_TABLE"],
+            "ledger": self.env["LEDGER_TABLE"],
+        }
+
+    def history(self, session_id: int, since: str) -> list[tuple[str, int]]:
+        """The session's statements since ``since`` (a TIMESTAMP_LTZ text) from the account's query history, in
+        order: (the statement's text, the milliseconds it waited for a lock)."""
+        rows = self.query(
+            "SELECT QUERY_TEXT, TRANSACTION_BLOCKED_TIME FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY_BY_SESSION("
+            f"SESSION_ID => {int(session_id)}, RESULT_LIMIT => 1000)) WHERE START_TIME >= '{since}'::TIMESTAMP_LTZ "
+            "ORDER BY START_TIME, END_TIME"
+        )
+        return [(str(text), int(blocked or 0)) for text, blocked in rows]
+
+    def now(self) -> str:
+        return str(self.query("SELECT TO_VARCHAR(CURRENT_TIMESTAMP()::TIMESTAMP_LTZ)")[0][0])
+
     def drop_tables(self) -> None:
         for table in ("target", "rejects", "ledger"):
             self.query(f"DROP TABLE IF EXISTS {{{table}}}")
@@ -150,9 +182,14 @@ class RealSnowflake:
 
 @pytest.fixture
 def real(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RealSnowflake]:
+    from tests.ledger_invariant import assert_ledger_matches_tables
+
     account = RealSnowflake(stack, monkeypatch)
-    yield account
-    account.drop_tables()
+    try:
+        yield account
+        assert_ledger_matches_tables(account.query, account.tables)  # after every test: ledger = tables
+    finally:
+        account.drop_tables()
 
 
 def test_real_write_pandas_loads_rejects_and_deduplicates(real: RealSnowflake, make_csv: Callable[..., bytes]) -> None:
@@ -185,7 +222,7 @@ def test_real_unusable_file_is_recorded_as_failed(real: RealSnowflake) -> None:
     first, again = real.invoke(event), real.invoke(event)
     # Then it is recorded as failed once, with its reason, and not retried
     assert first["objects"][0]["status"] == "failed" and again["objects"][0]["status"] == "duplicate"
-    assert real.query("SELECT STATUS, REASON_CODE FROM {ledger}") == [("FAILED", "not_csv")]
+    assert real.query("SELECT STATUS, REASON_CODE FROM {ledger} WHERE STATUS <> 'STARTED'") == [("FAILED", "not_csv")]
 
 
 @pytest.mark.parametrize("meet_at", [None, "publish"], ids=["free-race", "same-publish"])
@@ -198,7 +235,8 @@ def test_real_two_deliveries_at_once_load_once(
 
     # Given one file and two containers (two Snowflake sessions) receiving its event at the same moment
     event = real.put(f"incoming/real/race-{meet_at}.csv", make_csv(200))
-    pipelines = _two_containers(SimpleNamespace(env=real.env), monkeypatch)
+    pipelines = _two_containers(SimpleNamespace(env=real.env), monkeypatch, login_timeout="60")
+    since = real.now()
     if meet_at:
         _meet_at(monkeypatch, meet_at, parties=2)
     # When both run: on Snowflake the second publisher waits on the ledger lock, then finds the file LOADED
@@ -211,9 +249,73 @@ def test_real_two_deliveries_at_once_load_once(
     # Then exactly one delivery loaded it, once, and the ledger holds one LOADED row for it
     assert outcomes.count("loaded") == 1, outcomes
     assert real.count("target") == 200
-    assert real.query("SELECT STATUS, COUNT(*) FROM {ledger} GROUP BY STATUS") == [("LOADED", 1)]
+    # (the loser's STARTED row is the record of its attempt: it survives when the race really interleaved)
+    statuses = real.query("SELECT STATUS, COUNT(*) FROM {ledger} GROUP BY STATUS ORDER BY STATUS")
+    assert [s for s in statuses if s[0] != "STARTED"] == [("LOADED", 1)], statuses
+    if meet_at == "publish":
+        # And the two publishes met at the ledger's lock: one of them waited for it (Snowflake's own record)
+        waits = [
+            blocked
+            for pipeline in pipelines
+            if pipeline.warehouse._conn is not None
+            for text, blocked in real.history(pipeline.warehouse._conn.session_id, since)
+            if text.startswith("UPDATE") and "LOCK_TOKEN" in text
+        ]
+        assert len(waits) >= 2 and max(waits) > 0, waits
     for pipeline in pipelines:
         pipeline.warehouse.close()
+
+
+def test_real_warm_sqs_batch_of_ten_costs_nine_round_trips_three_under_the_lock(
+    real: RealSnowflake, make_csv: Callable[..., bytes]
+) -> None:
+    """Counted from the account's query history: the multi-row VALUES lists, mixed LOADED/FAILED ledger rows and
+    one shared write_pandas of a whole batch, on Snowflake itself."""
+    from handler import app
+    from tests.sqs_batches import sqs_batch
+
+    # Given a warm container (one file loaded), and nine small files and one that is not CSV
+    assert real.invoke(real.put("incoming/real/batch-warm.csv", make_csv(20)))["rows_loaded"] == 20
+    events = [real.put(f"incoming/real/batch-{i}.csv", make_csv(20 + i)) for i in range(9)]
+    events.append(real.put("incoming/real/batch-scan.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"))
+    since = real.now()
+    # When the ten arrive in one SQS batch
+    summary = real.invoke(sqs_batch(events), warm=True)
+    # Then nine load and one is recorded FAILED, in one transaction
+    assert [o["status"] for o in summary["objects"]] == ["loaded"] * 9 + ["failed"]
+    assert real.query("SELECT STATUS, COUNT(*) FROM {ledger} WHERE STATUS <> 'STARTED' GROUP BY STATUS ORDER BY 1") == [
+        ("FAILED", 1),
+        ("LOADED", 10),
+    ]
+    # And the account's query history shows at most 9 statements, 3 of them from the ledger lock to COMMIT
+    session = app.build_pipeline().warehouse._conn.session_id
+    texts = [text.lstrip().upper() for text, _ in real.history(session, since)]
+    assert len(texts) <= 9, texts
+    locked = next(i for i, text in enumerate(texts) if text.startswith("UPDATE") and "LOCK_TOKEN" in text)
+    committed = next(i for i, text in enumerate(texts) if i > locked and text.startswith("COMMIT"))
+    assert committed - locked + 1 <= 3, texts[locked : committed + 1]
+    app.build_pipeline().warehouse.close()
+
+
+def test_real_refused_file_is_recorded_failed_and_redelivery_is_a_duplicate(
+    real: RealSnowflake, make_csv: Callable[..., bytes]
+) -> None:
+    """A file whose values Snowflake itself refuses (not the function's checks): recorded FAILED, never retried."""
+    # Given the target, with a CLINIC column an administrator made a number
+    assert real.invoke(real.put("incoming/real/refused-first.csv", make_csv(3)))["rows_loaded"] == 3
+    real.query("ALTER TABLE {target} ADD COLUMN CLINIC NUMBER(10,0)")
+
+    def with_clinic(lines: list[str]) -> list[str]:
+        return [lines[0] + ",clinic"] + [line + ",north" for line in lines[1:]]
+
+    event = real.put("incoming/real/refused.csv", make_csv(5, with_clinic))
+    # When a file brings text in that column, twice
+    first, again = real.invoke(event), real.invoke(event)
+    # Then Snowflake's refusal is recorded FAILED (no cell value in the reason) and the redelivery is a duplicate
+    assert first["objects"][0]["status"] == "failed" and again["objects"][0]["status"] == "duplicate"
+    [(code, reason)] = real.query("SELECT REASON_CODE, REASON FROM {ledger} WHERE STATUS = 'FAILED'")
+    assert code == "snowflake_rejected" and "north" not in str(reason)
+    assert real.count("target") == 3
 
 
 def test_real_upsert_keeps_the_newer_version_and_rejects_keyless_rows(
@@ -285,7 +387,7 @@ def test_real_two_sessions_adding_one_column_at_once_both_succeed(
     from tests.hardening.test_ddl_races import AtOnce, _in_parallel
     from tests.hardening.test_duplicates import _two_containers
 
-    pipelines = _two_containers(SimpleNamespace(env=real.env), monkeypatch)
+    pipelines = _two_containers(SimpleNamespace(env=real.env), monkeypatch, login_timeout="60")
     assert handle(real.put("incoming/real/ddl-first.csv", make_csv(3)), pipelines[0])["rows_loaded"] == 3
 
     def with_clinic(lines: list[str]) -> list[str]:
@@ -299,6 +401,8 @@ def test_real_two_sessions_adding_one_column_at_once_both_succeed(
         if outcome is not None:
             handle(events[i], pipelines[i])
     assert real.query("SELECT COUNT(*), COUNT(CLINIC) FROM {target}") == [(23, 20)]
-    assert real.query("SELECT STATUS, COUNT(*) FROM {ledger} GROUP BY STATUS") == [("LOADED", 3)]
+    assert real.query("SELECT STATUS, COUNT(*) FROM {ledger} WHERE STATUS <> 'STARTED' GROUP BY STATUS") == [
+        ("LOADED", 3)
+    ]
     for pipeline in pipelines:
         pipeline.warehouse.close()

@@ -284,3 +284,22 @@ def test_the_makefile_build_target_matches_the_function(template: dict[str, Any]
     assert function["Metadata"]["BuildMethod"] == "makefile"
     makefile = ROOT / function["Metadata"]["ContextPath"] / "Makefile"
     assert f"build-{FUNCTION_ID}:" in makefile.read_text(encoding="utf-8")
+
+
+def test_network_interface_permissions_exist_only_for_a_function_in_a_vpc(translated: dict[str, Any]) -> None:
+    # Given the deployed template's VPC option (VpcSubnetIds, empty by default)
+    resources = translated["Resources"]
+    vpc_config = resources[FUNCTION_ID]["Properties"]["VpcConfig"]
+    policy = resources["VpcNetworkInterfacesPolicy"]
+    # Then the function joins a VPC only under InVpc, and so does the role's network-interface policy
+    assert vpc_config["Fn::If"][0] == "InVpc"
+    assert policy["Condition"] == "InVpc"
+    assert policy["Properties"]["RoleName"] == {"Ref": ROLE}
+    # And that policy holds EC2's network-interface actions only: nothing on S3, SQS, logs or secrets
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = set(as_list(statement["Action"]))
+    assert actions and all(
+        (a.startswith("ec2:") and "NetworkInterface" in a)
+        or a in {"ec2:DescribeSubnets", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+        for a in actions
+    )

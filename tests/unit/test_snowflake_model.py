@@ -11,13 +11,16 @@ import pytest
 
 from tools.emulated.snowflake_model import (
     NO_LATENCY,
+    History,
     Latency,
     LockError,
     SnowflakeModel,
     Statement,
+    StatementTimeoutError,
     Step,
     classify_statement,
     lock_spans,
+    unpruned_scans,
 )
 
 DB, SCHEMA = "TUMOURS", "SCORING"
@@ -104,6 +107,82 @@ def test_inserts_copies_reads_and_other_tables_do_not_wait(other: str) -> None:
         # When B runs a statement that takes no ledger lock
         # Then it completes at once
         await asyncio.wait_for(b.sql(other), TICK * 5)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("end", ["COMMIT", "ROLLBACK"])
+def test_with_insert_waits_an_insert_waits_behind_another_sessions_write_and_takes_no_lock(end: str) -> None:
+    async def scenario() -> None:
+        # Given the strict model (Snowflake: an INSERT only "sometimes" runs beside an UPDATE of its table), and A
+        # holding the ledger's lock in an open transaction
+        model, done = SnowflakeModel(NO_LATENCY, insert_waits=True), []
+        a, b, c = Client(model, "A", done), Client(model, "B", done), Client(model, "C", done)
+        await a.sql("BEGIN")
+        await a.sql("UPDATE LEDGER SET LOCK_TOKEN = 't'")
+        # When B inserts into the ledger (and into another table)
+        waiting = b.start("INSERT INTO LEDGER (LOAD_KEY) VALUES ('k2')")
+        await asyncio.wait_for(b.sql("INSERT INTO TARGET (X) VALUES (1)"), TICK * 5)
+        await asyncio.sleep(TICK)
+        # Then the ledger INSERT waits, queued like a writer, until A's transaction ends
+        assert not waiting.done() and model.locks.waiting(LEDGER) == 1
+        await a.sql(end)
+        await asyncio.wait_for(waiting, 1)
+        # And it took no lock: C's write does not wait for B
+        assert model.locks.holder(LEDGER) is None
+        await asyncio.wait_for(c.sql("UPDATE LEDGER SET LOCK_TOKEN = 'u'"), TICK * 5)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("login", "request_timeout", "error", "errno"),
+    [
+        ({"LOCK_TIMEOUT": 1, "STATEMENT_TIMEOUT_IN_SECONDS": 30}, None, LockError, 625),
+        ({"LOCK_TIMEOUT": 30, "STATEMENT_TIMEOUT_IN_SECONDS": 1}, None, StatementTimeoutError, 630),
+        ({"LOCK_TIMEOUT": 30}, 1.0, StatementTimeoutError, 630),  # the query request's own parameter
+        ({"LOCK_TIMEOUT": 1}, 30.0, LockError, 625),
+    ],
+    ids=["lock-timeout-first", "session-statement-timeout-first", "request-statement-timeout", "lock-before-request"],
+)
+def test_a_lock_wait_ends_with_whichever_server_limit_comes_first(
+    login: dict[str, Any], request_timeout: float | None, error: type[LockError], errno: int
+) -> None:
+    async def scenario() -> LockError:
+        # Given A holding the lock, and B's session with these limits
+        model, done = SnowflakeModel(NO_LATENCY), []
+        a = Client(model, "A", done)
+        model.login("B", login)
+        await a.sql("BEGIN")
+        await a.sql("UPDATE LEDGER SET S = 1")
+
+        async def nothing() -> None:
+            return None
+
+        # When B's write waits for the lock
+        with pytest.raises(LockError) as raised:
+            await model.run("B", "UPDATE LEDGER SET S = 2", DB, SCHEMA, nothing, statement_timeout=request_timeout)
+        return raised.value
+
+    # Then the shorter limit ends it, as its own error (000625 lock, 000630 statement timeout)
+    refused = run(scenario)
+    assert type(refused) is error and refused.errno == errno
+
+
+def test_a_statement_slower_than_its_statement_timeout_is_cancelled_and_opens_nothing() -> None:
+    async def scenario() -> None:
+        # Given a session with AUTOCOMMIT off, a 0.1 s statement timeout and 0.4 s COPYs
+        model, done = SnowflakeModel(Latency(0.0, 0.4)), []
+        model.login("A", {"AUTOCOMMIT": False, "STATEMENT_TIMEOUT_IN_SECONDS": 0.1})
+
+        async def execute() -> None:
+            done.append("ran")
+
+        # When a COPY runs
+        with pytest.raises(StatementTimeoutError):
+            await model.run("A", "COPY INTO T FROM @s", DB, SCHEMA, execute)
+        # Then the server cancelled it: it never ran, and no transaction is open
+        assert done == [] and not model.sessions["A"].in_transaction
 
     run(scenario)
 
@@ -289,7 +368,8 @@ def test_a_waiter_pays_the_holders_latency() -> None:
         ("CREATE TEMPORARY STAGE s", Statement("DDL")),
         ("ALTER SESSION SET LOCK_TIMEOUT = 5", Statement("OTHER")),
         ("ALTER TABLE T ADD COLUMN C INT", Statement("DDL")),
-        ("INSERT INTO T SELECT 1", Statement("INSERT")),
+        ("INSERT INTO T SELECT 1", Statement("INSERT", "TUMOURS.SCORING.T")),
+        ("INSERT INTO x.T (A, B) SELECT 1, 2", Statement("INSERT", "TUMOURS.X.T")),
         ("COPY INTO T FROM @stage", Statement("COPY")),
         ("SELECT * FROM LOADS", Statement("OTHER")),
         ("ALTER SESSION SET AUTOCOMMIT = FALSE", Statement("AUTOCOMMIT", autocommit=False)),
@@ -560,3 +640,45 @@ def test_lock_spans_count_each_holding_across_sessions_and_reset_trace_forgets()
         assert model.trace("A") == [] and model.traces() == {}
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("sql", "unpruned"),
+    [
+        ("UPDATE LEDGER SET LOCK_TOKEN = 't' WHERE LOAD_KEY IN ('a', 'b')", 1),
+        ("UPDATE LEDGER SET LOCK_TOKEN = 't' WHERE LOAD_KEY IN ('a') AND STARTED_AT >= CURRENT_TIMESTAMP()", 0),
+        (
+            "UPDATE LEDGER AS l SET STATUS = 'LOADED' WHERE l.STARTED_AT > CURRENT_TIMESTAMP() AND l.LOAD_KEY NOT IN "
+            "(SELECT f.LOAD_KEY FROM LEDGER AS f WHERE f.STATUS = 'LOADED')",
+            1,  # the subquery reads the whole history
+        ),
+        (
+            "UPDATE LEDGER AS l SET STATUS = 'LOADED' WHERE l.STARTED_AT > CURRENT_TIMESTAMP() AND l.LOAD_KEY NOT IN "
+            "(SELECT f.LOAD_KEY FROM LEDGER AS f WHERE f.STARTED_AT >= CURRENT_TIMESTAMP())",
+            0,
+        ),
+        ("UPDATE LEDGER AS l SET STATUS = 'X' FROM T AS x WHERE x.STARTED_AT >= CURRENT_TIMESTAMP()", 1),  # not l's
+        ("SELECT COUNT(*) FROM OTHER WHERE A = 1", 0),
+    ],
+    ids=["by-hash", "by-insertion-time", "subquery-unpruned", "both-pruned", "another-tables-column", "other-table"],
+)
+def test_a_reference_to_a_table_reads_its_history_unless_its_own_where_prunes_by_insertion_time(
+    sql: str, unpruned: int
+) -> None:
+    assert unpruned_scans(sql, LEDGER, "STARTED_AT", DB, SCHEMA) == unpruned
+
+
+def test_the_history_a_statement_reads_unpruned_is_charged_and_traced() -> None:
+    async def scenario() -> list[Step]:
+        # Given a ledger with a million prior rows at 1 microsecond each
+        model = SnowflakeModel(Latency(0.0, 0.0, 1e-6), history={LEDGER: History(1_000_000)})
+        a = Client(model, "A", [])
+        # When one statement finds rows by the hash alone, another by insertion time too
+        await a.sql("SELECT STATUS FROM LEDGER WHERE LOAD_KEY = 'k'")
+        await a.sql("SELECT STATUS FROM LEDGER WHERE LOAD_KEY = 'k' AND STARTED_AT >= CURRENT_TIMESTAMP()")
+        return model.trace("A")
+
+    # Then the first read the million rows (about a second), the second none
+    first, second = run(scenario)
+    assert (first.rows_scanned, second.rows_scanned) == (1_000_000, 0)
+    assert first.seconds == pytest.approx(1.0) and second.seconds == 0

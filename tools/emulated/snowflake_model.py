@@ -10,6 +10,19 @@ matches no row takes no lock at all. Snowflake behaves differently, and bursts d
   once with error 000625 (SQLSTATE 57014), "the number of waiters for this lock exceeds the 20 statements limit".
 * A waiter gives up after the session's ``LOCK_TIMEOUT`` seconds (default 43200; set at login or with
   ``ALTER SESSION SET LOCK_TIMEOUT = n``), also as 000625. The wording of that message is this model's own.
+* Strict option ``insert_waits`` (Snowflake: INSERT and COPY "sometimes" run in parallel with an UPDATE, DELETE or
+  MERGE of the same table, https://docs.snowflake.com/en/sql-reference/transactions#resource-locking): an
+  ``INSERT`` waits, in the same queue and under the same limits, while another session holds its table's lock; it
+  takes no lock itself. Off, an ``INSERT`` never waits (the best case).
+* ``STATEMENT_TIMEOUT_IN_SECONDS`` (session parameter at login, ``ALTER SESSION``, or the query request's own
+  ``parameters``; 0 = none): a statement still waiting for a lock or running when it expires is cancelled by the
+  server with error 000630 (SQLSTATE 57014). A lock wait ends with whichever of the two limits comes first.
+* Micro-partition pruning (option ``history``): Snowflake reads a table's micro-partitions unless their min/max
+  metadata excludes them (https://docs.snowflake.com/en/user-guide/tables-clustering-micropartitions). A table
+  appended to in time order is naturally clustered by its insertion-time column, so a range predicate on it
+  (``col >= …``/``col > …``) prunes the old rows; a hash (``LOAD_KEY``) prunes nothing. ``history`` gives a
+  table's prior rows and that column: each reference to the table in a statement whose own WHERE lacks such a
+  predicate reads every prior row, at ``Latency.per_row_scanned`` each.
 * Every statement costs a round trip: by default 100 ms, 400 ms for a ``PUT`` or a ``COPY``.
 * ``AUTOCOMMIT`` (https://docs.snowflake.com/en/sql-reference/transactions#autocommit) comes from the login's
   session parameters (default TRUE) and from ``ALTER SESSION SET AUTOCOMMIT = TRUE|FALSE``, which first commits
@@ -56,6 +69,8 @@ MAX_WAITERS = 20
 DEFAULT_LOCK_TIMEOUT = 43_200  # Snowflake's default, in seconds
 LOCK_ERRNO = 625
 LOCK_SQLSTATE = "57014"
+STATEMENT_TIMEOUT_ERRNO = 630
+STATEMENT_TIMEOUT_SQLSTATE = "57014"
 
 
 @dataclass(frozen=True)
@@ -64,20 +79,71 @@ class Latency:
 
     statement: float = 0.100
     transfer: float = 0.400  # PUT and COPY
+    per_row_scanned: float = 1e-6  # a prior row read because no predicate pruned its micro-partition
 
     def of(self, kind: str) -> float:
         return self.transfer if kind in {"PUT", "COPY"} else self.statement
 
 
-NO_LATENCY = Latency(0.0, 0.0)
+NO_LATENCY = Latency(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class History:
+    """A table's prior rows (never sent to the engine: only their cost is modelled) and the column it is naturally
+    clustered by (its insertion time)."""
+
+    rows: int
+    clustered_by: str = "STARTED_AT"
+
+
+def unpruned_scans(sql: str, table: str, clustered_by: str, database: str | None, schema: str | None) -> int:
+    """How many references to ``table`` (DATABASE.SCHEMA.TABLE) in ``sql`` read it whole: those whose own WHERE
+    (of the SELECT, UPDATE or DELETE they belong to) has no range predicate on ``clustered_by`` for them."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="snowflake")
+    except Exception:
+        return 0
+    column = clustered_by.upper()
+    unpruned = 0
+    for node in tree.find_all(exp.Table):
+        parts = [p.upper() for p in (node.catalog or database or "", node.db or schema or "", node.name)]
+        if ".".join(parts) != table.upper():
+            continue
+        alias = (node.alias or "").upper()
+        scope = node.find_ancestor(exp.Select, exp.Update, exp.Delete)
+        where = scope.args.get("where") if scope is not None else None
+        pruned = False
+        if where is not None:
+            for cmp in where.find_all(exp.GTE, exp.GT):
+                col = cmp.this
+                if isinstance(col, exp.Column) and col.name.upper() == column:
+                    qualifier = (col.table or "").upper()
+                    pruned = pruned or qualifier in {"", alias, node.name.upper()}
+        unpruned += 0 if pruned else 1
+    return unpruned
 
 
 class LockError(Exception):
     """A statement refused by the lock rules: reported to the client as Snowflake error 000625."""
 
-    def __init__(self, message: str) -> None:
+    errno = LOCK_ERRNO
+    sqlstate = LOCK_SQLSTATE
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.timed_out = timed_out  # the wait's time ran out (not the 20-waiter limit)
+
+
+class StatementTimeoutError(LockError):
+    """A statement cancelled by the server's STATEMENT_TIMEOUT_IN_SECONDS: Snowflake error 000630."""
+
+    errno = STATEMENT_TIMEOUT_ERRNO
+    sqlstate = STATEMENT_TIMEOUT_SQLSTATE
 
 
 @dataclass
@@ -141,7 +207,8 @@ class LockTable:
             raise LockError(
                 f"Statement '{lock.holder_statement}' has locked table '{table}' in transaction {lock.holder_since} "
                 f"and this lock has not yet been released.\nYour statement '{statement}' was aborted because the "
-                f"lock wait exceeded LOCK_TIMEOUT ({timeout:g} seconds)."
+                f"lock wait exceeded LOCK_TIMEOUT ({timeout:g} seconds).",
+                timed_out=True,
             ) from None
         except BaseException:  # the client went away: leave the queue (or give back what was just granted)
             if future.done() and not future.cancelled():
@@ -153,6 +220,16 @@ class LockTable:
             raise
         lock.holder_statement = statement
         return time.monotonic() - start
+
+    async def wait_free(self, session: str, table: str, *, timeout: float) -> float:
+        """Wait, queued like a writer, until no other session holds the table's lock; take nothing (an INSERT under
+        ``insert_waits``). Return the seconds waited. Raises LockError."""
+        lock = self._locks.get(table)
+        if lock is None or lock.holder in {None, session}:
+            return 0.0
+        waited = await self.acquire(session, table, timeout=timeout)
+        self.release(session, only=table)
+        return waited
 
     def _grant(self, lock: _Lock, session: str, table: str, statement: str) -> None:
         if lock.holder != session:
@@ -186,6 +263,7 @@ class LockTable:
 # --- statements -------------------------------------------------------------------------------------------
 _FIRST_WORD = re.compile(r"^\s*(?:/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 _LOCK_TIMEOUT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+LOCK_TIMEOUT\s*=\s*(\d+)", re.I)
+_STATEMENT_TIMEOUT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+STATEMENT_TIMEOUT_IN_SECONDS\s*=\s*(\d+)", re.I)
 _AUTOCOMMIT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+AUTOCOMMIT\s*=\s*'?(TRUE|FALSE)\b", re.I)
 _DDL = {"CREATE", "ALTER", "DROP", "TRUNCATE", "UNDROP", "GRANT", "REVOKE", "COMMENT"}
 DML_KINDS = frozenset({"WRITE", "INSERT", "COPY"})  # with AUTOCOMMIT off, the first one opens a transaction
@@ -214,7 +292,12 @@ def classify_statement(sql: str, database: str | None, schema: str | None) -> St
         return Statement("OTHER")  # other session parameters: no implicit commit
     if word in _DDL:
         return Statement("DDL")
-    if word in {"PUT", "COPY", "INSERT"}:
+    if word == "INSERT":
+        try:
+            return Statement(word, _target_table(sql, database, schema))
+        except Exception:  # an INSERT the parser cannot read: no table, so it never waits
+            return Statement(word)
+    if word in {"PUT", "COPY"}:
         return Statement(word)
     if word in {"UPDATE", "DELETE", "MERGE"}:
         return Statement("WRITE", _target_table(sql, database, schema))
@@ -233,6 +316,8 @@ def _target_table(sql: str, database: str | None, schema: str | None) -> str:
 
     tree = sqlglot.parse_one(sql, read="snowflake")
     target = tree.this
+    if isinstance(target, exp.Schema):  # INSERT INTO t (columns)
+        target = target.this
     if isinstance(target, exp.Alias):
         target = target.this
     if not isinstance(target, exp.Table):
@@ -252,6 +337,7 @@ def _target_table(sql: str, database: str | None, schema: str | None) -> str:
 @dataclass
 class _Session:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    statement_timeout: float = 0.0  # STATEMENT_TIMEOUT_IN_SECONDS; 0: none
     autocommit: bool = True
     in_transaction: bool = False
 
@@ -272,7 +358,9 @@ class Step:
     released: tuple[str, ...]  # the tables whose locks it released (its transaction ended)
     in_transaction: bool  # a transaction was open once it finished
     waited: float  # seconds waited for the lock
-    refused: bool = False  # aborted with 000625
+    refused: bool = False  # aborted with 000625 (or 000630)
+    seconds: float = 0.0  # the modelled cost: latency plus the rows read unpruned (not the lock wait)
+    rows_scanned: int = 0  # prior rows of a ``history`` table read because no predicate pruned them
 
 
 def lock_spans(steps: list[Step], table: str) -> list[int]:
@@ -297,8 +385,17 @@ def lock_spans(steps: list[Step], table: str) -> list[int]:
 class SnowflakeModel:
     """The lock table, the latency and what each session is doing; counters and a trace for benchmarks."""
 
-    def __init__(self, latency: Latency = Latency(), *, max_waiters: int = MAX_WAITERS) -> None:
+    def __init__(
+        self,
+        latency: Latency = Latency(),
+        *,
+        max_waiters: int = MAX_WAITERS,
+        insert_waits: bool = False,
+        history: dict[str, History] | None = None,
+    ) -> None:
         self.latency = latency
+        self.insert_waits = insert_waits
+        self.history = {name.upper(): h for name, h in (history or {}).items()}  # DATABASE.SCHEMA.TABLE
         self.locks = LockTable(max_waiters)
         self.sessions: dict[str, _Session] = {}
         self.counts: Counter[str] = Counter()
@@ -307,7 +404,8 @@ class SnowflakeModel:
     def login(self, session: str, parameters: dict[str, Any]) -> None:
         timeout = parameters.get("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
         autocommit = _parameter_true(parameters.get("AUTOCOMMIT", True))
-        self.sessions[session] = _Session(lock_timeout=float(timeout), autocommit=autocommit)
+        statement_timeout = float(parameters.get("STATEMENT_TIMEOUT_IN_SECONDS", 0) or 0)
+        self.sessions[session] = _Session(float(timeout), statement_timeout, autocommit)
 
     def logout(self, session: str) -> None:
         self.locks.release(session)  # an open transaction ends with its session (rolled back)
@@ -336,12 +434,15 @@ class SnowflakeModel:
         execute: Callable[[], Awaitable[Any]],
         *,
         commit: Callable[[], Awaitable[Any]] | None = None,
+        statement_timeout: float | None = None,
     ) -> Any:
         """Apply the transaction and lock rules and the latency around ``execute`` (fakesnow running the statement).
 
         ``commit`` commits the session's open transaction in the engine behind the model. It is awaited before a
         statement that commits implicitly (DDL, ``ALTER SESSION SET AUTOCOMMIT``), so that a lock is never
-        released here while the engine still holds the transaction open.
+        released here while the engine still holds the transaction open. ``statement_timeout`` is the query
+        request's own STATEMENT_TIMEOUT_IN_SECONDS (else the session's): the server cancels the statement (000630)
+        when its lock wait and its latency outlast it.
         """
         state = self.sessions.setdefault(session, _Session())
         statement = classify_statement(sql, database, schema)
@@ -350,6 +451,12 @@ class SnowflakeModel:
         held_before = bool(self.locks.held_by(session))
         released: set[str] = set()
         waited, refused = 0.0, False
+        scanned = sum(
+            h.rows * unpruned_scans(sql, name, h.clustered_by, database, schema)
+            for name, h in self.history.items()
+            if name.rsplit(".", 1)[-1] in sql.upper()
+        )
+        cost = self.latency.of(statement.kind) + scanned * self.latency.per_row_scanned
 
         def end_transaction() -> None:
             state.in_transaction = False
@@ -361,22 +468,36 @@ class SnowflakeModel:
                 if commit is not None:  # the implicit commit comes first: DDL then runs as its own transaction
                     await commit()
                 end_transaction()
-            if statement.kind == "WRITE":
-                assert statement.table is not None
+            limit = statement_timeout if statement_timeout is not None else state.statement_timeout
+            limit = limit if limit and limit > 0 else None
+            waits = statement.kind == "WRITE" or (statement.kind == "INSERT" and self.insert_waits)
+            if waits and statement.table is not None:
+                timeout = state.lock_timeout if limit is None else min(state.lock_timeout, limit)
                 try:
-                    waited = await self.locks.acquire(session, statement.table, timeout=state.lock_timeout)
-                except LockError:
+                    if statement.kind == "WRITE":
+                        waited = await self.locks.acquire(session, statement.table, timeout=timeout)
+                    else:
+                        waited = await self.locks.wait_free(session, statement.table, timeout=timeout)
+                except LockError as exc:
                     refused = True
-                    self.counts["errors_000625"] += 1
                     if not state.in_transaction:
                         end_transaction()
+                    if exc.timed_out and limit is not None and limit < state.lock_timeout:
+                        self.counts["errors_000630"] += 1
+                        raise _statement_timeout(limit) from None
+                    self.counts["errors_000625"] += 1
                     raise
                 self.counts["lock_wait_ms"] += int(waited * 1000)
-            if statement.kind in DML_KINDS and not state.autocommit:
-                state.in_transaction = True  # the first DML after a transaction ends opens one (implicit BEGIN)
             try:
-                if (seconds := self.latency.of(statement.kind)) > 0:
+                if (seconds := cost) > 0:
+                    if limit is not None and waited + seconds > limit:  # cancelled by the server: opens nothing
+                        await asyncio.sleep(max(0.0, limit - waited))
+                        refused = True
+                        self.counts["errors_000630"] += 1
+                        raise _statement_timeout(limit)
                     await asyncio.sleep(seconds)
+                if statement.kind in DML_KINDS and not state.autocommit:
+                    state.in_transaction = True  # the first DML after a transaction ends opens one (implicit BEGIN)
                 result = await execute()
             finally:
                 if statement.kind in {"COMMIT", "ROLLBACK"}:
@@ -393,18 +514,29 @@ class SnowflakeModel:
                 Step(
                     verb=statement_verb(sql),
                     kind=statement.kind,
-                    table=statement.table,
+                    table=statement.table if statement.kind == "WRITE" else None,
                     held_before=held_before,
                     held_after=bool(self.locks.held_by(session)),
                     released=tuple(sorted(released)),
                     in_transaction=state.in_transaction,
                     waited=waited,
                     refused=refused,
+                    seconds=cost,
+                    rows_scanned=scanned,
                 )
             )
         if (match := _LOCK_TIMEOUT_SET.match(sql)) is not None:
             state.lock_timeout = float(match.group(1))
+        if (match := _STATEMENT_TIMEOUT_SET.match(sql)) is not None:
+            state.statement_timeout = float(match.group(1))
         return result
+
+
+def _statement_timeout(seconds: float) -> StatementTimeoutError:
+    return StatementTimeoutError(
+        f"Statement reached its statement or warehouse timeout of {seconds:g} second(s) and was canceled.",
+        timed_out=True,
+    )
 
 
 # --- fakesnow, wrapped --------------------------------------------------------------------------------------
@@ -413,13 +545,13 @@ def _json_body(raw: bytes, encoding: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _error_response(message: str) -> Any:
+def _error_response(message: str, errno: int = LOCK_ERRNO, sqlstate: str = LOCK_SQLSTATE) -> Any:
     from starlette.responses import JSONResponse
 
-    code = f"{LOCK_ERRNO:06d}"
+    code = f"{errno:06d}"
     return JSONResponse(
         {
-            "data": {"errorCode": code, "sqlState": LOCK_SQLSTATE, "queryId": str(uuid.uuid4())},
+            "data": {"errorCode": code, "sqlState": sqlstate, "queryId": str(uuid.uuid4())},
             "code": code,
             "message": message,
             "success": False,
@@ -462,9 +594,19 @@ def modelled_app(model: SnowflakeModel) -> Any:
             await run_in_threadpool(conn.commit)
 
         try:
-            result: Response = await model.run(token, sql, conn.database, conn.schema, execute, commit=commit)
+            parameters = body.get("parameters") or {}
+            timeout = parameters.get("STATEMENT_TIMEOUT_IN_SECONDS") if isinstance(parameters, dict) else None
+            result: Response = await model.run(
+                token,
+                sql,
+                conn.database,
+                conn.schema,
+                execute,
+                commit=commit,
+                statement_timeout=float(timeout) if timeout is not None else None,
+            )
         except LockError as exc:
-            refused: Response = _error_response(exc.message)
+            refused: Response = _error_response(exc.message, exc.errno, exc.sqlstate)
             return refused
         return result
 
