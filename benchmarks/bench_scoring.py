@@ -28,14 +28,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +43,20 @@ import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
 from benchmarks.machine import machine_info as base_machine_info  # noqa: E402
-from benchmarks.numpy_forward import FoldedNumpyForward, NumpyForward, chunked  # noqa: E402
+from benchmarks.numpy_forward import NumpyForward  # noqa: E402
+from benchmarks.raw_interpreter import RawInterpreter  # noqa: E402
+from benchmarks.report import verdict  # noqa: E402
+from benchmarks.scoring_format import fmt_rate, parse_sizes, parse_threads, threads_label  # noqa: E402
+from benchmarks.scoring_sweep import run_sweep  # noqa: E402
+from benchmarks.timing import Timing, Workload, blas_one_thread, run_interleaved  # noqa: E402
 from scoring import Scorer  # noqa: E402
-from scoring.interpreter import interpreter_class  # noqa: E402
-from scoring.scorer import DEFAULT_MAX_BATCH_ROWS, default_model_dir  # noqa: E402
+from scoring.scorer import default_model_dir  # noqa: E402
 
 SEED = 20_240_602
 JITTER = 0.02  # relative measurement noise (sd) applied to resampled rows
 PARITY_TOLERANCE = 1e-5  # numpy vs TFLite probability, max abs difference
 PER_ROW_FACTOR = 20.0  # goal: batched >= 20x the per-row loop
 DEFAULT_SIZES = (569, 100_000, 1_000_000)
-SWEEP_CHUNKS = (4096, 16_384, 65_536)  # plus the default and "whole" (= N)
 
 F32 = npt.NDArray[np.float32]
 
@@ -85,147 +83,6 @@ def make_batch(base: F32, n: int, rng: np.random.Generator) -> F32:
     np.maximum(noise, np.float32(0.0), out=noise)
     out = base[idx] * noise
     return np.ascontiguousarray(out, dtype=np.float32)
-
-
-# ------------------------------------------------------------------------------------------ methods
-
-
-class RawInterpreter:
-    """The model's interpreter driven directly, without the Scorer (same interpreter API as the Scorer).
-
-    ``per_row`` is the naive alternative to batching: one invocation per row, the input resized to
-    [1, 30] once. ``chunked`` is the Scorer's invoke loop with nothing around it (no validation, no
-    class or label), to show how much of ``Scorer.score`` is the interpreter and how much is Python.
-    """
-
-    def __init__(self, model_content: bytes, signature_key: str, input_name: str, num_threads: int | None) -> None:
-        cls, self.package = interpreter_class()
-        self._content, self._key, self._input_name = model_content, signature_key, input_name
-        self.interpreter = cls(model_content=model_content, num_threads=num_threads)
-        runner = self.interpreter.get_signature_runner(signature_key)
-        self.input_index = int(runner.get_input_details()[input_name]["index"])
-        self.output_index = int(runner.get_output_details()["malignant_probability"]["index"])
-        self.n_features = int(runner.get_input_details()[input_name]["shape_signature"][1])
-        del runner  # it holds views into the interpreter, which forbid resizing
-        self._rows = 0
-        self._resize(1)
-
-    def clone(self, num_threads: int | None = None) -> RawInterpreter:
-        """A fresh interpreter for the same model."""
-        return RawInterpreter(self._content, self._key, self._input_name, num_threads)
-
-    def _resize(self, rows: int) -> None:
-        if rows != self._rows:
-            self.interpreter.resize_tensor_input(self.input_index, [rows, self.n_features], strict=True)
-            self.interpreter.allocate_tensors()
-            self._rows = rows
-
-    def per_row(self, x: F32) -> F32:
-        """One set_tensor / invoke / get_tensor per row; the input stays [1, 30] (resized once, at init)."""
-        self._resize(1)  # a no-op unless chunked() ran on this interpreter
-        interpreter, i_in, i_out = self.interpreter, self.input_index, self.output_index
-        out = np.empty(x.shape[0], dtype=np.float32)
-        for i in range(x.shape[0]):
-            interpreter.set_tensor(i_in, x[i : i + 1])
-            interpreter.invoke()
-            out[i] = interpreter.get_tensor(i_out)[0]
-        return out
-
-    def chunked(self, x: F32, rows: int) -> F32:
-        """One invocation per chunk of ``rows`` rows, exactly the Scorer's loop minus its checks and labels."""
-        out = np.empty(x.shape[0], dtype=np.float32)
-        for start in range(0, x.shape[0], rows):
-            chunk = x[start : start + rows]
-            self._resize(chunk.shape[0])
-            self.interpreter.set_tensor(self.input_index, chunk)
-            self.interpreter.invoke()
-            out[start : start + chunk.shape[0]] = self.interpreter.get_tensor(self.output_index).reshape(-1)
-        return out
-
-    def tensor_megabytes(self, rows: int) -> float:
-        """Sum of every tensor's size when the input is [rows, 30] (an upper bound: the arena reuses buffers)."""
-        cls, _ = interpreter_class()
-        probe = cls(model_content=self._content, num_threads=1)
-        probe.resize_tensor_input(self.input_index, [rows, self.n_features], strict=True)
-        probe.allocate_tensors()
-        total = sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize for d in probe.get_tensor_details())
-        return float(total) / 1e6
-
-
-# --------------------------------------------------------------------------------------------- timing
-
-
-@dataclass
-class Timing:
-    """Repeated timings of one workload; each sample is seconds per call (a call scores ``rows`` rows)."""
-
-    rows: int
-    number: int = 1  # calls per repeat, calibrated so a repeat lasts at least --min-time
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def median_rps(self) -> float:
-        return self.rows / statistics.median(self.samples)
-
-    @property
-    def best_rps(self) -> float:
-        return self.rows / min(self.samples)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "rows_timed": self.rows,
-            "calls_per_repeat": self.number,
-            "seconds_per_call": self.samples,
-            "rows_per_s_median": self.median_rps,
-            "rows_per_s_best": self.best_rps,
-        }
-
-
-@dataclass
-class Workload:
-    fn: Callable[[], object]
-    timing: Timing
-    context: Callable[[], AbstractContextManager[Any]] = nullcontext  # entered outside the timer
-
-
-def calibrate(fn: Callable[[], object], min_time: float) -> int:
-    """How many calls make one repeat last at least ``min_time`` (at least one call)."""
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    return max(1, math.ceil(min_time / max(once, 1e-9)))
-
-
-def time_once(fn: Callable[[], object], number: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number
-
-
-def run_interleaved(workloads: dict[str, Workload], repeats: int, min_time: float) -> None:
-    """Warm up and calibrate every workload, then time them ``repeats`` times, rotating their order."""
-    names = list(workloads)
-    for name in names:
-        w = workloads[name]
-        with w.context():
-            w.fn()  # warm-up: allocation, page faults, thread pools
-            w.timing.number = calibrate(w.fn, min_time)
-    for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            w = workloads[name]
-            with w.context():
-                w.timing.samples.append(time_once(w.fn, w.timing.number))
-
-
-def blas_one_thread() -> Callable[[], AbstractContextManager[Any]] | None:
-    """A context limiting numpy's BLAS to one thread (threadpoolctl), or None when that is not installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return lambda: threadpool_limits(limits=1, user_api="blas")
 
 
 # -------------------------------------------------------------------------------------------- context
@@ -261,50 +118,7 @@ def blas_summary(info: dict[str, Any]) -> str:
     )
 
 
-# ---------------------------------------------------------------------------------------------- output
-
-
-def fmt_rate(rps: float) -> str:
-    if rps >= 1e6:
-        return f"{rps / 1e6:,.2f} M"
-    if rps >= 1e3:
-        return f"{rps / 1e3:,.1f} k"
-    return f"{rps:,.0f}"
-
-
-def parse_sizes(text: str) -> list[int]:
-    sizes = []
-    for part in text.replace("_", "").split(","):
-        part = part.strip().lower()
-        if not part:
-            continue
-        mult = 1
-        if part[-1] in "km":
-            mult = 1000 if part[-1] == "k" else 1_000_000
-            part = part[:-1]
-        sizes.append(int(float(part) * mult))
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"bad --sizes {text!r}")
-    return sizes
-
-
-def parse_threads(text: str) -> int | None:
-    return None if text.lower() in {"none", "default", ""} else int(text)
-
-
-def threads_label(threads: int | None) -> str:
-    return "default" if threads is None else str(threads)
-
-
-def chunk_label(chunk: int, n: int) -> str:
-    return f"whole ({n})" if chunk >= n else str(chunk)
-
-
 # ------------------------------------------------------------------------------------------------ main
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_sample(args.data, scorer.metadata.feature_names)
     rng = np.random.default_rng(SEED)
     batches = {n: make_batch(base, n, rng) for n in sizes}
-    content = (model_dir / scorer.metadata.tflite_file).read_bytes()
-    sig = scorer.metadata.signature
-    per_row = RawInterpreter(content, sig.key, sig.input.name, args.threads)
+    per_row = RawInterpreter.for_model(model_dir, scorer.metadata, args.threads)
     numpy_fwd = NumpyForward.load(model_dir / "reference_weights.npz")
     blas1 = blas_one_thread()
     methods = ["batched", "per-row", "numpy"] + (["numpy-1t"] if blas1 else [])
@@ -513,136 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and not (all_np and all_row):
         return 1
     return 0
-
-
-def run_sweep(
-    args: argparse.Namespace,
-    sizes: list[int],
-    batches: dict[int, F32],
-    model_dir: Path,
-    per_row: RawInterpreter,
-    numpy_fwd: NumpyForward,
-    repeats: int,
-    min_time: float,
-) -> list[dict[str, Any]]:
-    """Scorer.score over max_batch_rows x num_threads, plus diagnostics, interleaved per N."""
-    sweep_sizes = [n for n in sizes if n >= 65_536] or [max(sizes)]
-    cpu = os.cpu_count() or 1
-    thread_options: list[int | None] = [None, 1, 2] + ([cpu] if cpu > 2 else [])
-    blas1 = blas_one_thread() or nullcontext
-    folded = FoldedNumpyForward.load(model_dir / "reference_weights.npz")
-    out: list[dict[str, Any]] = []
-    print(
-        "\nSweep: Scorer(max_batch_rows=..., num_threads=...).score(x), interleaved; median (best) rows/s.\n"
-        "  num_threads=default (None) gives XNNPACK no thread pool, i.e. the same as 1."
-    )
-    for n in sweep_sizes:
-        x = batches[n]
-        chunks = sorted({c for c in (*SWEEP_CHUNKS, DEFAULT_MAX_BATCH_ROWS) if c < n} | {n})
-        grid: dict[tuple[int, int | None], Timing] = {}
-        workloads: dict[str, Workload] = {}
-        for c in chunks:
-            for th in thread_options:
-                s = Scorer.load(model_dir, max_batch_rows=c, num_threads=th)
-                grid[(c, th)] = Timing(n)
-                workloads[f"scorer/{c}/{th}"] = Workload(lambda s=s, x=x: s.score(x), grid[(c, th)])
-        diag_chunk = min(16_384, n)
-        ref = Scorer.load(model_dir)
-        default_chunk = min(DEFAULT_MAX_BATCH_ROWS, n)
-        raw_small, raw_default = per_row.clone(), per_row.clone()
-        p_model = ref.score(x).malignant_probability
-
-        def drift(forward: Callable[[F32], F32], x: F32 = x, p_model: F32 = p_model) -> float:
-            return float(np.max(np.abs(forward(x) - p_model)))
-
-        diagnostics: dict[str, tuple[Workload, float | None]] = {
-            "Scorer.validate(x) alone (the input checks inside score)": (
-                Workload(lambda x=x, ref=ref: ref.validate(x), Timing(n)),
-                None,
-            ),
-            f"interpreter alone (no Scorer checks or labels), chunks of {diag_chunk}": (
-                Workload(lambda x=x, r=raw_small, c=diag_chunk: r.chunked(x, c), Timing(n)),
-                drift(lambda v, r=raw_small, c=diag_chunk: r.chunked(v, c)),
-            ),
-            f"interpreter alone (no Scorer checks or labels), chunks of {default_chunk}": (
-                Workload(lambda x=x, r=raw_default, c=default_chunk: r.chunked(x, c), Timing(n)),
-                drift(lambda v, r=raw_default, c=default_chunk: r.chunked(v, c)),
-            ),
-            "numpy, whole batch, BLAS threads as configured (the baseline)": (
-                Workload(lambda x=x: numpy_fwd(x), Timing(n)),
-                drift(numpy_fwd),
-            ),
-            "numpy, whole batch, 1 BLAS thread": (
-                Workload(lambda x=x: numpy_fwd(x), Timing(n), blas1),
-                drift(numpy_fwd),
-            ),
-            f"numpy, chunks of {diag_chunk}, 1 BLAS thread": (
-                Workload(lambda x=x, c=diag_chunk: chunked(numpy_fwd, x, c), Timing(n), blas1),
-                drift(lambda v, c=diag_chunk: chunked(numpy_fwd, v, c)),
-            ),
-            f"numpy, normalisation folded into W1, chunks of {diag_chunk}, 1 BLAS thread": (
-                Workload(lambda x=x, c=diag_chunk: chunked(folded, x, c), Timing(n), blas1),
-                drift(folded),
-            ),
-        }
-        for name, (w, _) in diagnostics.items():
-            workloads[name] = w
-        run_interleaved(workloads, repeats, min_time)
-
-        default = grid[(min(DEFAULT_MAX_BATCH_ROWS, n), None)]
-        col = 21
-        print(f"\n  N={n:,}")
-        print(
-            f"  {'max_batch_rows':<16} {'tensor MB':>9} "
-            + "".join(f"{'threads=' + threads_label(th):>{col}}" for th in thread_options)
-        )
-        for c in chunks:
-            mb = per_row.tensor_megabytes(c)
-            cells = ""
-            for th in thread_options:
-                tm = grid[(c, th)]
-                cells += f"{fmt_rate(tm.median_rps) + ' (' + fmt_rate(tm.best_rps) + ')':>{col}}"
-                out.append(
-                    {
-                        "n": n,
-                        "kind": "scorer",
-                        "max_batch_rows": c,
-                        "num_threads": th,
-                        "tensor_mb_upper_bound": mb,
-                        **tm.as_json(),
-                        "vs_default_scorer": tm.median_rps / default.median_rps,
-                    }
-                )
-            print(f"  {chunk_label(c, n):<16} {mb:>9.1f} {cells}")
-        best_key = max(grid, key=lambda key: grid[key].median_rps)
-        best = grid[best_key]
-        print(
-            f"  best median: max_batch_rows={chunk_label(best_key[0], n)}, num_threads={threads_label(best_key[1])}: "
-            f"{fmt_rate(best.median_rps)} rows/s = {best.median_rps / default.median_rps:.2f}x the default "
-            f"(max_batch_rows={DEFAULT_MAX_BATCH_ROWS}, num_threads=default)"
-        )
-        print(
-            "  tensor MB: sum of the interpreter's tensor sizes at that chunk (an upper bound; the arena reuses some)"
-        )
-        print(f"  diagnostics (vs the default Scorer, {fmt_rate(default.median_rps)} rows/s):")
-        for name, (w, diff) in diagnostics.items():
-            tm = w.timing
-            if diff is None:  # a part of score(), not an alternative to it
-                extra = f"  = {default.median_rps / tm.median_rps:.0%} of the default Scorer's time"
-            else:
-                extra = f"{tm.median_rps / default.median_rps:>5.2f}x, max|p - TFLite| {diff:.1e}"
-            print(f"    {name:<72} {fmt_rate(tm.median_rps):>9} ({fmt_rate(tm.best_rps)}) rows/s  {extra}")
-            out.append(
-                {
-                    "n": n,
-                    "kind": "diagnostic",
-                    "name": name,
-                    **tm.as_json(),
-                    "vs_default_scorer": tm.median_rps / default.median_rps,
-                    "max_abs_diff_vs_tflite": diff,
-                }
-            )
-    return out
 
 
 if __name__ == "__main__":

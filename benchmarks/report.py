@@ -12,3 +12,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     print(f"wrote {out}")
+
+
+def verdict(ok: bool) -> str:
+    """A goal's line in a benchmark's output: PASS or FAIL."""
+    return "PASS" if ok else "FAIL"
