@@ -196,8 +196,8 @@ def test_a_publish_costs_the_same_with_a_million_prior_ledger_rows_as_with_none(
 ) -> None:
     """Snowflake reads every micro-partition no predicate excludes by its min/max: a statement under the ledger lock
     that finds its rows by LOAD_KEY (a hash) alone reads the whole history, and holds the lock longer every day.
-    The model charges each prior row such a statement reads (tools/snowflake_model.py, ``history``)."""
-    from tools.snowflake_model import History, Latency
+    The model charges each prior row such a statement reads (tools/emulated/snowflake_model.py, ``history``)."""
+    from tools.emulated.snowflake_model import History, Latency
 
     ledger = harness.tables["ledger"]
     name = f"{harness.env['SNOWFLAKE_DATABASE']}.{harness.env['SNOWFLAKE_SCHEMA']}.{ledger}".upper()
