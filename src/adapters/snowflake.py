@@ -597,21 +597,27 @@ class SnowflakeBatch:
         if not new:
             return {}
         keys = sorted(new)
+        # A load keyed on its content is also done when a ledger row records its version as loaded under the
+        # per-version key (every load before the content rule): an upgrade never loads a version twice.
+        version_keys = {i.version_key: key for key, i in new.items() if i.version_key != key}
+        looked_up = keys + sorted(version_keys)
         ledger = self._fq(self._s.ledger_table)
         values: list[Any] = []
         for key in keys:
             i = new[key]
-            values += [key, i.bucket, i.key, i.version, i.load_id]
-        rows = _values(len(keys), 5)
-        in_keys = _marks(len(keys))
+            values += [key, i.version_key, i.bucket, i.key, i.version, i.load_id]
+        rows = _values(len(keys), 6)
+        in_keys = _marks(len(looked_up))
         cur = self._execute(
             f"INSERT INTO {ledger} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, "
             "MODEL_VERSION, LOAD_MODE, STARTED_AT) SELECT v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, "
             f"v.SOURCE_VERSION, 'STARTED', v.LOAD_ID, %s, %s, CURRENT_TIMESTAMP() FROM (VALUES {rows}) "
-            "AS v(LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, LOAD_ID) "
+            "AS v(LOAD_KEY, VERSION_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, LOAD_ID) "
             f"WHERE v.LOAD_KEY NOT IN (SELECT LOAD_KEY FROM {ledger} "
+            f"WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL}) "
+            f"AND v.VERSION_KEY NOT IN (SELECT LOAD_KEY FROM {ledger} "
             f"WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL})",
-            (model_version, self._s.load_mode.value, *values, *keys),
+            (model_version, self._s.load_mode.value, *values, *looked_up, *looked_up),
             what="claim ledger",
             dml=True,
         )
@@ -626,13 +632,14 @@ class SnowflakeBatch:
             return {}
         cur = self._execute(
             f"SELECT LOAD_KEY, STATUS, LOAD_ID FROM {ledger} WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL}",
-            tuple(keys),
+            tuple(looked_up),
             what="read ledger",
         )
         final: dict[str, tuple[str, str | None]] = {}
-        for key, status, load_id in cur.fetchall():
+        for found, status, load_id in cur.fetchall():
+            key = version_keys.get(str(found), str(found))  # a per-version row answers for its content's load
             if status == "LOADED" or key not in final:  # LOADED wins over a FAILED of an older code version
-                final[str(key)] = (str(status), str(load_id) if load_id is not None else None)
+                final[key] = (str(status), str(load_id) if load_id is not None else None)
         return final
 
     # --- staging ----------------------------------------------------------------------------------------

@@ -102,6 +102,12 @@ class LoadIdentity:
             return content_load_key(self.bucket, self.key, self.content)
         return load_key(self.bucket, self.key, self.version)
 
+    @property
+    def version_key(self) -> str:
+        """The per-version key, which the ledger used for every load before the content rule: a version a ledger
+        row records as loaded under it is loaded, whatever rule keys this load (an upgrade loads nothing twice)."""
+        return load_key(self.bucket, self.key, self.version)
+
 
 @dataclass(frozen=True)
 class PublishResult:

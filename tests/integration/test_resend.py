@@ -111,6 +111,28 @@ def test_identical_bytes_load_again_under_the_version_rule(harness: Any, make_cs
     assert rows == sorted((_version(e), ROWS) for e in events)
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "in-an-sqs-batch-with-a-new-file"])
+def test_a_version_loaded_before_the_content_rule_is_not_loaded_again(
+    harness: Any, make_csv: Any, batched: bool
+) -> None:
+    # Given a version loaded under the per-version ledger key (as every load was before the content rule, here
+    # with DUPLICATE_RULE=version)
+    bucket = _bucket(harness)
+    event = _put(harness, bucket, make_csv(ROWS))
+    first = harness.invoke(event, DUPLICATE_RULE="version")["objects"][0]
+    assert first["status"] == "loaded"
+    # When the same event is delivered again under the content rule (a redelivery in flight during the upgrade,
+    # or a backfill), alone or beside a new file
+    other = _put(harness, bucket, make_csv(3, _radius("11.5")), key="incoming/site-3/other.csv")
+    delivered = sqs_batch([event, other]) if batched else event
+    results = harness.invoke(delivered, DUPLICATE_RULE="content")["objects"]
+    assert results[0]["duplicate_rule"] == "content"
+    # Then that version is a duplicate of its first load, the new file loads, and the rows are there once
+    assert (results[0]["status"], results[0]["load_id"]) == ("duplicate", first["load_id"])
+    assert [r["status"] for r in results[1:]] == (["loaded"] if batched else [])
+    assert harness.count() == ROWS + (3 if batched else 0)
+
+
 def test_different_bytes_under_the_same_key_are_a_new_load(harness: Any, make_csv: Any) -> None:
     # Given a versioned bucket, an export, a corrected export under the same key, then the first one again
     bucket = _bucket(harness)
