@@ -110,17 +110,7 @@ class S3Source:
 
     def open(self, ref: ObjectRef, *, max_bytes: int) -> OpenedObject:
         """GET the exact version the event named (VersionId, else If-Match on the ETag) as a stream."""
-        kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
-        if ref.version_id:
-            kwargs["VersionId"] = ref.version_id
-        elif ref.etag:
-            kwargs["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
-        try:
-            response = self._client.get_object(**kwargs)
-        except ClientError as exc:
-            raise self._classify(exc, ref) from exc
-        except BotoCoreError as exc:
-            raise SourceUnavailableError(f"S3 GET s3://{ref.bucket}/{ref.key} failed: {type(exc).__name__}") from exc
+        response = self._request("GET", self._client.get_object, ref)
         size = int(response.get("ContentLength", 0))
         opened_ref = ObjectRef(
             bucket=ref.bucket,
@@ -143,18 +133,22 @@ class S3Source:
 
     def fingerprint(self, ref: ObjectRef) -> ContentFingerprint:
         """HEAD the exact version the event named (as open does), checksums on: its content fingerprint."""
-        kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, "ChecksumMode": "ENABLED"}
+        return content_fingerprint(self._request("HEAD", self._client.head_object, ref, ChecksumMode="ENABLED"))
+
+    def _request(self, verb: str, call: Any, ref: ObjectRef, **extra: Any) -> Any:
+        """One request for the exact version ``ref`` names (VersionId, else If-Match on the ETag); S3's failures
+        as the pipeline's errors."""
+        kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, **extra}
         if ref.version_id:
             kwargs["VersionId"] = ref.version_id
         elif ref.etag:
             kwargs["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
         try:
-            head = self._client.head_object(**kwargs)
+            return call(**kwargs)
         except ClientError as exc:
             raise self._classify(exc, ref) from exc
         except BotoCoreError as exc:
-            raise SourceUnavailableError(f"S3 HEAD s3://{ref.bucket}/{ref.key} failed: {type(exc).__name__}") from exc
-        return content_fingerprint(head)
+            raise SourceUnavailableError(f"S3 {verb} s3://{ref.bucket}/{ref.key} failed: {type(exc).__name__}") from exc
 
     @staticmethod
     def _classify(exc: ClientError, ref: ObjectRef) -> Exception:
