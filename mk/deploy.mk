@@ -21,7 +21,7 @@ $(LOCALSTACK_VENV)/.installed: build/requirements-localstack.txt | $(VENV)/.inst
 localstack: $(LOCALSTACK_VENV)/.installed ## install the pinned local AWS emulator (LocalStack core, no Docker) into build-cache/
 
 deploy-local: build $(LOCALSTACK_VENV)/.installed ## sam deploy the built artifact into a local AWS emulator (loopback) and check it
-	@$(PY) -m tools.deploy_local --sam $(SAM) --localstack-venv $(LOCALSTACK_VENV) $(DEPLOY_LOCAL_ARGS)
+	@$(PY) -m tools.commands.deploy_local --sam $(SAM) --localstack-venv $(LOCALSTACK_VENV) $(DEPLOY_LOCAL_ARGS)
 
 $(LINT_VENV)/.installed: build/requirements-lint.txt | $(VENV)/.installed
 	test -x $(LINT_VENV)/bin/python || $(PYTHON_BOOTSTRAP) -m venv $(LINT_VENV) || $(PY) -m venv --without-pip $(LINT_VENV)
@@ -31,7 +31,7 @@ $(LINT_VENV)/.installed: build/requirements-lint.txt | $(VENV)/.installed
 lint-venv: $(LINT_VENV)/.installed ## install the pinned template scanners into build-cache/venv-lint
 
 lint-template: $(LINT_VENV)/.installed ## cfn-lint, checkov and the serverless rules on template.yaml
-	@$(PY) -m tools.lint_template --venv $(LINT_VENV)
+	@$(PY) -m tools.commands.lint_template --venv $(LINT_VENV)
 
 # `make lint` (the Makefile's ruff and mypy) runs the template scanners too.
 lint: lint-template

@@ -2,7 +2,7 @@
 
 The emulator (LocalStack's community core, no Docker) models CloudFormation with the SAM transform, SQS, S3, IAM,
 Lambda's configuration and CloudWatch alarms; it stores IAM and bucket policies without enforcing them, and it runs
-no function code here (tools/localstack_offline.py). What it does not model is reported as a gap, never a pass.
+no function code here (tools/emulated/localstack_offline.py). What it does not model is reported as a gap, never a pass.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.artifact.conftest import make_command
-from tools.deploy_local import GAPS, UNCHECKABLE, WORK, Report
+from tools.commands.deploy_stack import GAPS, UNCHECKABLE, WORK, Report
 from tools.sam_template import ROOT
 
 SUMMARY = WORK / "summary.json"
@@ -118,7 +118,10 @@ def test_deploy_local_runs_offline_and_stops_what_it_started(summary: dict[str, 
     # Then the emulator was stopped, and no process of it is left
     assert "[deploy-local] emulator stopped" in summary["stderr"]
     leftover = subprocess.run(
-        ["pgrep", "-f", str(ROOT / "tools" / "localstack_offline.py")], capture_output=True, text=True, check=False
+        ["pgrep", "-f", str(ROOT / "tools" / "emulated" / "localstack_offline.py")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert leftover.stdout.strip() == "", f"emulator processes left: {leftover.stdout}"
     # And where a network namespace is available the run had only loopback (nothing could leave)

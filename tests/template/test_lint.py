@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.artifact.conftest import make_command
-from tools.lint_template import skips
+from tools.commands.lint_template import skips
 from tools.sam_template import ROOT, TEMPLATE
 
 SAM = ROOT / "build-cache" / "venv-sam" / "bin" / "sam"

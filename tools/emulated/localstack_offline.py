@@ -1,8 +1,8 @@
 """LocalStack's community core, run on this machine without Docker and without reaching beyond it.
 
 Run with the emulator's own interpreter (build-cache/venv-localstack, `make localstack`), never the project's
-.venv: `build-cache/venv-localstack/bin/python tools/localstack_offline.py 127.0.0.1:PORT DATA_DIR`.
-`tools.deploy_local` starts and stops it.
+.venv: `build-cache/venv-localstack/bin/python tools/emulated/localstack_offline.py 127.0.0.1:PORT DATA_DIR`.
+`tools.commands.deploy_local` starts and stops it.
 
 What is changed, and why:
 * Telemetry and the update checks are off (DISABLE_EVENTS and friends); no DNS server (DNS_ADDRESS=0): it would
@@ -11,8 +11,8 @@ What is changed, and why:
 * Lambda: a function is created, configured and wired (its event source mappings too), but no code runs. LocalStack
   would prepare each new function version by downloading its runtime emulator (lambda-runtime-init, from GitHub) and
   pulling the runtime's container image; both are replaced here by a no-op, and starting an execution environment
-  raises. `tools.deploy_local` disables the event source mapping before it sends messages, and lists "the function
-  runs" as an emulator gap (the artifact runs under `make invoke` and `make sam-local-invoke`).
+  raises. `tools.commands.deploy_local` disables the event source mapping before it sends messages, and lists
+  "the function runs" as an emulator gap (the artifact runs under `make invoke` and `make sam-local-invoke`).
 """
 
 from __future__ import annotations
