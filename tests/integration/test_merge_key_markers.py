@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.csv_edits import set_sample_ids
 from tests.ledger_invariant import check_every_delivery
 
 UPSERT = {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}
@@ -16,19 +17,6 @@ def _ledger_tells_the_truth(harness: Any, monkeypatch: pytest.MonkeyPatch) -> No
     check_every_delivery(harness, monkeypatch)
 
 
-def _set_sample_ids(ids: dict[int, str]) -> Any:
-    """An edit for make_csv: line number (header = 1) -> the SAMPLE_ID written on that line."""
-
-    def edit(lines: list[str]) -> list[str]:
-        for line_no, sample_id in ids.items():
-            cells = lines[line_no - 1].split(",")
-            cells[0] = sample_id
-            lines[line_no - 1] = ",".join(cells)
-        return lines
-
-    return edit
-
-
 # (every marker and spelling: tests/unit/test_merge_key_markers.py; here R's NA and a punctuation one)
 @pytest.mark.parametrize("marker", ["NA", "-"])
 def test_marker_keys_are_rejected_and_a_later_files_marker_row_deletes_nothing(
@@ -36,7 +24,7 @@ def test_marker_keys_are_rejected_and_a_later_files_marker_row_deletes_nothing(
 ) -> None:
     # Given upsert on SAMPLE_ID, and a file of 6 rows where two different patients (lines 3 and 5) have the marker
     first = harness.invoke(
-        harness.put("incoming/na-1.csv", make_csv(6, _set_sample_ids({3: marker, 5: marker}))), **UPSERT
+        harness.put("incoming/na-1.csv", make_csv(6, set_sample_ids({3: marker, 5: marker}))), **UPSERT
     )
     # Then the 4 keyed rows load and both marker rows are rejected, naming the column: they do not merge into one
     assert (first["rows_loaded"], first["rows_rejected"]) == (4, 2)
@@ -47,7 +35,7 @@ def test_marker_keys_are_rejected_and_a_later_files_marker_row_deletes_nothing(
     )
     # When a later file brings a row with the same marker (in another case, padded)
     padded = f" {marker.lower()} "
-    later = harness.invoke(harness.put("incoming/na-2.csv", make_csv(1, _set_sample_ids({2: padded}))), **UPSERT)
+    later = harness.invoke(harness.put("incoming/na-2.csv", make_csv(1, set_sample_ids({2: padded}))), **UPSERT)
     # Then it is rejected too and deletes nothing: the first file's rows are all there, as its ledger row says
     assert (later["rows_loaded"], later["rows_rejected"]) == (0, 1)
     assert harness.count() == 4

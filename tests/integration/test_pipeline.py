@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.errors import WarehouseUnavailableError
 from scoring import Scorer
+from tests.csv_edits import set_sample_ids
 from tests.ledger_invariant import check_every_delivery
 
 KEY = "incoming/2026/11/wdbc.csv"
@@ -287,23 +288,10 @@ def test_upsert_mode_merges_on_the_key_columns(harness: Any, make_csv: Any) -> N
 UPSERT = {"LOAD_MODE": "upsert", "MERGE_KEYS": "SAMPLE_ID"}
 
 
-def _set_sample_ids(ids: dict[int, str]) -> Any:
-    """An edit for make_csv: line number (header = 1) -> the SAMPLE_ID written on that line."""
-
-    def edit(lines: list[str]) -> list[str]:
-        for line_no, sample_id in ids.items():
-            cells = lines[line_no - 1].split(",")
-            cells[0] = sample_id
-            lines[line_no - 1] = ",".join(cells)
-        return lines
-
-    return edit
-
-
 def test_upsert_rejects_rows_without_a_merge_key_and_counts_what_landed(harness: Any, make_csv: Any) -> None:
     # Given upsert mode on SAMPLE_ID, and a file of 10 rows where four have no SAMPLE_ID (empty, or only spaces)
     keyless = {3: "", 5: "", 6: "   ", 9: ""}
-    summary = harness.invoke(harness.put("incoming/keyless.csv", make_csv(10, _set_sample_ids(keyless))), **UPSERT)
+    summary = harness.invoke(harness.put("incoming/keyless.csv", make_csv(10, set_sample_ids(keyless))), **UPSERT)
     # Then the 6 keyed rows load and the 4 keyless ones are rejected, naming the column; none collapses into another
     assert (summary["rows_loaded"], summary["rows_rejected"]) == (6, 4)
     assert harness.count() == 6
@@ -311,7 +299,7 @@ def test_upsert_rejects_rows_without_a_merge_key_and_counts_what_landed(harness:
     assert [(r[0], r[1]) for r in rejects] == [(line, "sample_id") for line in sorted(keyless)]
     assert all("missing merge key" in r[2] and "'sample_id'" in r[2] for r in rejects)
     # When a later file has a keyless row of its own
-    later = harness.invoke(harness.put("incoming/keyless-2.csv", make_csv(1, _set_sample_ids({2: ""}))), **UPSERT)
+    later = harness.invoke(harness.put("incoming/keyless-2.csv", make_csv(1, set_sample_ids({2: ""}))), **UPSERT)
     # Then it is rejected too, and deletes nothing that is already there
     assert (later["rows_loaded"], later["rows_rejected"]) == (0, 1)
     assert harness.count() == 6
@@ -321,7 +309,7 @@ def test_upsert_rejects_rows_without_a_merge_key_and_counts_what_landed(harness:
 def test_upsert_keeps_the_last_line_of_a_repeated_key_and_rejects_the_earlier_ones(harness: Any, make_csv: Any) -> None:
     # Given upsert mode, and a file whose lines 2, 4 and 7 share one SAMPLE_ID (line 7 is the last)
     summary = harness.invoke(
-        harness.put("incoming/repeats.csv", make_csv(8, _set_sample_ids({2: "S-1", 4: "S-1", 7: "S-1"}))), **UPSERT
+        harness.put("incoming/repeats.csv", make_csv(8, set_sample_ids({2: "S-1", 4: "S-1", 7: "S-1"}))), **UPSERT
     )
     # Then line 7 is the row for S-1; lines 2 and 4 are rejected with the reason, so loaded + rejected = 8 records
     assert (summary["rows_loaded"], summary["rows_rejected"]) == (6, 2)
