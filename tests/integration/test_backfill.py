@@ -273,27 +273,7 @@ def test_a_local_dry_run_lists_and_loads_nothing(tmp_path: Path) -> None:
     Then it exits 0, lists the seeded .csv / .csv.gz objects (not the .txt) and counts them, loads none (not even
     the one the demo pre-loads), and the emulated Snowflake holds no table with a row in it"""
     db = tmp_path / "db"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.commands.backfill",
-            "--local",
-            "--dry-run",
-            "--no-progress",
-            "--db-path",
-            str(db),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _backfill_tool("--local", "--dry-run", "--db-path", str(db))
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     listed = [line for line in proc.stdout.splitlines() if line.startswith("s3://")]
