@@ -8,6 +8,10 @@ Each feature may also carry its valid ``domain`` (a value outside it is impossib
 ``training_range`` (min, max and the 0.5th / 99.5th percentiles of the data the model was trained or imported
 with: a value far beyond it is flagged). ``pipeline/plausibility.py`` applies both; a metadata.json without them
 (written before they existed) loads and checks nothing.
+
+``monitoring`` is the reference profile that per-file monitoring compares each load with (``monitoring/``): each
+feature's reference distribution, the share of reference rows the model calls malignant, and, when the import was
+given labelled rows, a calibration of the model's probability. Without it nothing is monitored.
 """
 
 from __future__ import annotations
@@ -174,6 +178,61 @@ class ProbabilityOutput(BaseModel):
         return probability
 
 
+class FeatureReference(BaseModel):
+    """One feature's reference distribution: ``points`` (sorted reference values: every distinct one, or, for a
+    large reference, its percentiles, min and max included) and ``cdf`` (the share of reference rows <= each)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    points: list[float] = Field(min_length=1)
+    cdf: list[float] = Field(min_length=1)
+    median: float
+
+    @model_validator(mode="after")
+    def _a_distribution(self) -> FeatureReference:
+        points, cdf = np.asarray(self.points, dtype=np.float64), np.asarray(self.cdf, dtype=np.float64)
+        if points.shape != cdf.shape:
+            raise ValueError(f"{points.size} points but {cdf.size} cdf values")
+        if not (np.isfinite(points).all() and np.isfinite(cdf).all() and math.isfinite(self.median)):
+            raise ValueError("points, cdf and median must be finite numbers")
+        if np.any(np.diff(points) <= 0) or np.any(np.diff(cdf) <= 0):
+            raise ValueError("points and cdf must be strictly increasing")
+        if not (cdf[0] > 0.0 and abs(cdf[-1] - 1.0) < 1e-9):
+            raise ValueError("cdf must lie in (0, 1] and end at 1")
+        return self
+
+
+class Calibration(BaseModel):
+    """P(malignant | the model's probability p), fitted on labelled reference rows: ``sigmoid(slope * logit(p) +
+    intercept)`` (Platt scaling), with the fit's 2x2 covariance of (slope, intercept) for the estimate's interval."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    method: Literal["platt"] = "platt"
+    slope: float
+    intercept: float
+    covariance: list[list[float]]
+    rows: int = Field(gt=0)
+    malignant: int = Field(ge=0)
+    rows_from: str
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> Calibration:
+        cov = np.asarray(self.covariance, dtype=np.float64)
+        if cov.shape != (2, 2) or not np.isfinite(cov).all() or not (math.isfinite(self.slope + self.intercept)):
+            raise ValueError("slope, intercept and a finite 2x2 covariance are needed")
+        return self
+
+
+class MonitoringProfile(BaseModel):
+    """What per-file monitoring compares a load with (``monitoring/``), written by the import."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    rows: int = Field(gt=0)  # reference rows the distributions come from
+    rows_from: str
+    features: list[FeatureReference] = Field(min_length=1)  # in the model's feature order
+    predicted_malignant_share: float = Field(ge=0.0, le=1.0)
+    calibration: Calibration | None = None  # None: no labelled rows, no accuracy estimate (drift only)
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -189,6 +248,7 @@ class ModelMetadata(BaseModel):
     held_out_indices: list[int] = Field(default_factory=list)
     preprocessing: Preprocessing = Preprocessing()
     probability: ProbabilityOutput = ProbabilityOutput()
+    monitoring: MonitoringProfile | None = None
 
     @field_validator("labels")
     @classmethod
@@ -206,6 +266,10 @@ class ModelMetadata(BaseModel):
         if standardize is not None and len(standardize.mean) != len(self.features):
             raise ValueError(
                 f"preprocessing.standardize has {len(standardize.mean)} values for {len(self.features)} features"
+            )
+        if self.monitoring is not None and len(self.monitoring.features) != len(self.features):
+            raise ValueError(
+                f"monitoring has {len(self.monitoring.features)} feature references for {len(self.features)} features"
             )
         return self
 
