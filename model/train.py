@@ -160,9 +160,10 @@ def training_rows(idx_train: np.ndarray) -> TrainingRows:
     )
 
 
-def import_config(sample_csv: Path) -> dict[str, object]:
+def import_config(labelled_csv: Path) -> dict[str, object]:
     """The import config of the project's model. The normalisation is inside the model, and it outputs
-    P(malignant): no preprocessing, no flip."""
+    P(malignant): no preprocessing, no flip. Its reference rows are the labelled sample's: monitoring compares
+    each file with them, and calibrates the label-free accuracy estimate on their labels."""
     return {
         "signature": "serving_default",
         "input": "features",
@@ -170,7 +171,9 @@ def import_config(sample_csv: Path) -> dict[str, object]:
         "features": [str(name) for name in load_breast_cancer().feature_names],
         "probability_of": "malignant",
         "threshold": THRESHOLD,
-        "reference_csv": str(sample_csv),
+        "reference_csv": str(labelled_csv),
+        "label_column": LABEL_COLUMN,
+        "label_malignant_value": "malignant",
         "domain": DOMAIN,
     }
 
@@ -213,7 +216,7 @@ def main() -> None:
     write_sample_csv(features, load_breast_cancer().data, args.sample_csv)
     write_labelled_csv(args.sample_csv, args.labelled_csv)
 
-    config = parse_config(import_config(args.sample_csv), source="model/train.py's import config")
+    config = parse_config(import_config(args.labelled_csv), source="model/train.py's import config")
     result = import_model(
         saved_model,
         config,

@@ -3,6 +3,9 @@
 Drift is tested on a systematic sample of the file's rows: every row while the file has at most SAMPLE_CAP, then
 every 2nd, 4th, ... row (the stride doubles whenever the sample would pass SAMPLE_CAP), so a file of any length is
 tested on SAMPLE_CAP / 2 to SAMPLE_CAP rows spread evenly through it. The threshold is set by the rows tested.
+Monitoring never costs a load its rows: an error inside it (a bug, a profile it cannot use) ends the file's
+monitoring, and its row says so (``DRIFT_DETAIL.monitoring_failed``, every verdict NULL); the rows load as ever.
+
 Past a few thousand rows the reference's own size bounds what a KS test can see (drift.py), so testing more rows
 would cost time and find nothing more. The accuracy estimate and the predicted malignant share use every row.
 """
@@ -58,6 +61,11 @@ class LoadMonitoring:
     def nothing_scored(cls, why: str) -> LoadMonitoring:
         return cls(0, None, None, None, None, None, None, None, None, {"not_tested": why})
 
+    @property
+    def failed(self) -> str | None:
+        """Why monitoring itself failed on this file (None: it did not)."""
+        return self.detail.get("monitoring_failed")
+
 
 class SystematicSample:
     """Every ``stride``-th row of a stream of [n, k] blocks, the stride doubling to stay within ``cap`` rows."""
@@ -101,6 +109,7 @@ class FileMonitor:
         self.reset()
 
     def reset(self) -> None:
+        self.failure: str | None = None
         self.rows = 0
         self.malignant = 0
         self.sample = SystematicSample(self.sample_cap)
@@ -114,6 +123,19 @@ class FileMonitor:
         classification: npt.NDArray[np.integer],
     ) -> None:
         """The rows that load from one chunk: their features [n, k], P(malignant) and class (1 malignant)."""
+        if self.failure is not None:
+            return
+        try:
+            self._add(values, probability, classification)
+        except Exception as exc:  # never the load's problem (module docstring)
+            self.failure = _failure(exc)
+
+    def _add(
+        self,
+        values: npt.NDArray[np.floating],
+        probability: npt.NDArray[np.floating],
+        classification: npt.NDArray[np.integer],
+    ) -> None:
         n = int(probability.shape[0])
         if n == 0:
             return
@@ -140,6 +162,17 @@ class FileMonitor:
         return out
 
     def result(self) -> LoadMonitoring:
+        """The file's monitoring row; a failure inside monitoring gives a row that says so, never an error."""
+        if self.failure is None:
+            try:
+                return self._result()
+            except Exception as exc:  # never the load's problem (module docstring)
+                self.failure = _failure(exc)
+        return LoadMonitoring(
+            self.rows, None, None, None, None, None, None, None, None, {"monitoring_failed": self.failure}
+        )
+
+    def _result(self) -> LoadMonitoring:
         if self.rows == 0:
             return LoadMonitoring.nothing_scored("no row of the file was scored")
         share = self.malignant / self.rows
@@ -174,6 +207,11 @@ class FileMonitor:
             reference_malignant_share=_round(profile.predicted_malignant_share),
             detail=detail,
         )
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong, by type only: an exception's text might quote a measurement."""
+    return f"{type(exc).__name__} in monitoring; the file's rows loaded, its monitoring did not run"
 
 
 def _round(value: float) -> float:

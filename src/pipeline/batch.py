@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pipeline.errors import PipelineError
 from pipeline.events import ParsedEvent, parse_event, sqs_records
-from pipeline.observability import logger, metrics
+from pipeline.observability import logger, metrics, monitored
 from pipeline.ports import ObjectRef
 from pipeline.process import ObjectResult, TimeLeft
 
@@ -127,6 +127,8 @@ class _Run:
         metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
         # Loaded and scored, but with a value far beyond the model's training range (OUT_OF_RANGE_FEATURES).
         metrics.add_metric(name="RowsFlagged", unit=MetricUnit.Count, value=result.rows_flagged)
+        if result.status == "loaded":
+            monitored(result)
         with _object_keys(ref):
             logger.info(
                 "object processed",

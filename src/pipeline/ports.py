@@ -11,11 +11,11 @@ import hashlib
 import io
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -163,6 +163,27 @@ REJECT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+# The monitoring table (MONITORING_TABLE): one row per load, in the load's own transaction (monitoring/ computes
+# the values; the warehouse adds the lineage and MONITORED_AT). DRIFT_DETAIL holds the per-feature detail as JSON.
+MONITORING_COLUMNS: list[tuple[str, str]] = [
+    ("LOAD_ID", "VARCHAR(36) NOT NULL"),
+    ("SOURCE_BUCKET", "VARCHAR(255) NOT NULL"),
+    ("SOURCE_KEY", "VARCHAR(2048) NOT NULL"),
+    ("SOURCE_VERSION", "VARCHAR(1024) NOT NULL"),
+    ("MODEL_VERSION", "VARCHAR(128)"),
+    ("MONITORED_AT", "TIMESTAMP_TZ"),
+    ("ROWS_SCORED", "NUMBER(19,0)"),
+    ("DRIFT_DETECTED", "BOOLEAN"),
+    ("DRIFT_SCORE", "FLOAT"),
+    ("DRIFTED_FEATURES", "VARCHAR(4096)"),
+    ("ESTIMATED_ACCURACY", "FLOAT"),
+    ("ESTIMATED_ACCURACY_LOW", "FLOAT"),
+    ("ESTIMATED_ACCURACY_HIGH", "FLOAT"),
+    ("PREDICTED_MALIGNANT_SHARE", "FLOAT"),
+    ("REFERENCE_MALIGNANT_SHARE", "FLOAT"),
+    ("DRIFT_DETAIL", "VARIANT"),
+]
+
 # A staged row's column naming the features far beyond the model's training range (pipeline/plausibility.py); the
 # session counts the rows that have it set, and the publish reports them as rows_flagged.
 FLAG_COLUMN = "OUT_OF_RANGE_FEATURES"
@@ -199,6 +220,8 @@ class Outcome:
     order: SourceOrder = field(default_factory=lambda: SourceOrder())
     merge_key_columns: str | None = None  # the merge key's input column names, for the rejects upsert adds
     failure: tuple[str, str] | None = None  # (reason code, reason): the file cannot be used; nothing else lands
+    # The load's MONITORING_COLUMNS values but its lineage (monitoring.LoadMonitoring.columns); None: not tested.
+    monitoring: Mapping[str, Any] | None = None
 
 
 class LoadBatch(Protocol):

@@ -21,6 +21,7 @@ from typing import Any, cast
 import pandas as pd
 import pyarrow as pa
 
+from monitoring import FileMonitor, LoadMonitoring
 from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
 from pipeline.errors import (
     ConcurrentLoadError,
@@ -73,6 +74,12 @@ class ObjectResult:
     # What made it a load of its own, or a duplicate: "content" (the same bytes under the key), or "version"
     # (each version), with why when DUPLICATE_RULE=content could not apply (docs/exactly-once.md).
     duplicate_rule: str = "version"
+    model_version: str | None = None  # the model that scored it
+    # The file's monitoring verdict (monitoring/; the whole row is in MONITORING_TABLE): None when not tested.
+    drift_detected: bool | None = None
+    drifted_features: str | None = None
+    estimated_accuracy: float | None = None
+    monitoring_failed: str | None = None  # monitoring itself failed on this file (its rows loaded all the same)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,9 +152,11 @@ class Pipeline:
     source: ObjectSource
     warehouse: Warehouse
     plausibility: PlausibilityCheck = field(init=False)
+    monitored_columns: list[str] = field(init=False)  # each feature's output column, in the model's order
 
     def __post_init__(self) -> None:
         self.plausibility = plausibility_check(self.scorer.metadata, self.settings)
+        self.monitored_columns = self.plausibility.columns
         # Warm up at construction (Lambda's init); a failure here is ignored: the real event will raise it properly.
         with contextlib.suppress(Exception):
             warm_up(self.scorer, self.settings, self.warehouse)
@@ -280,6 +289,7 @@ class Pipeline:
             load_id=identity.load_id,
             seconds=timer.seconds,
             duplicate_rule=rule,
+            model_version=self.scorer.model_version,
         )
         return _Item(index, ref, identity, result, timer, sequencer, opened, unopenable)
 
@@ -381,12 +391,17 @@ class Pipeline:
                 raise item.unopenable
             item.opened = item.opened or self._open(item.ref, item.timer)
             last_modified = item.opened.last_modified
-            layout = self._load_object(batch, staging, item.opened, item.timer, result)
+            layout, monitoring = self._load_object(batch, staging, item.opened, item.timer, result)
         except PermanentError as exc:
             staging.discard_staged()
             result.status, result.reason_code, result.reason = "failed", exc.reason, str(exc)
             result.rows_loaded = result.rows_rejected = 0
-            return Outcome(staging, model_version, failure=(exc.reason, str(exc)))
+            return Outcome(
+                staging,
+                model_version,
+                failure=(exc.reason, str(exc)),
+                monitoring=LoadMonitoring.nothing_scored(f"the file was not loaded ({exc.reason})").columns(),
+            )
         except SourceUnavailableError as exc:
             staging.discard_staged()  # this object only: the others of the batch go on
             return exc
@@ -394,12 +409,17 @@ class Pipeline:
             if item.opened is not None:
                 item.opened.body.close()
                 item.opened = None
+        result.drift_detected = monitoring.drift_detected
+        result.drifted_features = monitoring.drifted_features
+        result.estimated_accuracy = monitoring.estimated_accuracy
+        result.monitoring_failed = monitoring.failed
         return Outcome(
             staging,
             model_version,
             layout.staged_column_names,
             SourceOrder.of(item.sequencer, last_modified),
             layout.merge_key_columns,
+            monitoring=monitoring.columns(),
         )
 
     def _open(self, ref: ObjectRef, timer: StageTimer) -> OpenedObject:
@@ -408,7 +428,7 @@ class Pipeline:
 
     def _load_object(
         self, batch: LoadBatch, staging: ObjectStaging, opened: OpenedObject, timer: StageTimer, result: ObjectResult
-    ) -> OutputLayout:
+    ) -> tuple[OutputLayout, LoadMonitoring]:
         """Read with small parser blocks (flat memory); a file with a longer record is read once more, from S3."""
         try:
             with opened.body:
@@ -434,8 +454,9 @@ class Pipeline:
         result: ObjectResult,
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
-    ) -> OutputLayout:
-        """Parse, convert, score and stage every chunk; return the layout the rows were staged in."""
+    ) -> tuple[OutputLayout, LoadMonitoring]:
+        """Parse, convert, score and stage every chunk; return the layout the rows were staged in, and the file's
+        monitoring (monitoring/: its rows against the model's reference profile)."""
         s = self.settings
         features = self.scorer.metadata.feature_names
         with timer("parse"):
@@ -458,6 +479,7 @@ class Pipeline:
             "MODEL_VERSION": self.scorer.model_version,
             "LOAD_ID": staging.identity.load_id,
         }
+        monitor = FileMonitor(self.scorer.metadata.monitoring, self.monitored_columns)
         iterator = iter(chunks)
         with BackgroundStager(staging, staged_columns, timer) as stager:
             while True:
@@ -465,11 +487,12 @@ class Pipeline:
                     chunk = next(iterator, None)
                 if chunk is None:
                     break
-                stager.submit(*self._prepare_chunk(chunks, layout, chunk, lineage, timer, result))
+                stager.submit(*self._prepare_chunk(chunks, layout, chunk, lineage, timer, result, monitor))
         if staging.rows_staged == 0 and staging.rejects_staged == 0:
             raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
         result.rows_loaded, result.rows_rejected = staging.rows_staged, staging.rejects_staged
-        return layout
+        with timer("monitor"):
+            return layout, monitor.result()
 
     def _prepare_chunk(
         self,
@@ -479,6 +502,7 @@ class Pipeline:
         lineage: dict[str, str],
         timer: StageTimer,
         result: ObjectResult,
+        monitor: FileMonitor,
     ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
         """Convert and score one chunk: the rows to stage and the rejects to stage (either may be None)."""
         names = self.scorer.metadata.feature_names
@@ -498,6 +522,8 @@ class Pipeline:
             converted, scores, flags = reject_unscored(converted, scores, checked.flags)
             ok = converted.ok
             if ok.any():  # rows the model scored
+                with timer("monitor"):
+                    monitor.add(converted.good_values, scores.malignant_probability, scores.classification)
                 with timer("convert"):
                     keep = None if converted.all_ok else pa.array(ok)
                     text = {

@@ -112,6 +112,7 @@ ENVIRONMENT: dict[str, str] = {
     "TARGET_TABLE": "target_table",
     "REJECTS_TABLE": "rejects_table",
     "LEDGER_TABLE": "ledger_table",
+    "MONITORING_TABLE": "monitoring_table",
     "LOAD_MODE": "load_mode",
     "MERGE_KEYS": "merge_keys",
     "DECISION_THRESHOLD": "decision_threshold",
@@ -153,6 +154,7 @@ class Settings(BaseModel):
     target_table: str = "TUMOUR_SCORES"
     rejects_table: str = "TUMOUR_SCORE_REJECTS"
     ledger_table: str = "TUMOUR_SCORE_LOADS"
+    monitoring_table: str = "TUMOUR_SCORE_MONITORING"  # one row per load: drift and estimated accuracy
     load_mode: LoadMode = LoadMode.APPEND
     merge_keys: CsvList = Field(default_factory=list)
     decision_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -174,7 +176,16 @@ class Settings(BaseModel):
     batch_publish: Bool = True
     duplicate_rule: DuplicateRule = DuplicateRule.CONTENT
 
-    @field_validator("database", "schema_name", "warehouse", "role", "target_table", "rejects_table", "ledger_table")
+    @field_validator(
+        "database",
+        "schema_name",
+        "warehouse",
+        "role",
+        "target_table",
+        "rejects_table",
+        "ledger_table",
+        "monitoring_table",
+    )
     @classmethod
     def _identifier(cls, value: str | None) -> str | None:
         return None if value is None else validate_identifier(value)
@@ -193,9 +204,11 @@ class Settings(BaseModel):
     def _consistent(self) -> Settings:
         if self.load_mode is LoadMode.UPSERT and not self.merge_keys:
             raise ValueError("LOAD_MODE=upsert needs MERGE_KEYS (the columns that identify a row)")
-        tables = {self.target_table, self.rejects_table, self.ledger_table}
-        if len(tables) != 3:
-            raise ValueError("TARGET_TABLE, REJECTS_TABLE and LEDGER_TABLE must be three different tables")
+        tables = {self.target_table, self.rejects_table, self.ledger_table, self.monitoring_table}
+        if len(tables) != 4:
+            raise ValueError(
+                "TARGET_TABLE, REJECTS_TABLE, LEDGER_TABLE and MONITORING_TABLE must be four different tables"
+            )
         return self
 
     @classmethod

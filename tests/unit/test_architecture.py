@@ -1,7 +1,8 @@
 """The import graph of src/, tools/ and benchmarks/: arrows point one way (docs/architecture.md), no module is part
 of a cycle.
 
-    src/:        handler -> adapters -> pipeline (errors, settings, ports only) ; handler -> pipeline -> scoring
+    src/:        handler -> adapters -> pipeline (errors, settings, ports only) ;
+                 handler -> pipeline -> monitoring -> scoring
     tools/:      commands -> emulated -> sam_template ; commands -> model_import, make_files ; all may use src/
     benchmarks/: -> tools/ and src/ ; nothing imports benchmarks/, and src/ imports neither tools/ nor benchmarks/
 
@@ -17,13 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC_PACKAGES = ("scoring", "pipeline", "adapters", "handler")
+SRC_PACKAGES = ("scoring", "monitoring", "pipeline", "adapters", "handler")
 OUR_PACKAGES = (*SRC_PACKAGES, "tools", "benchmarks")
 # For each layer (the longest matching prefix of a module's name wins), the modules of ours it may import (a
 # package name allows all of that package).
 ALLOWED: dict[str, tuple[str, ...]] = {
     "scoring": ("scoring",),
-    "pipeline": ("pipeline", "scoring"),
+    "monitoring": ("monitoring", "scoring"),
+    "pipeline": ("pipeline", "scoring", "monitoring"),
     "adapters": ("adapters", "pipeline.errors", "pipeline.settings", "pipeline.ports"),
     "handler": SRC_PACKAGES,
     "tools": ("tools",),  # the package's __init__ only

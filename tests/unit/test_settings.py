@@ -88,5 +88,5 @@ def test_upsert_without_keys_is_refused() -> None:
 
 
 def test_tables_must_differ() -> None:
-    with pytest.raises(ConfigurationError, match="three different tables"):
+    with pytest.raises(ConfigurationError, match="four different tables"):
         Settings.from_env(BASE | {"TARGET_TABLE": "T", "LEDGER_TABLE": "t"})

@@ -25,7 +25,9 @@ What it does, in order, and nothing is written unless every step passes:
    in the metadata, with what was wrong);
 6. writes ``model.tflite`` then ``metadata.json`` (with provenance: the SavedModel's fingerprint and sha256,
    tags, signature and tensor names, the preprocessing, the probability mapping, the threshold, the reference
-   metrics when labelled rows were given, the tool versions and the model version).
+   metrics when labelled rows were given, the tool versions and the model version) and the reference profile
+   per-file monitoring compares each load with (``monitoring``: tools/model_import/profile.py; with
+   ``label_column``, a calibration for the label-free accuracy estimate; without, drift monitoring only).
 
 Each feature's metadata also carries its valid ``domain`` (from the config's ``domain``: a ``min`` and/or ``max``
 for ``all`` features, or per feature under ``features``; a feature's own bound wins) and its ``training_range``
@@ -53,6 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pyarrow as pa
 
+from monitoring.profile import describe
 from scoring import ModelLoadError, ModelMetadata, Scorer, ScoringError
 from scoring.metadata import Preprocessing
 from tools.commands.score import NATIVE_NOISE, native_stderr_without
@@ -66,6 +69,7 @@ from tools.model_import.config import (
     load_config,
     parse_config,
 )
+from tools.model_import.profile import reference_profile
 from tools.model_import.rows import (
     Rows,
     TrainingRows,
@@ -269,6 +273,8 @@ def import_model(
     else:
         report["performance"] = {"rows": 0, "rows_from": None, "problems": [], "not_judged": "no real rows"}
     metadata_dict["reference"] = report
+    profile = reference_profile(config, reference, fit, training, scorer)
+    metadata_dict["monitoring"] = None if profile is None else profile.model_dump(mode="json")
     metadata_dict["tools"] = metadata_dict.get("tools") or _tool_versions()
     metadata = ModelMetadata.model_validate(metadata_dict)
 
@@ -322,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         summary["metrics"] = metrics_
     performance = (meta.model_extra or {}).get("reference", {}).get("performance") or {}
     summary["performance"] = performance
+    summary["monitoring"] = (
+        describe(meta.monitoring)
+        if meta.monitoring is not None
+        else "none: no reference rows (reference_csv or standardize.fit_csv), so no file is monitored"
+    )
     if performance.get("problems"):
         print(
             "import-model: warning: imported although it scores the real rows wrong "
