@@ -81,6 +81,7 @@ class Harness:
             "target": self.env["TARGET_TABLE"],
             "rejects": self.env["REJECTS_TABLE"],
             "ledger": self.env["LEDGER_TABLE"],
+            "monitoring": self.env["MONITORING_TABLE"],
         }
 
     def count(self, table: str = "target", where: str = "TRUE") -> int:
@@ -95,6 +96,7 @@ def harness(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Harness:
         "TARGET_TABLE": f"SCORES_{suffix}",
         "REJECTS_TABLE": f"REJECTS_{suffix}",
         "LEDGER_TABLE": f"LOADS_{suffix}",
+        "MONITORING_TABLE": f"MONITORING_{suffix}",
     }
     return Harness(stack, env, monkeypatch)
 

@@ -7,6 +7,10 @@ when its transaction committed. In upsert mode a later delivery may replace an e
 upsert means, so an earlier delivery's loads are not checked again. Within one delivery (one SQS batch, one
 transaction) nothing is exempt: rows of a file that a later file of the same batch replaced are that file's
 rejects (tests/integration/test_batches.py::test_upsert_files_sharing_merge_keys_count_what_each_left_in_the_tables).
+
+The monitoring table (when ``tables`` names one) holds exactly one row per LOADED or FAILED load, none for a
+STARTED one, and none whose load the ledger does not record as LOADED or FAILED: never a monitoring row without
+its load, nor a load without its row. A LOADED load scored at least the rows it loaded.
 """
 
 from __future__ import annotations
@@ -60,7 +64,34 @@ def ledger_vs_tables(query: Query, tables: dict[str, str], load_ids: Iterable[st
             problems.append(
                 f"load {load_id} ({status}): ledger says loaded/rejected/flagged {expected}, the tables hold {landed}"
             )
+        problems += _monitoring_vs_ledger(query, tables, str(load_id), status, int(rows_loaded or 0))
+    if tables.get("monitoring") and _table_exists(query, tables["monitoring"]):
+        orphans = query(
+            f"SELECT COUNT(*) FROM {tables['monitoring']} AS m WHERE NOT EXISTS (SELECT 1 FROM {tables['ledger']} "
+            "AS l WHERE l.LOAD_ID = m.LOAD_ID AND l.STATUS IN ('LOADED', 'FAILED'))"
+        )
+        if int(orphans[0][0]):
+            problems.append(f"{orphans[0][0]} monitoring rows have no LOADED or FAILED load in the ledger")
     return problems
+
+
+def _monitoring_vs_ledger(query: Query, tables: dict[str, str], load_id: str, status: str, loaded: int) -> list[str]:
+    table = tables.get("monitoring")
+    if not table:
+        return []
+    rows = (
+        query(f"SELECT ROWS_SCORED, LOAD_ID FROM {table} WHERE LOAD_ID = {_quoted(load_id)}")
+        if _table_exists(query, table)
+        else []
+    )
+    expected = 1 if status in {"LOADED", "FAILED"} else 0
+    if len(rows) != expected:
+        return [f"load {load_id} ({status}): {len(rows)} monitoring rows, {expected} expected"]
+    if status == "FAILED" and int(rows[0][0] or 0) != 0:
+        return [f"load {load_id} (FAILED): its monitoring row says {rows[0][0]} rows scored"]
+    if status == "LOADED" and int(rows[0][0] or 0) < loaded:  # upsert may keep scored rows out, as rejects
+        return [f"load {load_id}: monitoring says {rows[0][0]} rows scored, the ledger {loaded} loaded"]
+    return []
 
 
 def assert_ledger_matches_tables(query: Query, tables: dict[str, str], load_ids: Iterable[str] | None = None) -> None:
