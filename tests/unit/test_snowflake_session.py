@@ -1,4 +1,4 @@
-"""The session the Snowflake adapter asks for at login (adapters/snowflake.py), without connecting."""
+"""The session the Snowflake adapter asks for at login (adapters/snowflake/session.py), without connecting."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_a_warm_session_is_ended_between_batches_before_write_pandas_stages_pile
 ) -> None:
     import pandas as pd
 
-    import adapters.snowflake as adapter
+    import adapters.snowflake.session as adapter
 
     # Given write_pandas (a temporary stage per call, never dropped but by the session's end) and a limit of 3
     monkeypatch.setattr(adapter, "MAX_SESSION_STAGES", 3)
