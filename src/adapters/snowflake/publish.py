@@ -26,7 +26,7 @@ class SnowflakeBatch(_SchemaStatements, _LedgerStatements, _UpsertStatements):
 
     Rows and rejects are staged through write_pandas into session-scoped temporary tables shared by the batch's
     objects, each row tagged with its object's number; the frames of small files are gathered and written
-    together. The publish is one transaction for the whole batch (see the module docstring).
+    together. The publish is one transaction for the whole batch (see the package's docstring, __init__.py).
     """
 
     def __init__(
