@@ -41,7 +41,9 @@ seconds it waited; never the SQL text or bound values. A ``PUT`` is one step (th
 ``model.trace(token)``, ``model.traces()``, ``model.reset_trace()``; :func:`lock_spans` counts the statements from
 the one that took a table's lock to the one that released it.
 
-:class:`LockTable` is the rule book (pure asyncio, unit-tested in tests/unit/test_snowflake_model.py).
+:class:`LockTable` (snowflake_locks.py) is the rule book (pure asyncio, unit-tested in
+tests/unit/test_snowflake_model.py); :func:`classify_statement` and :func:`unpruned_scans` (snowflake_sql.py) read a
+statement's text.
 :func:`modelled_app` wraps fakesnow's own Starlette endpoints: a statement first waits for its lock and its
 latency here, then runs in fakesnow; a refusal is an ordinary Snowflake error response, so the real connector
 raises its own ``ProgrammingError`` with ``errno`` 625 and ``sqlstate`` 57014. :func:`modelled_snowflake` serves
