@@ -42,7 +42,7 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "SOURCE_BUCKET": "VARCHAR(255)",
     "SOURCE_KEY": "VARCHAR(2048)",
     "SOURCE_VERSION": "VARCHAR(1024)",
-    # The version's place among the versions of its S3 key (adapters.snowflake.SourceOrder): upsert mode
+    # The version's place among the versions of its S3 key (pipeline.ports.SourceOrder): upsert mode
     # compares them so that an older version's late event never overwrites a newer version's rows.
     "SOURCE_SEQUENCER": "VARCHAR(64)",
     "SOURCE_LAST_MODIFIED": "TIMESTAMP_TZ",
@@ -51,8 +51,8 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "LOAD_ID": "VARCHAR(36)",
 }
 LOADED_AT = ("LOADED_AT", "TIMESTAMP_TZ")  # set by Snowflake at publish time, in the same transaction
-# Internal to the staging tables (adapters.snowflake: UPSERT_NOTE in upsert mode, OBJECT_NO in every batch); no
-# output column may take them.
+# Internal to the staging tables (adapters/snowflake/staging.py: UPSERT_NOTE in upsert mode, OBJECT_NO in every
+# batch); no output column may take them.
 STAGING_ONLY_COLUMNS = frozenset({"UPSERT_SKIP_", "OBJECT_NO_"})
 
 # Snowflake's reserved and limited keywords (https://docs.snowflake.com/en/sql-reference/reserved-keywords) that

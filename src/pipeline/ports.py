@@ -1,6 +1,6 @@
 """What the pipeline needs from the outside world, in its own words: an object source and a warehouse.
 
-The pipeline imports nothing of ``adapters``. ``adapters/s3.py`` and ``adapters/snowflake.py`` implement these
+The pipeline imports nothing of ``adapters``. ``adapters/s3.py`` and ``adapters/snowflake/`` implement these
 protocols (they may import the types below); ``handler/app.py`` builds them and hands them to ``Pipeline``.
 Tests hand in their own (moto- or fakesnow-backed, or plain fakes).
 """

@@ -7,12 +7,12 @@ AUTOCOMMIT and table locks; fakesnow behind it runs the SQL. Latency is off: onl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.sql_trace import four_part_names
 from tests.sqs_batches import sqs_batch
 from tools.emulated.local_stack import LambdaContext
 from tools.emulated.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
@@ -221,10 +221,6 @@ def test_a_publish_costs_the_same_with_a_million_prior_ledger_rows_as_with_none(
     assert costs[1_000_000] <= 1.2 * costs[0], costs
 
 
-FOUR_PART = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\.[A-Za-z_]\w*\.[A-Za-z_]\w*\b")
-QUOTED = re.compile(r"'(?:[^']|'')*'|/\*.*?\*/", re.S)  # values and comments (write_pandas names itself in one)
-
-
 @pytest.mark.parametrize("mode", ["append", "upsert"])
 def test_no_statement_names_a_column_by_four_parts(
     harness: Any,
@@ -251,5 +247,5 @@ def test_no_statement_names_a_column_by_four_parts(
     events = [harness.put(f"incoming/rt/parts-{mode}-{i}.csv", make_csv(SMALL_ROWS + i)) for i in range(3)]
     summary = deliver(sqs_batch(events))
     assert [o["status"] for o in summary["objects"]] == ["loaded"] * 3
-    four_part = [m for sql in sent for m in FOUR_PART.findall(QUOTED.sub("NULL", sql))]
+    four_part = [name for sql in sent for name in four_part_names(sql)]
     assert four_part == [], four_part

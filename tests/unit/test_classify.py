@@ -106,7 +106,8 @@ def test_a_classified_error_names_the_statement_and_codes_never_the_servers_text
 
 def test_an_error_raised_from_a_refused_statement_does_not_carry_the_connectors_exception() -> None:
     # Given a statement Snowflake refuses with a message that quotes a cell's value
-    from adapters.snowflake import SnowflakeBatch, _Schema
+    from adapters.snowflake import SnowflakeBatch
+    from adapters.snowflake.statements import _Schema
     from pipeline.settings import Settings
 
     class Cursor:

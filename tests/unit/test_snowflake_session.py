@@ -1,4 +1,4 @@
-"""The session the Snowflake adapter asks for at login (adapters/snowflake.py), without connecting."""
+"""The session the Snowflake adapter asks for at login (adapters/snowflake/session.py), without connecting."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from adapters.secrets import SnowflakeCredentials
 from adapters.snowflake import SnowflakeWarehouse
 from pipeline.errors import PipelineError
 from pipeline.settings import Settings
-
-BASE = {"SNOWFLAKE_SECRET_NAME": "s", "SNOWFLAKE_DATABASE": "D", "SNOWFLAKE_SCHEMA": "S", "SNOWFLAKE_ACCOUNT": "a"}
+from tests.sql_trace import BASE, RecordingConnection, logged_in
 
 
 def login_parameters(environ: dict[str, str]) -> dict[str, Any]:
@@ -44,65 +43,6 @@ def test_a_statement_whose_function_has_gone_is_aborted_rather_than_left_running
     assert login_parameters(BASE)["ABORT_DETACHED_QUERY"] is True
 
 
-class _Cursor:
-    def __init__(self, sent: list[tuple[str, dict[str, Any]]]) -> None:
-        self.sent, self.rowcount = sent, 0
-
-    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> _Cursor:
-        self.sent.append((sql, kwargs))
-        return self
-
-    def fetchall(self) -> list[Any]:
-        return []
-
-
-class _Connection:
-    """Records each statement and the keyword arguments the adapter passed to the connector's execute."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def cursor(self) -> _Cursor:
-        return _Cursor(self.sent)
-
-    def is_closed(self) -> bool:
-        return False
-
-    def commit(self) -> None:
-        self.sent.append(("COMMIT", {}))
-
-    def rollback(self) -> None:
-        self.sent.append(("ROLLBACK", {}))
-
-    def close(self) -> None:
-        pass
-
-
-def logged_in(environ: dict[str, str], left: list[float] | None) -> tuple[dict[str, Any], _Connection, Any]:
-    """The adapter's login kwargs and connection, with an invocation clock reading ``left[0]`` seconds (or none)."""
-    asked: list[dict[str, Any]] = []
-    conn = _Connection()
-
-    def connect(**kwargs: Any) -> _Connection:
-        asked.append(kwargs)
-        return conn
-
-    credentials = SnowflakeCredentials(user="u", password="p")
-    warehouse = SnowflakeWarehouse(Settings.from_env(environ), lambda: credentials, connect=connect)
-    clock = None if left is None else (lambda: left[0])
-    return asked, conn, _Clocked(warehouse, clock)
-
-
-class _Clocked:
-    """The warehouse, each batch opened with the invocation's clock (as pipeline/process.py opens them)."""
-
-    def __init__(self, warehouse: SnowflakeWarehouse, clock: Any) -> None:
-        self.warehouse, self.clock = warehouse, clock
-
-    def batch(self) -> Any:
-        return self.warehouse.batch(self.clock)
-
-
 @pytest.mark.parametrize("left", [None, [900.0]], ids=["no-clock", "lambda-clock"])
 def test_no_client_timer_cancels_a_statement(left: list[float] | None) -> None:
     # Given the adapter, with or without the invocation's clock
@@ -114,7 +54,7 @@ def test_no_client_timer_cancels_a_statement(left: list[float] | None) -> None:
     # 000604 instead of Snowflake's own lock or statement timeout) and no per-statement ``timeout`` either
     [kwargs] = asked
     assert kwargs.get("network_timeout") is None
-    assert conn.sent and all("timeout" not in sent for _, sent in conn.sent)
+    assert conn.sent and all("timeout" not in sent.kwargs for sent in conn.sent)
 
 
 def test_the_server_times_statements_out_by_the_invocations_remaining_time() -> None:
@@ -132,7 +72,7 @@ def test_the_server_times_statements_out_by_the_invocations_remaining_time() -> 
     with warehouse.batch() as batch:
         batch.ensure_target([("A", "FLOAT")])
     # Then each statement carries its own server-side limit, from the time left now (no round trip to set it)
-    limits = [sent["_statement_params"]["STATEMENT_TIMEOUT_IN_SECONDS"] for _, sent in conn.sent[-3:]]
+    limits = [sent.kwargs["_statement_params"]["STATEMENT_TIMEOUT_IN_SECONDS"] for sent in conn.sent[-3:]]
     assert all(150 < limit < 200 for limit in limits), limits
 
 
@@ -141,7 +81,7 @@ def test_without_the_invocations_clock_no_statement_timeout_is_set() -> None:
     with warehouse.batch():
         pass
     assert "STATEMENT_TIMEOUT_IN_SECONDS" not in asked[0]["session_parameters"]
-    assert all("_statement_params" not in sent for _, sent in conn.sent)
+    assert all("_statement_params" not in sent.kwargs for sent in conn.sent)
 
 
 def test_a_warm_session_is_ended_between_batches_before_write_pandas_stages_pile_up(
@@ -149,15 +89,15 @@ def test_a_warm_session_is_ended_between_batches_before_write_pandas_stages_pile
 ) -> None:
     import pandas as pd
 
-    import adapters.snowflake as adapter
+    import adapters.snowflake.session as adapter
 
     # Given write_pandas (a temporary stage per call, never dropped but by the session's end) and a limit of 3
     monkeypatch.setattr(adapter, "MAX_SESSION_STAGES", 3)
     asked: list[dict[str, Any]] = []
 
-    def connect(**kwargs: Any) -> _Connection:
+    def connect(**kwargs: Any) -> RecordingConnection:
         asked.append(kwargs)
-        return _Connection()
+        return RecordingConnection()
 
     def write_pandas(conn: Any, frame: pd.DataFrame, **kwargs: Any) -> tuple[bool, int, int, list[Any]]:
         return True, 1, len(frame), []

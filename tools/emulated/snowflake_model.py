@@ -41,7 +41,9 @@ seconds it waited; never the SQL text or bound values. A ``PUT`` is one step (th
 ``model.trace(token)``, ``model.traces()``, ``model.reset_trace()``; :func:`lock_spans` counts the statements from
 the one that took a table's lock to the one that released it.
 
-:class:`LockTable` is the rule book (pure asyncio, unit-tested in tests/unit/test_snowflake_model.py).
+:class:`LockTable` (snowflake_locks.py) is the rule book (pure asyncio, unit-tested in
+tests/unit/test_snowflake_model.py); :func:`classify_statement` and :func:`unpruned_scans` (snowflake_sql.py) read a
+statement's text.
 :func:`modelled_app` wraps fakesnow's own Starlette endpoints: a statement first waits for its lock and its
 latency here, then runs in fakesnow; a refusal is an ordinary Snowflake error response, so the real connector
 raises its own ``ProgrammingError`` with ``errno`` 625 and ``sqlstate`` 57014. :func:`modelled_snowflake` serves
@@ -57,20 +59,49 @@ import asyncio
 import contextlib
 import gzip
 import json
-import re
-import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-MAX_WAITERS = 20
-DEFAULT_LOCK_TIMEOUT = 43_200  # Snowflake's default, in seconds
-LOCK_ERRNO = 625
-LOCK_SQLSTATE = "57014"
-STATEMENT_TIMEOUT_ERRNO = 630
-STATEMENT_TIMEOUT_SQLSTATE = "57014"
+from tools.emulated.snowflake_locks import (
+    DEFAULT_LOCK_TIMEOUT,
+    LOCK_ERRNO,
+    LOCK_SQLSTATE,
+    MAX_WAITERS,
+    LockError,
+    LockTable,
+    StatementTimeoutError,
+)
+from tools.emulated.snowflake_sql import (
+    _LOCK_TIMEOUT_SET,
+    _STATEMENT_TIMEOUT_SET,
+    DML_KINDS,
+    Statement,
+    classify_statement,
+    statement_verb,
+    unpruned_scans,
+)
+
+__all__ = [
+    "MAX_WAITERS",
+    "NO_LATENCY",
+    "History",
+    "Latency",
+    "LockError",
+    "LockTable",
+    "SnowflakeModel",
+    "Statement",
+    "StatementTimeoutError",
+    "Step",
+    "classify_statement",
+    "lock_spans",
+    "modelled_app",
+    "modelled_snowflake",
+    "statement_verb",
+    "unpruned_scans",
+]
 
 
 @dataclass(frozen=True)
@@ -95,242 +126,6 @@ class History:
 
     rows: int
     clustered_by: str = "STARTED_AT"
-
-
-def unpruned_scans(sql: str, table: str, clustered_by: str, database: str | None, schema: str | None) -> int:
-    """How many references to ``table`` (DATABASE.SCHEMA.TABLE) in ``sql`` read it whole: those whose own WHERE
-    (of the SELECT, UPDATE or DELETE they belong to) has no range predicate on ``clustered_by`` for them."""
-    import sqlglot
-    from sqlglot import exp
-
-    try:
-        tree = sqlglot.parse_one(sql, read="snowflake")
-    except Exception:
-        return 0
-    column = clustered_by.upper()
-    unpruned = 0
-    for node in tree.find_all(exp.Table):
-        parts = [p.upper() for p in (node.catalog or database or "", node.db or schema or "", node.name)]
-        if ".".join(parts) != table.upper():
-            continue
-        alias = (node.alias or "").upper()
-        scope = node.find_ancestor(exp.Select, exp.Update, exp.Delete)
-        where = scope.args.get("where") if scope is not None else None
-        pruned = False
-        if where is not None:
-            for cmp in where.find_all(exp.GTE, exp.GT):
-                col = cmp.this
-                if isinstance(col, exp.Column) and col.name.upper() == column:
-                    qualifier = (col.table or "").upper()
-                    pruned = pruned or qualifier in {"", alias, node.name.upper()}
-        unpruned += 0 if pruned else 1
-    return unpruned
-
-
-class LockError(Exception):
-    """A statement refused by the lock rules: reported to the client as Snowflake error 000625."""
-
-    errno = LOCK_ERRNO
-    sqlstate = LOCK_SQLSTATE
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.timed_out = timed_out  # the wait's time ran out (not the 20-waiter limit)
-
-
-class StatementTimeoutError(LockError):
-    """A statement cancelled by the server's STATEMENT_TIMEOUT_IN_SECONDS: Snowflake error 000630."""
-
-    errno = STATEMENT_TIMEOUT_ERRNO
-    sqlstate = STATEMENT_TIMEOUT_SQLSTATE
-
-
-@dataclass
-class _Lock:
-    holder: str | None = None
-    holder_statement: str = ""
-    holder_since: int = 0  # the transaction's number, for the message
-    waiters: deque[tuple[str, asyncio.Future[None]]] = field(default_factory=deque)
-
-
-class LockTable:
-    """Per-table write locks with FIFO waiters, the 20-waiter limit and LOCK_TIMEOUT.
-
-    Owners are session ids. A session that holds a table's lock takes it again at once (its later statements in
-    the same transaction). Use from one event loop only (asyncio, no threads).
-    """
-
-    def __init__(self, max_waiters: int = MAX_WAITERS) -> None:
-        self.max_waiters = max_waiters
-        self._locks: dict[str, _Lock] = {}
-        self._held: dict[str, set[str]] = {}
-        self.stats: Counter[str] = Counter()
-
-    def holder(self, table: str) -> str | None:
-        lock = self._locks.get(table)
-        return lock.holder if lock else None
-
-    def waiting(self, table: str) -> int:
-        lock = self._locks.get(table)
-        return len(lock.waiters) if lock else 0
-
-    async def acquire(self, session: str, table: str, *, timeout: float, statement: str = "") -> float:
-        """Take the table's lock for the session; return the seconds waited. Raises LockError."""
-        lock = self._locks.setdefault(table, _Lock())
-        if lock.holder in {None, session} and (lock.holder == session or not lock.waiters):
-            self._grant(lock, session, table, statement)
-            return 0.0
-        statement = statement or str(uuid.uuid4())
-        if len(lock.waiters) >= self.max_waiters:
-            self.stats["waiters_exceeded"] += 1
-            raise LockError(
-                f"Statement '{lock.holder_statement}' has locked table '{table}' in transaction {lock.holder_since} "
-                f"and this lock has not yet been released.\nYour statement '{statement}' was aborted because the "
-                f"number of waiters for this lock exceeds the {self.max_waiters} statements limit."
-            )
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (session, future)
-        lock.waiters.append(entry)
-        self.stats["waits"] += 1
-        start = time.monotonic()
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout=timeout)
-        except TimeoutError:
-            if future.done() and not future.cancelled():  # granted at the last instant: give it back
-                self.release(session, only=table)
-            else:
-                future.cancel()
-                with contextlib.suppress(ValueError):
-                    lock.waiters.remove(entry)
-            self.stats["lock_timeouts"] += 1
-            raise LockError(
-                f"Statement '{lock.holder_statement}' has locked table '{table}' in transaction {lock.holder_since} "
-                f"and this lock has not yet been released.\nYour statement '{statement}' was aborted because the "
-                f"lock wait exceeded LOCK_TIMEOUT ({timeout:g} seconds).",
-                timed_out=True,
-            ) from None
-        except BaseException:  # the client went away: leave the queue (or give back what was just granted)
-            if future.done() and not future.cancelled():
-                self.release(session, only=table)
-            else:
-                future.cancel()
-                with contextlib.suppress(ValueError):
-                    lock.waiters.remove(entry)
-            raise
-        lock.holder_statement = statement
-        return time.monotonic() - start
-
-    async def wait_free(self, session: str, table: str, *, timeout: float) -> float:
-        """Wait, queued like a writer, until no other session holds the table's lock; take nothing (an INSERT under
-        ``insert_waits``). Return the seconds waited. Raises LockError."""
-        lock = self._locks.get(table)
-        if lock is None or lock.holder in {None, session}:
-            return 0.0
-        waited = await self.acquire(session, table, timeout=timeout)
-        self.release(session, only=table)
-        return waited
-
-    def _grant(self, lock: _Lock, session: str, table: str, statement: str) -> None:
-        if lock.holder != session:
-            lock.holder = session
-            lock.holder_since = time.time_ns()
-            lock.holder_statement = statement or str(uuid.uuid4())
-            self._held.setdefault(session, set()).add(table)
-            self.stats["acquired"] += 1
-
-    def release(self, session: str, *, only: str | None = None) -> None:
-        """End of the session's transaction: free its locks, each to the longest waiter."""
-        tables = self._held.get(session, set())
-        for table in [t for t in tables if only is None or t == only]:
-            tables.discard(table)
-            lock = self._locks[table]
-            lock.holder = None
-            while lock.waiters:
-                next_session, future = lock.waiters.popleft()
-                if future.cancelled():
-                    continue
-                self._grant(lock, next_session, table, "")
-                future.set_result(None)
-                break
-        if not tables:
-            self._held.pop(session, None)
-
-    def held_by(self, session: str) -> set[str]:
-        return set(self._held.get(session, set()))
-
-
-# --- statements -------------------------------------------------------------------------------------------
-_FIRST_WORD = re.compile(r"^\s*(?:/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
-_LOCK_TIMEOUT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+LOCK_TIMEOUT\s*=\s*(\d+)", re.I)
-_STATEMENT_TIMEOUT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+STATEMENT_TIMEOUT_IN_SECONDS\s*=\s*(\d+)", re.I)
-_AUTOCOMMIT_SET = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+AUTOCOMMIT\s*=\s*'?(TRUE|FALSE)\b", re.I)
-_DDL = {"CREATE", "ALTER", "DROP", "TRUNCATE", "UNDROP", "GRANT", "REVOKE", "COMMENT"}
-DML_KINDS = frozenset({"WRITE", "INSERT", "COPY"})  # with AUTOCOMMIT off, the first one opens a transaction
-
-
-@dataclass(frozen=True)
-class Statement:
-    # BEGIN | COMMIT | ROLLBACK | DDL | AUTOCOMMIT (ALTER SESSION SET AUTOCOMMIT) | PUT | COPY | INSERT |
-    # WRITE (UPDATE, DELETE, MERGE: locks) | OTHER (SELECT, SHOW, other ALTER SESSION, ...)
-    kind: str
-    table: str | None = None  # the table a WRITE locks, DATABASE.SCHEMA.TABLE upper-case
-    autocommit: bool | None = None  # the value an AUTOCOMMIT statement sets
-
-
-def classify_statement(sql: str, database: str | None, schema: str | None) -> Statement:
-    """What a statement does to locks and transactions. Unqualified names resolve in the session's schema."""
-    match = _FIRST_WORD.match(sql)
-    word = match.group(1).upper() if match else ""
-    if word in {"BEGIN", "START"}:
-        return Statement("BEGIN")
-    if word in {"COMMIT", "ROLLBACK"}:
-        return Statement(word)
-    if word == "ALTER" and re.match(r"^\s*ALTER\s+SESSION\b", sql, re.I):
-        if (setting := _AUTOCOMMIT_SET.match(sql)) is not None:
-            return Statement("AUTOCOMMIT", autocommit=setting.group(1).upper() == "TRUE")
-        return Statement("OTHER")  # other session parameters: no implicit commit
-    if word in _DDL:
-        return Statement("DDL")
-    if word == "INSERT":
-        try:
-            return Statement(word, _target_table(sql, database, schema))
-        except Exception:  # an INSERT the parser cannot read: no table, so it never waits
-            return Statement(word)
-    if word in {"PUT", "COPY"}:
-        return Statement(word)
-    if word in {"UPDATE", "DELETE", "MERGE"}:
-        return Statement("WRITE", _target_table(sql, database, schema))
-    return Statement("OTHER")
-
-
-def statement_verb(sql: str) -> str:
-    """The statement's first keyword (UPDATE, SELECT, PUT, ...): what a trace keeps of its text."""
-    match = _FIRST_WORD.match(sql)
-    return match.group(1).upper() if match else ""
-
-
-def _target_table(sql: str, database: str | None, schema: str | None) -> str:
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, read="snowflake")
-    target = tree.this
-    if isinstance(target, exp.Schema):  # INSERT INTO t (columns)
-        target = target.this
-    if isinstance(target, exp.Alias):
-        target = target.this
-    if not isinstance(target, exp.Table):
-        raise ValueError(f"no target table in {sql[:80]!r}")
-
-    def norm(part: exp.Expression | None, default: str | None) -> str:
-        if part is None or not getattr(part, "name", ""):
-            return (default or "").upper()
-        return str(part.name) if getattr(part, "quoted", False) else str(part.name).upper()
-
-    return ".".join(
-        (norm(target.args.get("catalog"), database), norm(target.args.get("db"), schema), norm(target.this, None))
-    )
 
 
 # --- sessions -----------------------------------------------------------------------------------------------
