@@ -123,6 +123,7 @@ class FileMonitor:
         classification: npt.NDArray[np.integer],
     ) -> None:
         """The rows that load from one chunk: their features [n, k], P(malignant) and class (1 malignant)."""
+        self.rows += int(probability.shape[0])  # counted even when monitoring has failed: they loaded
         if self.failure is not None:
             return
         try:
@@ -136,11 +137,9 @@ class FileMonitor:
         probability: npt.NDArray[np.floating],
         classification: npt.NDArray[np.integer],
     ) -> None:
-        n = int(probability.shape[0])
-        if n == 0:
+        if int(probability.shape[0]) == 0:
             return
         malignant = np.asarray(classification) == 1
-        self.rows += n
         self.malignant += int(np.count_nonzero(malignant))
         if self.profile is not None:
             self.sample.add(values)

@@ -12,6 +12,7 @@ from snowflake.connector.pandas_tools import write_pandas as _connector_write_pa
 
 from adapters.snowflake.errors import classify
 from adapters.snowflake.ledger import _LedgerStatements
+from adapters.snowflake.monitoring import _MonitoringStatements
 from adapters.snowflake.schema import _SchemaStatements
 from adapters.snowflake.staging import _ObjectStaging, _StagedTable
 from adapters.snowflake.statements import _Schema
@@ -21,7 +22,7 @@ from pipeline.ports import Outcome, PublishResult, new_load_id
 from pipeline.settings import LoadMode, Settings
 
 
-class SnowflakeBatch(_SchemaStatements, _LedgerStatements, _UpsertStatements):
+class SnowflakeBatch(_SchemaStatements, _LedgerStatements, _UpsertStatements, _MonitoringStatements):
     """The statements of one batch of object versions, on one connection (the pipeline's LoadBatch port).
 
     Rows and rejects are staged through write_pandas into session-scoped temporary tables shared by the batch's
@@ -87,13 +88,12 @@ class SnowflakeBatch(_SchemaStatements, _LedgerStatements, _UpsertStatements):
     def publish(self, outcomes: Sequence[Outcome]) -> list[PublishResult]:
         """Every outcome's rows + rejects + ledger row (LOADED, or FAILED with its reason) in one transaction.
 
-        Append mode: the rows and rejects are inserted first (INSERT takes no lock), then ``UPDATE ledger``
-        takes the ledger's lock, then one UPDATE finishes the claim's STARTED rows of every version no committed
-        row says LOADED or FAILED (a new statement: it sees what a publisher committed while this one waited), then
-        COMMIT. Three statements under the lock, whatever the batch's size (upsert: at most eight, set-based, see
-        ``_publish_upsert``). If that UPDATE finished fewer rows
-        than there are outcomes, a concurrent delivery won one of them: everything is rolled back
-        (ConcurrentLoadError).
+        Append mode: the rows, rejects and monitoring rows are inserted first (INSERT takes no lock), then
+        ``UPDATE ledger`` takes the ledger's lock, then one UPDATE finishes the claim's STARTED rows of every version
+        no committed row says LOADED or FAILED (a new statement: it sees what a publisher committed while this one
+        waited), then COMMIT. Three statements under the lock, whatever the batch's size (upsert: at most eight,
+        set-based, see ``_publish_upsert``). If that UPDATE finished fewer rows than there are outcomes, a concurrent
+        delivery won one of them: everything is rolled back (ConcurrentLoadError).
         """
         if not outcomes:
             return []
@@ -108,11 +108,13 @@ class SnowflakeBatch(_SchemaStatements, _LedgerStatements, _UpsertStatements):
                 published = [o for o in loads if o.staging.rows_staged]
                 self._mark_repeated(published)
                 self._insert_rejects(loads)
+                self._insert_monitoring(outcomes)
                 self._lock_ledger(outcomes)
                 counts = self._publish_upsert(published)
             else:
                 self._insert_rows(loads)
                 self._insert_rejects(loads)
+                self._insert_monitoring(outcomes)
                 self._lock_ledger(outcomes)
                 counts = {}
             results = [self._result(o, counts.get(id(o))) for o in outcomes]

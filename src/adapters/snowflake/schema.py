@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from adapters.snowflake.statements import _Statements
 from pipeline.errors import PermanentError, SchemaEvolutionError
-from pipeline.ports import REJECT_COLUMNS
+from pipeline.ports import MONITORING_COLUMNS, REJECT_COLUMNS
 from pipeline.settings import validate_identifier
 
 LEDGER_COLUMNS: list[tuple[str, str]] = [
@@ -37,6 +37,7 @@ class _SchemaStatements(_Statements):
         self._create(self._s.ledger_table, LEDGER_COLUMNS)
         self._add_missing_columns(self._s.ledger_table, LEDGER_COLUMNS)  # a ledger from before ROWS_FLAGGED
         self._create(self._s.rejects_table, [*REJECT_COLUMNS, REJECTED_AT])
+        self._create(self._s.monitoring_table, MONITORING_COLUMNS)
 
     def _create(self, table: str, columns: list[tuple[str, str]]) -> None:
         cols = ", ".join(f"{validate_identifier(n)} {t}" for n, t in columns)
