@@ -129,3 +129,28 @@ def test_files_of_easy_rows_are_estimated_more_accurate_than_files_of_hard_rows(
     # Then the easy file's estimate is the higher
     rows = {r["SOURCE_KEY"].rsplit("/", 1)[1]: r["ESTIMATED_ACCURACY"] for r in _monitoring(harness)}
     assert rows["easy.csv"] > rows["hard.csv"]
+
+
+def test_a_monitoring_table_that_refuses_its_row_holds_the_load_back_never_fails_the_file(
+    harness: Any, make_csv: Any
+) -> None:
+    # Given a monitoring table an operator created wrongly (DRIFT_SCORE a DATE: every row's insert is refused)
+    harness.query(
+        "CREATE TABLE {monitoring} (LOAD_ID VARCHAR, SOURCE_BUCKET VARCHAR, SOURCE_KEY VARCHAR, "
+        "SOURCE_VERSION VARCHAR, MODEL_VERSION VARCHAR, MONITORED_AT TIMESTAMP_TZ, ROWS_SCORED NUMBER, "
+        "DRIFT_DETECTED BOOLEAN, DRIFT_SCORE DATE, DRIFTED_FEATURES VARCHAR, ESTIMATED_ACCURACY FLOAT, "
+        "ESTIMATED_ACCURACY_LOW FLOAT, ESTIMATED_ACCURACY_HIGH FLOAT, PREDICTED_MALIGNANT_SHARE FLOAT, "
+        "REFERENCE_MALIGNANT_SHARE FLOAT, DRIFT_DETAIL VARIANT)"
+    )
+    event = harness.put(KEY, make_csv(20))
+    # When the file is delivered
+    with pytest.raises(Exception) as raised:
+        harness.invoke(event)
+    # Then nothing of it is published, it is not recorded FAILED, and the error is retriable, naming the table
+    assert getattr(raised.value, "retriable", False) and raised.value.reason == "monitoring_table_refused"
+    assert harness.count() == 0
+    assert harness.query("SELECT STATUS FROM {ledger}") == [("STARTED",)]
+    # And once the table is fixed, the redelivery loads it with its monitoring row
+    harness.query("DROP TABLE {monitoring}")
+    assert harness.invoke(event)["objects"][0]["status"] == "loaded"
+    assert harness.count() == 20 and len(_monitoring(harness)) == 1

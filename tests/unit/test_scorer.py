@@ -305,12 +305,14 @@ def test_valid_inputs_become_float32_c_contiguous(convert: Callable[[Any], Any],
 
 
 def _resize_features(n: int) -> Callable[[dict[str, Any]], None]:
-    """Metadata describing an n-feature model (features list and input shape agree with each other)."""
+    """Metadata describing an n-feature model (features list and input shape agree with each other; no reference
+    profile, which would describe the 30 features)."""
 
     def edit(meta: dict[str, Any]) -> None:
         features = meta["features"]
         meta["features"] = (features + [{"name": f"extra {i}", "column": f"EXTRA_{i}"} for i in range(n)])[:n]
         meta["signature"]["input"]["shape"] = [None, n]
+        meta["monitoring"] = None
 
     return edit
 

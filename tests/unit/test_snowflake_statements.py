@@ -254,6 +254,23 @@ REJECTS_INSERT = (
 )
 
 
+def monitoring_insert(loads: int) -> str:
+    measured = (
+        "ROWS_SCORED, DRIFT_DETECTED, DRIFT_SCORE, DRIFTED_FEATURES, ESTIMATED_ACCURACY, ESTIMATED_ACCURACY_LOW, "
+        "ESTIMATED_ACCURACY_HIGH, PREDICTED_MALIGNANT_SHARE, REFERENCE_MALIGNANT_SHARE, DRIFT_DETAIL"
+    )
+    return (
+        "INSERT INTO D.S.TUMOUR_SCORE_MONITORING (LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, MODEL_VERSION, "
+        f"MONITORED_AT, {measured}) SELECT v.LOAD_ID, v.SOURCE_BUCKET, v.SOURCE_KEY, v.SOURCE_VERSION, "
+        "v.MODEL_VERSION, CURRENT_TIMESTAMP(), CAST(v.ROWS_SCORED AS NUMBER(19,0)), CAST(v.DRIFT_DETECTED AS BOOLEAN), "
+        "CAST(v.DRIFT_SCORE AS FLOAT), CAST(v.DRIFTED_FEATURES AS VARCHAR(4096)), CAST(v.ESTIMATED_ACCURACY AS FLOAT), "
+        "CAST(v.ESTIMATED_ACCURACY_LOW AS FLOAT), CAST(v.ESTIMATED_ACCURACY_HIGH AS FLOAT), "
+        "CAST(v.PREDICTED_MALIGNANT_SHARE AS FLOAT), CAST(v.REFERENCE_MALIGNANT_SHARE AS FLOAT), "
+        f"PARSE_JSON(v.DRIFT_DETAIL) FROM (VALUES {values(loads, 15)}) AS v(LOAD_ID, SOURCE_BUCKET, SOURCE_KEY, "
+        f"SOURCE_VERSION, MODEL_VERSION, {measured})"
+    )
+
+
 def lock_update(versions: int) -> str:
     return f"UPDATE {LEDGER} SET LOCK_TOKEN = %s WHERE LOAD_KEY IN ({marks(versions)}) AND STARTED_AT >= {RECENT}"
 
@@ -276,12 +293,13 @@ def test_an_append_publish_is_these_statements_in_this_order() -> None:
     # When it is published
     run = run_batch(2, failed=1)
     # Then, after the staging writes, one transaction: the rows of both files in one INSERT … SELECT joined to
-    # their lineage, the rejects in one INSERT, the ledger's lock, the UPDATE that finishes all three ledger rows
+    # their lineage, the rejects in one INSERT, every load's monitoring row in one INSERT, the ledger's lock, the UPDATE that finishes all three ledger rows
     # (LOADED with counts, or FAILED with the reason), COMMIT
     first = next(i for i, s in enumerate(run.sent) if s.sql.startswith(f"INSERT INTO {TARGET}"))
     assert run.texts()[run.texts().index(run.sent[first].sql) :] == [
         rows_insert(2),
         REJECTS_INSERT,
+        monitoring_insert(3),
         lock_update(3),
         finish_update(3),
         "COMMIT",
@@ -372,6 +390,7 @@ def test_an_upsert_publish_is_these_set_based_statements_in_this_order() -> None
     assert run.texts()[run.texts().index(run.sent[first].sql) :] == [
         MARK_REPEATED.format(numbers=numbers),
         REJECTS_INSERT,
+        monitoring_insert(3),
         lock_update(3),
         MARK_KEPT_OUT.format(lineage=lineage(2)),
         COUNT_KEPT_OUT.format(numbers=numbers),
