@@ -17,7 +17,8 @@ from tests.sqs_batches import sqs_batch
 from tools.emulated.local_stack import LambdaContext
 from tools.emulated.snowflake_model import NO_LATENCY, SnowflakeModel, modelled_snowflake
 
-MAX_ROUND_TRIPS = 9
+# 9 before per-file monitoring; its row per load is one INSERT per batch, in the publish, before the lock.
+MAX_ROUND_TRIPS = 10
 MAX_UNDER_LOCK = 3
 SMALL_ROWS = 20
 
@@ -74,7 +75,7 @@ def test_a_warm_small_file_costs_at_most_nine_round_trips_three_under_the_ledger
     model.reset_trace()
     # When one more small, clean file arrives
     summary = deliver(harness.put("incoming/rt/second.csv", make_csv(SMALL_ROWS)))
-    # Then it loads with at most 9 round trips to Snowflake, 3 of them while holding the ledger's lock, taken once
+    # Then it loads with at most 10 round trips to Snowflake, 3 of them while holding the ledger's lock, taken once
     assert summary["rows_loaded"] == SMALL_ROWS
     steps = the_function_session(model)
     assert len(steps) <= MAX_ROUND_TRIPS, describe(steps)
@@ -109,7 +110,7 @@ def test_a_batch_of_ten_small_files_takes_the_ledger_lock_once_unless_batching_i
     steps = the_function_session(model)
     spans = model.lock_spans(ledger)
     if batch_publish == "true":
-        # and the batch costs what one file costs: one lock, 3 statements under it, 9 round trips in all
+        # and the batch costs what one file costs: one lock, 3 statements under it, 10 round trips in all
         assert len(spans) == 1 and spans[0] <= MAX_UNDER_LOCK, (spans, describe(steps))
         assert len(steps) <= MAX_ROUND_TRIPS, describe(steps)
     else:
