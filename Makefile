@@ -85,8 +85,9 @@ score: score-usage $(VENV)/.installed-local ## your own file, uploaded to the lo
 score-usage:
 	@test -n "$(FILE)" || { echo "usage: make score FILE=path/to/file.csv [KEY=incoming/name.csv]" >&2; exit 2; }
 
-query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/ [MODEL_DIR=<dir>]
-	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.query $(if $(SQL),"$(SQL)")
+# REAL=1: a real account instead, named by the SNOWFLAKE_* variables (tools/commands/connection.py).
+query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/ [MODEL_DIR=<dir>] [REAL=1]
+	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.query $(if $(SQL),"$(SQL)") $(if $(REAL),--real-account)
 
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
