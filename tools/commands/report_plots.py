@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib import rc_context
+from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import Colormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.typing import RcKeyType
 
@@ -106,12 +106,9 @@ def share_figure(loads: Sequence[MonitoredLoad]) -> str:
         return _svg(fig)
 
 
-def _cmap() -> object:
-    from matplotlib import colormaps
-
-    cmap = colormaps["RdYlBu_r"].copy()
-    cmap.set_bad("#d9d9d9")
-    return cmap
+def _cmap() -> Colormap:
+    """Blue (far below 1) through pale yellow (at 1) to red (drift); grey for a load drift was not tested on."""
+    return colormaps["RdYlBu_r"].with_extremes(bad="#d9d9d9")
 
 
 def _time_axis(ax: Axes, loads: Sequence[MonitoredLoad]) -> None:
