@@ -150,7 +150,7 @@ def _row(load: MonitoredLoad, with_status: bool) -> str:
     cells = [
         escape(_when(load.monitored_at)),
         f'<span title="{escape(where)}">{escape(load.key)}</span>',
-        *([f'<span class="{"failed" if status == "FAILED" else ""}">{escape(status)}</span>'] if with_status else []),
+        *([f'<span class="failed">{status}</span>' if status == "FAILED" else escape(status)] if with_status else []),
         f"{load.rows_scored:,}",
         _verdict(load),
         "" if load.drift_score is None else f"{load.drift_score:.2f}",
