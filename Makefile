@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install lock model import-model test test-fast test-snowflake lint format demo score score-usage query bench backfill clean
+.PHONY: help install lock model import-model test test-fast test-snowflake lint format demo score score-usage query report bench backfill clean
 
 include mk/sam.mk
 include mk/deploy.mk
@@ -85,8 +85,14 @@ score: score-usage $(VENV)/.installed-local ## your own file, uploaded to the lo
 score-usage:
 	@test -n "$(FILE)" || { echo "usage: make score FILE=path/to/file.csv [KEY=incoming/name.csv]" >&2; exit 2; }
 
-query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/ [MODEL_DIR=<dir>]
-	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.query $(if $(SQL),"$(SQL)")
+# REAL=1: a real account instead, named by the SNOWFLAKE_* variables (tools/commands/connection.py).
+query: $(VENV)/.installed-local ## SQL="SELECT ..." against the emulated Snowflake that demo/score left in .local/ [MODEL_DIR=<dir>] [REAL=1]
+	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.query $(if $(SQL),"$(SQL)") $(if $(REAL),--real-account)
+
+# matplotlib draws the plots: the dev dependencies (install), not only the demo's.
+report: install ## the model-monitoring report (one HTML file, .local/report.html) where query reads [MODEL_VERSION=v] [LAST=n] [OUT=file] [REAL=1]
+	@$(WITH_MODEL_DIR) $(PY) -m tools.commands.report $(if $(OUT),--out "$(OUT)") \
+	  $(if $(MODEL_VERSION),--model-version "$(MODEL_VERSION)") $(if $(LAST),--last "$(LAST)") $(if $(REAL),--real-account)
 
 bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 	$(PY) benchmarks/bench_scoring.py
