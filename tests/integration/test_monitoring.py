@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from monitoring import FileMonitor
+from pipeline.errors import WarehouseUnavailableError
 from tests.ledger_invariant import check_every_delivery
 
 KEY = "incoming/monitoring/wdbc.csv"
@@ -144,10 +145,10 @@ def test_a_monitoring_table_that_refuses_its_row_holds_the_load_back_never_fails
     )
     event = harness.put(KEY, make_csv(20))
     # When the file is delivered
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(WarehouseUnavailableError) as raised:
         harness.invoke(event)
     # Then nothing of it is published, it is not recorded FAILED, and the error is retriable, naming the table
-    assert getattr(raised.value, "retriable", False) and raised.value.reason == "monitoring_table_refused"
+    assert raised.value.retriable and raised.value.reason == "monitoring_table_refused"
     assert harness.count() == 0
     assert harness.query("SELECT STATUS FROM {ledger}") == [("STARTED",)]
     # And once the table is fixed, the redelivery loads it with its monitoring row

@@ -293,8 +293,8 @@ def test_an_append_publish_is_these_statements_in_this_order() -> None:
     # When it is published
     run = run_batch(2, failed=1)
     # Then, after the staging writes, one transaction: the rows of both files in one INSERT … SELECT joined to
-    # their lineage, the rejects in one INSERT, every load's monitoring row in one INSERT, the ledger's lock, the UPDATE that finishes all three ledger rows
-    # (LOADED with counts, or FAILED with the reason), COMMIT
+    # their lineage, the rejects in one INSERT, every load's monitoring row in one INSERT, the ledger's lock, the
+    # UPDATE that finishes all three ledger rows (LOADED with counts, or FAILED with the reason), COMMIT
     first = next(i for i, s in enumerate(run.sent) if s.sql.startswith(f"INSERT INTO {TARGET}"))
     assert run.texts()[run.texts().index(run.sent[first].sql) :] == [
         rows_insert(2),
