@@ -165,6 +165,7 @@ class Tables:
     target: str
     rejects: str
     ledger: str
+    monitoring: str = "TUMOUR_SCORE_MONITORING"
 
 
 def _table_exists(cur: Any, table: str) -> bool:
@@ -245,6 +246,10 @@ def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
             if n_rejects > MAX_REJECTS_SHOWN:
                 print(f"  ... and {n_rejects - MAX_REJECTS_SHOWN} more")
 
+    ledger_load_id = ledger_row[5] if ledger_row is not None else None
+    if ledger_load_id and _table_exists(cur, tables.monitoring):
+        _print_monitoring(cur, tables.monitoring, str(ledger_load_id))
+
     print(f"\nLedger row in {tables.ledger}:")
     if ledger_row is None:
         print("  (none)")
@@ -254,6 +259,31 @@ def report(cur: Any, tables: Tables, obj: dict[str, Any]) -> str | None:
             if value is not None:
                 print(f"  {name.ljust(width)}  {value}")
     return None if ledger_row is None else str(ledger_row[0])
+
+
+def _print_monitoring(cur: Any, table: str, load_id: str) -> None:
+    """The load's monitoring verdict (README "Monitoring"): drift, the estimated accuracy, the malignant share."""
+    cur.execute(
+        "SELECT ROWS_SCORED, DRIFT_DETECTED, DRIFT_SCORE, DRIFTED_FEATURES, ESTIMATED_ACCURACY, "
+        "ESTIMATED_ACCURACY_LOW, ESTIMATED_ACCURACY_HIGH, PREDICTED_MALIGNANT_SHARE, REFERENCE_MALIGNANT_SHARE "
+        f"FROM {table} WHERE LOAD_ID = %s",
+        (load_id,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return
+    scored, drifted, score, features, accuracy, low, high, share, reference = row
+    print(f"\nMonitoring row in {table} (make report draws every load's):")
+    if drifted is None:
+        print(f"  drift             not tested ({scored} rows scored)")
+    else:
+        verdict = f"DRIFT in {features}" if drifted else "none"
+        print(f"  drift             {verdict} (score {score:.2f}; 1 or more is drift)")
+    if accuracy is not None:
+        print(f"  est. accuracy     {accuracy:.3f} (95 % interval {low:.3f} to {high:.3f}; no labels used)")
+    if share is not None:
+        shown = "" if reference is None else f" (reference {reference:.3f})"
+        print(f"  malignant share   {share:.3f}{shown}")
 
 
 def _columns(cur: Any, table: str) -> tuple[list[str], list[str]]:
@@ -316,7 +346,7 @@ def run(file: Path, key: str, db_path: Path) -> int:
         except ConfigurationError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        tables = Tables(settings.target_table, settings.rejects_table, settings.ledger_table)
+        tables = Tables(settings.target_table, settings.rejects_table, settings.ledger_table, settings.monitoring_table)
         # One file: no batching window to wait out (the template's is for bursts), one copy is enough.
         queue = QueueSettings.from_template(batching_window_seconds=0, maximum_concurrency=1)
         if not queue.notifies(key):
