@@ -213,6 +213,13 @@ def test_labelled_reference_rows_give_metrics(
     assert reference["metrics"]["accuracy"] == round(float((predicted == dataset.malignant).mean()), 6)
     assert reference["metrics"]["recall"] == round(float(predicted[dataset.malignant == 1].mean()), 6)
     assert scorer.model_version == "article-1.0"
+    # And the reference profile monitoring compares each load with: the 569 rows, the share the model calls
+    # malignant on them, and a calibration fitted on their labels (the accuracy estimate's)
+    profile = scorer.metadata.monitoring
+    assert profile is not None and profile.rows == 569 and len(profile.features) == scorer.metadata.n_features
+    assert profile.predicted_malignant_share == pytest.approx(float(predicted.mean()))
+    assert profile.calibration is not None and profile.calibration.rows == 569
+    assert profile.calibration.malignant == int(dataset.malignant.sum())
 
 
 def _labelled_csv(path: Path, malignant: np.ndarray) -> Path:
@@ -327,6 +334,12 @@ def test_good_models_pass_the_real_rows_check(
     assert performance["predicted_malignant"] > 0 and performance["predicted_benign"] > 0
     assert performance["problems"] == []
     assert performance["accept_poor_reference_performance"] is False
+    # And with real rows but no labels it gets a reference profile for drift, and no calibration (it says so)
+    metadata = Scorer.load(out).metadata
+    if (metadata.model_extra or {}).get("training_data"):
+        assert metadata.monitoring is not None and metadata.monitoring.calibration is None
+    else:
+        assert metadata.monitoring is None
 
 
 @pytest.mark.parametrize(
