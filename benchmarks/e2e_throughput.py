@@ -12,7 +12,7 @@ from benchmarks.e2e_harness import median_of, run_child, running_stack
 from benchmarks.machine import machine_info
 from benchmarks.report import verdict
 
-STAGES = ("s3_read", "parse", "convert", "check", "score", "monitor", "stage", "publish")
+STAGES = ("s3_read", "parse", "convert", "check", "score", "challenger", "monitor", "stage", "publish")
 GOAL_VS_NAIVE = 10.0
 GOAL_VS_FLOOR = 1.3
 

@@ -9,7 +9,8 @@ What it does, in order (each step is logged with its byte count):
    wheels only, no dependency resolution (the lock is the resolution). boto3, botocore and s3transfer are
    left out: the python3.13 Lambda runtime provides them.
 2. Copies the function code (every package in src/) and the model files (model/model.tflite and
-   model/metadata.json, nothing else of model/: no SavedModel, no training code).
+   model/metadata.json, nothing else of model/: no SavedModel, no training code), and, when CHALLENGER_MODEL_DIR
+   is set, that imported model's two files as challenger/ (a second model scoring in shadow).
 3. Trims what the function never loads (TRIM below, each with its reason). Every rule is proven safe by the
    artifact tests, which run the handler from this directory against the local stack.
 4. Strips symbol tables from the shared libraries (``strip --strip-unneeded``; the dynamic symbols the
@@ -200,6 +201,14 @@ def copy_function_code(out: Path) -> None:
     model_out.mkdir()
     for name in MODEL_FILES:
         shutil.copy2(ROOT / "model" / name, model_out / name)
+    # A challenger scoring in shadow (src/pipeline/challenger.py), when the build is given one: its two files go
+    # to challenger/, where the function finds it.
+    if challenger := os.environ.get("CHALLENGER_MODEL_DIR"):
+        challenger_out = out / "challenger"
+        challenger_out.mkdir()
+        for name in MODEL_FILES:
+            shutil.copy2(Path(challenger) / name, challenger_out / name)
+        log(f"challenger model: {challenger} -> challenger/")
 
 
 def _matches(rel: str, pattern: str) -> bool:
@@ -211,7 +220,7 @@ def _matches(rel: str, pattern: str) -> bool:
 
 def trim(out: Path) -> int:
     removed_total = 0
-    protected = {"handler", "scoring", "pipeline", "adapters", "model"}  # the function's own code and model
+    protected = {"handler", "scoring", "monitoring", "pipeline", "adapters", "model", "challenger"}  # ours
     for pattern, reason in TRIM:
         size = 0
         count = 0

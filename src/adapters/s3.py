@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import ObjectGoneError, SourceUnavailableError, UnusableFileError
@@ -107,6 +109,12 @@ class S3Source:
 
     def __init__(self, client: Any) -> None:
         self._client = client
+
+    @classmethod
+    def with_default_client(cls) -> S3Source:
+        """The function's own client: adaptive retries (5 attempts), short connect and read timeouts."""
+        config = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
+        return cls(boto3.client("s3", config=config))
 
     def open(self, ref: ObjectRef, *, max_bytes: int) -> OpenedObject:
         """GET the exact version the event named (VersionId, else If-Match on the ETag) as a stream."""

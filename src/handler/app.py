@@ -9,15 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from adapters.s3 import S3Source
 from adapters.secrets import SecretsProvider
 from adapters.snowflake import SnowflakeWarehouse
 from pipeline.batch import handle
+from pipeline.challenger import Challenger, load_challenger
 from pipeline.errors import ConfigurationError
 from pipeline.observability import logger, metrics
 from pipeline.process import Pipeline
@@ -25,24 +24,25 @@ from pipeline.settings import Settings, get_settings
 from scoring import Scorer
 
 tracer = Tracer()
-_S3_CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=60)
 
 
 @lru_cache(maxsize=1)
 def build_pipeline() -> Pipeline:
     """Everything an invocation needs, built once per container."""
     settings = get_settings()
-    return compose_pipeline(settings, Scorer.load(settings.model_dir, threshold=settings.decision_threshold))
+    scorer = Scorer.load(settings.model_dir, threshold=settings.decision_threshold)
+    return compose_pipeline(settings, scorer, load_challenger(settings.challenger_model_dir, scorer))
 
 
-def compose_pipeline(settings: Settings, scorer: Scorer) -> Pipeline:
+def compose_pipeline(settings: Settings, scorer: Scorer, challenger: Challenger | None = None) -> Pipeline:
     """One copy of the function: its own S3 client and warehouse (one Snowflake connection, never shared between
     threads) around a scorer, which copies may share (the local poller runs several copies in one process)."""
     return Pipeline(
         settings=settings,
         scorer=scorer,
-        source=S3Source(boto3.client("s3", config=_S3_CONFIG)),
+        source=S3Source.with_default_client(),
         warehouse=SnowflakeWarehouse(settings, SecretsProvider(settings.secret_name).credentials),
+        challenger=challenger,
     )
 
 

@@ -27,6 +27,8 @@ def monitored(result: Any) -> None:
         values.append(("DriftDetected", MetricUnit.Count, float(result.drift_detected)))
     if result.estimated_accuracy is not None:
         values.append(("EstimatedAccuracy", MetricUnit.NoUnit, float(result.estimated_accuracy)))
+    if result.challenger_agreement is not None:
+        values.append(("ChallengerAgreement", MetricUnit.NoUnit, float(result.challenger_agreement)))
     for name, unit, value in values:
         metrics.add_metric(name=name, unit=unit, value=value)
         dimensions = {"service": SERVICE, "ModelVersion": str(result.model_version)}

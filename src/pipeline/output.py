@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.challenger import CHALLENGER_COLUMNS
 from pipeline.csv_reader import TextChunk
 from pipeline.errors import ConfigurationError, UnusableFileError
 from pipeline.features import ConvertedFeatures, RowProblem
@@ -93,10 +94,16 @@ class OutputColumn:
 class OutputLayout:
     """Which input columns go where, decided once per file from its header and the settings."""
 
-    def __init__(self, header: list[str], metadata: ModelMetadata, settings: Settings) -> None:
+    def __init__(
+        self, header: list[str], metadata: ModelMetadata, settings: Settings, *, challenger: str | None = None
+    ) -> None:
+        """``challenger``: the challenger's model version when one scores in shadow (its columns are added)."""
         renames = settings.column_renames
         drop = set(settings.drop_columns)
         reserved = set(SCORE_COLUMNS) | set(LINEAGE_COLUMNS) | {LOADED_AT[0]} | STAGING_ONLY_COLUMNS
+        if challenger is not None:
+            reserved |= set(CHALLENGER_COLUMNS)
+        self.challenger = challenger
         feature_names = set(metadata.feature_names)
         columns: list[OutputColumn] = []
         for feature in metadata.features:
@@ -147,6 +154,8 @@ class OutputLayout:
         self._kept_features: list[int] | None = None if kept == list(range(len(order))) else kept
         self._labels = [metadata.labels["0"], metadata.labels["1"]]
         self.score_columns = {k: v for k, v in SCORE_COLUMNS.items() if k not in drop}
+        if challenger is not None:  # after the champion's scores, in this order
+            self.score_columns |= {k: v for k, v in CHALLENGER_COLUMNS.items() if k not in drop}
         missing_keys = [k for k in settings.merge_keys if k not in self.staged_column_names]
         if missing_keys:
             raise UnusableFileError(
@@ -223,6 +232,7 @@ class OutputLayout:
         scores: Scores,
         lines: npt.NDArray[np.int64],
         flags: pa.Array | None = None,  # OUT_OF_RANGE_FEATURES per row (None: no row flagged)
+        challenger: Scores | None = None,  # the challenger's scores of the same rows (None: none for this chunk)
     ) -> pd.DataFrame:
         """The rows to stage: features as float64 (the exact value of the text), extras as text.
 
@@ -245,10 +255,30 @@ class OutputLayout:
             frame[FLAG_COLUMN] = pd.arrays.ArrowExtensionArray(
                 pa.nulls(len(frame), pa.string()) if flags is None else flags
             )
+        if self.challenger is not None:
+            self._challenger_columns(frame, challenger)
         frame["SOURCE_LINE"] = lines.astype(np.int64)
         if list(frame.columns) != self.staged_column_names:  # the order staged_ddl() promises
             raise AssertionError(f"staged frame columns out of order: {list(frame.columns)}")
         return frame
+
+    def _challenger_columns(self, frame: pd.DataFrame, challenger: Scores | None) -> None:
+        """The challenger's columns: NULL where it gave no usable probability, or for the whole chunk without it."""
+        n = len(frame)
+        if challenger is None:
+            probability, classification = pa.nulls(n, pa.float64()), pa.nulls(n, pa.int8())
+        else:
+            unscored = ~challenger.scored
+            probability = pa.array(challenger.malignant_probability.astype(np.float64), mask=unscored)
+            classification = pa.array(challenger.classification, mask=unscored)
+        if "CHALLENGER_PROBABILITY" in self.score_columns:
+            frame["CHALLENGER_PROBABILITY"] = pd.arrays.ArrowExtensionArray(probability)
+        if "CHALLENGER_CLASSIFICATION" in self.score_columns:
+            frame["CHALLENGER_CLASSIFICATION"] = pd.arrays.ArrowExtensionArray(classification)
+        if "CHALLENGER_MODEL_VERSION" in self.score_columns:
+            frame["CHALLENGER_MODEL_VERSION"] = pd.arrays.ArrowExtensionArray(
+                pa.repeat(pa.scalar(self.challenger, pa.string()), n)  # type: ignore[attr-defined]
+            )
 
 
 # The reject of a row the model gave no finite probability in [0, 1] for (scoring.Scores.scored): its COLUMN_NAME is

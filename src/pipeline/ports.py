@@ -182,6 +182,10 @@ MONITORING_COLUMNS: list[tuple[str, str]] = [
     ("PREDICTED_MALIGNANT_SHARE", "FLOAT"),
     ("REFERENCE_MALIGNANT_SHARE", "FLOAT"),
     ("DRIFT_DETAIL", "VARIANT"),
+    # A challenger scoring in shadow (pipeline/challenger.py): its version and the share of rows it labelled as
+    # the champion did (NULL without a challenger, or when it failed on the file).
+    ("CHALLENGER_MODEL_VERSION", "VARCHAR(128)"),
+    ("CHALLENGER_AGREEMENT", "FLOAT"),
 ]
 
 # A staged row's column naming the features far beyond the model's training range (pipeline/plausibility.py); the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitoring import FileMonitor, LoadMonitoring
+from pipeline.challenger import Challenger, Shadow
 from pipeline.csv_reader import DEFAULT_BLOCK_SIZE, LARGE_BLOCK_SIZE, CsvChunks, TextChunk
 from pipeline.errors import (
     ConcurrentLoadError,
@@ -80,6 +82,7 @@ class ObjectResult:
     drifted_features: str | None = None
     estimated_accuracy: float | None = None
     monitoring_failed: str | None = None  # monitoring itself failed on this file (its rows loaded all the same)
+    challenger_agreement: float | None = None  # share of rows the challenger labelled as the champion did
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +146,28 @@ class _Item:
     unopenable: PermanentError | None = None  # the GET that was to learn the version failed for good
 
 
+@dataclass(frozen=True)
+class _Monitored:
+    """One file's monitoring row: the monitor's verdict, and the challenger's agreement when one scores."""
+
+    monitoring: LoadMonitoring
+    shadow: Shadow | None
+
+    @property
+    def row(self) -> dict[str, Any]:
+        columns = self.monitoring.columns()
+        if self.shadow is not None:
+            columns |= self.shadow.columns()
+            if self.shadow.failure is not None:
+                detail = json.loads(columns["DRIFT_DETAIL"])
+                columns["DRIFT_DETAIL"] = json.dumps(detail | {"challenger_failed": self.shadow.failure})
+        return columns
+
+    @property
+    def challenger_agreement(self) -> float | None:
+        return self.shadow.columns()["CHALLENGER_AGREEMENT"] if self.shadow is not None else None
+
+
 @dataclass(eq=False)  # compared and hashed by identity, as one per container
 class Pipeline:
     """The stages of one object, with the ports it reads from and writes to (built once per container)."""
@@ -151,6 +176,7 @@ class Pipeline:
     scorer: Scorer
     source: ObjectSource
     warehouse: Warehouse
+    challenger: Challenger | None = None  # a second model scoring in shadow (pipeline/challenger.py)
     plausibility: PlausibilityCheck = field(init=False)
     monitored_columns: list[str] = field(init=False)  # each feature's output column, in the model's order
 
@@ -391,7 +417,7 @@ class Pipeline:
                 raise item.unopenable
             item.opened = item.opened or self._open(item.ref, item.timer)
             last_modified = item.opened.last_modified
-            layout, monitoring = self._load_object(batch, staging, item.opened, item.timer, result)
+            layout, monitored = self._load_object(batch, staging, item.opened, item.timer, result)
         except PermanentError as exc:
             staging.discard_staged()
             result.status, result.reason_code, result.reason = "failed", exc.reason, str(exc)
@@ -409,17 +435,19 @@ class Pipeline:
             if item.opened is not None:
                 item.opened.body.close()
                 item.opened = None
+        monitoring = monitored.monitoring
         result.drift_detected = monitoring.drift_detected
         result.drifted_features = monitoring.drifted_features
         result.estimated_accuracy = monitoring.estimated_accuracy
         result.monitoring_failed = monitoring.failed
+        result.challenger_agreement = monitored.challenger_agreement
         return Outcome(
             staging,
             model_version,
             layout.staged_column_names,
             SourceOrder.of(item.sequencer, last_modified),
             layout.merge_key_columns,
-            monitoring=monitoring.columns(),
+            monitoring=monitored.row,
         )
 
     def _open(self, ref: ObjectRef, timer: StageTimer) -> OpenedObject:
@@ -428,7 +456,7 @@ class Pipeline:
 
     def _load_object(
         self, batch: LoadBatch, staging: ObjectStaging, opened: OpenedObject, timer: StageTimer, result: ObjectResult
-    ) -> tuple[OutputLayout, LoadMonitoring]:
+    ) -> tuple[OutputLayout, _Monitored]:
         """Read with small parser blocks (flat memory); a file with a longer record is read once more, from S3."""
         try:
             with opened.body:
@@ -454,9 +482,9 @@ class Pipeline:
         result: ObjectResult,
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
-    ) -> tuple[OutputLayout, LoadMonitoring]:
+    ) -> tuple[OutputLayout, _Monitored]:
         """Parse, convert, score and stage every chunk; return the layout the rows were staged in, and the file's
-        monitoring (monitoring/: its rows against the model's reference profile)."""
+        monitoring (monitoring/: its rows against the model's reference profile; the challenger's agreement)."""
         s = self.settings
         features = self.scorer.metadata.feature_names
         with timer("parse"):
@@ -468,7 +496,8 @@ class Pipeline:
                 block_size=block_size,
                 header_matching=s.header_matching,
             )
-            layout = OutputLayout(chunks.columns, self.scorer.metadata, s)
+            challenger = self.challenger.model_version if self.challenger is not None else None
+            layout = OutputLayout(chunks.columns, self.scorer.metadata, s, challenger=challenger)
         with timer("stage"):
             batch.ensure_target(layout.ddl_columns())
         staged_columns = layout.staged_ddl()
@@ -480,6 +509,7 @@ class Pipeline:
             "LOAD_ID": staging.identity.load_id,
         }
         monitor = FileMonitor(self.scorer.metadata.monitoring, self.monitored_columns)
+        shadow = Shadow(self.challenger) if self.challenger is not None else None
         iterator = iter(chunks)
         with BackgroundStager(staging, staged_columns, timer) as stager:
             while True:
@@ -487,12 +517,12 @@ class Pipeline:
                     chunk = next(iterator, None)
                 if chunk is None:
                     break
-                stager.submit(*self._prepare_chunk(chunks, layout, chunk, lineage, timer, result, monitor))
+                stager.submit(*self._prepare_chunk(chunks, layout, chunk, lineage, timer, result, monitor, shadow))
         if staging.rows_staged == 0 and staging.rejects_staged == 0:
             raise UnusableFileError("the file has a header but no data rows", reason="no_rows")
         result.rows_loaded, result.rows_rejected = staging.rows_staged, staging.rejects_staged
         with timer("monitor"):
-            return layout, monitor.result()
+            return layout, _Monitored(monitor.result(), shadow)
 
     def _prepare_chunk(
         self,
@@ -503,6 +533,7 @@ class Pipeline:
         timer: StageTimer,
         result: ObjectResult,
         monitor: FileMonitor,
+        shadow: Shadow | None = None,
     ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
         """Convert and score one chunk: the rows to stage and the rejects to stage (either may be None)."""
         names = self.scorer.metadata.feature_names
@@ -516,11 +547,15 @@ class Pipeline:
         frame = None
         if ok.any():
             batch = converted.model_input()
+            pending = shadow.submit(batch) if shadow is not None else None  # scores beside the champion
             with timer("score"):
                 scores = self.scorer.score(batch)
+            kept = scores.scored
             # A row without a usable probability is a reject, never labelled (whatever the model).
             converted, scores, flags = reject_unscored(converted, scores, checked.flags)
             ok = converted.ok
+            with timer("challenger"):  # what the champion's scoring did not hide of the challenger's
+                challenger = shadow.collect(pending, scores, kept) if shadow is not None else None
             if ok.any():  # rows the model scored
                 with timer("monitor"):
                     monitor.add(converted.good_values, scores.malignant_probability, scores.classification)
@@ -534,7 +569,7 @@ class Pipeline:
                         if c.source is not None and c.sql_type != "FLOAT"
                     }
                     lines = chunk.lines if keep is None else chunk.lines[ok]
-                    frame = layout.frame(text, converted.good_values, scores, lines, flags)
+                    frame = layout.frame(text, converted.good_values, scores, lines, flags, challenger)
         rejects = rejects_frame(
             chunk, chunks.columns, chunks.delimiter, converted.problems, lineage, self.settings.max_reject_text_chars
         )

@@ -125,6 +125,7 @@ ENVIRONMENT: dict[str, str] = {
     "MAX_UNCOMPRESSED_BYTES": "max_uncompressed_bytes",
     "MAX_REJECT_TEXT_CHARS": "max_reject_text_chars",
     "MODEL_DIR": "model_dir",
+    "CHALLENGER_MODEL_DIR": "challenger_model_dir",
     "OUT_OF_RANGE": "out_of_range",
     "OUT_OF_RANGE_MARGIN": "out_of_range_margin",
     "BATCH_PUBLISH": "batch_publish",
@@ -169,6 +170,9 @@ class Settings(BaseModel):
     max_uncompressed_bytes: int = Field(default=8 * 1024**3, ge=1)
     max_reject_text_chars: int = Field(default=4096, ge=64)
     model_dir: Path | None = None
+    # A second imported model scoring in shadow (pipeline/challenger.py); unset: the one the build shipped in
+    # challenger/, if any.
+    challenger_model_dir: Path | None = None
     out_of_range: OutOfRange = OutOfRange.FLAG
     out_of_range_margin: float = Field(default=DEFAULT_OUT_OF_RANGE_MARGIN, ge=0.0, allow_inf_nan=False)
     # The objects of one invocation (an SQS batch) publish in one transaction, taking the ledger lock once;

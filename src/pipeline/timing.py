@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-STAGES = ("s3_read", "parse", "convert", "check", "score", "monitor", "stage", "publish")
+STAGES = ("s3_read", "parse", "convert", "check", "score", "challenger", "monitor", "stage", "publish")
 
 
 class StageTimer:

@@ -81,6 +81,7 @@ def test_bench_e2e_quick(tmp_path: Path) -> None:
         "convert",
         "check",
         "score",
+        "challenger",
         "monitor",
         "stage",
         "publish",

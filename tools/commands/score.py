@@ -290,13 +290,14 @@ def _columns(cur: Any, table: str) -> tuple[list[str], list[str]]:
     """The table's columns, and those worth showing: its text columns but the load's lineage and the scores (the
     identifier such as SAMPLE_ID and every kept extra column such as PATIENT_ID, under whatever names
     COLUMN_RENAMES gives them), then the scores that were not dropped."""
+    from pipeline.challenger import CHALLENGER_COLUMNS
     from pipeline.output import LINEAGE_COLUMNS, LOADED_AT, SCORE_COLUMNS
 
     cur.execute(f"SELECT * FROM {table} LIMIT 0")
     cur.fetchall()
     text_type = 2  # snowflake.connector's type code for TEXT (VARCHAR)
     names = [d[0] for d in cur.description]
-    not_identifiers = {*LINEAGE_COLUMNS, LOADED_AT[0], *SCORE_COLUMNS}
+    not_identifiers = {*LINEAGE_COLUMNS, LOADED_AT[0], *SCORE_COLUMNS, *CHALLENGER_COLUMNS}
     texts = [d[0] for d in cur.description if d[1] == text_type and d[0] not in not_identifiers]
     return names, texts[:MAX_IDENTIFIERS_SHOWN] + [n for n in SHOWN_SCORES if n in names]
 

@@ -145,7 +145,7 @@ def handler_copies() -> PipelineFactory:
 
     def make(copy: int) -> Any:
         first = app.build_pipeline()
-        return first if copy == 0 else app.compose_pipeline(get_settings(), first.scorer)
+        return first if copy == 0 else app.compose_pipeline(get_settings(), first.scorer, first.challenger)
 
     return make
 

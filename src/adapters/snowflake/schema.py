@@ -38,6 +38,7 @@ class _SchemaStatements(_Statements):
         self._add_missing_columns(self._s.ledger_table, LEDGER_COLUMNS)  # a ledger from before ROWS_FLAGGED
         self._create(self._s.rejects_table, [*REJECT_COLUMNS, REJECTED_AT])
         self._create(self._s.monitoring_table, MONITORING_COLUMNS)
+        self._add_missing_columns(self._s.monitoring_table, MONITORING_COLUMNS)  # one from before the challenger
 
     def _create(self, table: str, columns: list[tuple[str, str]]) -> None:
         cols = ", ".join(f"{validate_identifier(n)} {t}" for n, t in columns)
