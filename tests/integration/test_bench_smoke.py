@@ -195,3 +195,14 @@ def test_burst_quick_compare_and_its_db_check(tmp_path: Path) -> None:
         "loaded_once": 6,
         "duplicated_rows": 0,
     }
+
+
+def test_challenger_cost_quick(tmp_path: Path) -> None:
+    # A tiny run: the three ways are measured and reported against the goal (no figure asserted)
+    out = tmp_path / "challenger.json"
+    proc = _run(str(BENCH / "challenger_cost.py"), "--rows", "20000", "--repeats", "1", "--out", str(out))
+    for text in ("champion alone", "in shadow", "one after the other", "goal: in shadow at most +30%"):
+        assert text in proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["median_s"]) == {"champion alone", "in shadow", "one after the other"}
+    assert all(v > 0 for v in report["median_s"].values())
