@@ -157,7 +157,8 @@ def test_monitoring_columns_are_the_tables() -> None:
 
     values = monitor_file(None, np.ones((3, K))).columns()
     lineage = {"LOAD_ID", "SOURCE_BUCKET", "SOURCE_KEY", "SOURCE_VERSION", "MODEL_VERSION", "MONITORED_AT"}
-    assert set(values) | lineage == {name for name, _ in MONITORING_COLUMNS}
+    challenger = {"CHALLENGER_MODEL_VERSION", "CHALLENGER_AGREEMENT"}  # the pipeline's shadow fills them
+    assert set(values) | lineage | challenger == {name for name, _ in MONITORING_COLUMNS}
 
 
 def test_metadata_with_a_profile_of_other_features_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
