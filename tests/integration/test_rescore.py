@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_backfill import INPUT_PREFIX, Deployed, deployed, put, receive_all
+from tests.ledger_invariant import check_every_delivery
 from tools.commands.rescore import main, rescore_notification
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,14 @@ def model_copy(tmp_path: Path, version: str) -> Path:
     metadata = json.loads((model / "metadata.json").read_text())
     (model / "metadata.json").write_text(json.dumps({**metadata, "model_version": version}))
     return model
+
+
+@pytest.fixture(autouse=True)
+def _ledger_tells_the_truth(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After every delivery to the handler: the ledger's counts are the rows each load (rescores included) put in
+    the tables, and the monitoring table has one row per load (tests/ledger_invariant.py)."""
+    if "harness" in request.fixturenames:
+        check_every_delivery(request.getfixturevalue("harness"), monkeypatch)
 
 
 @pytest.fixture
@@ -331,3 +340,29 @@ def test_a_rescore_that_cannot_start_says_so_in_one_line(tmp_path: Path, args: l
     assert said in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "mode", [["LOCAL=1"], ["STACK=s"], ["STACK=s", "REAL=1"], []], ids=["local", "stack", "real", "default"]
+)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_make_rescore_hands_its_options_to_the_tool(mode: list[str], dry_run: bool) -> None:
+    """Given `make rescore S3=...` in each mode, with and without DRY_RUN=1
+    When make shows its recipe (-n: nothing runs)
+    Then the tools.commands.rescore command carries the URL, and --dry-run, --local, --stack and --real-account
+    exactly when asked"""
+    shown = subprocess.run(
+        ["make", "-n", "rescore", "S3=s3://b/incoming/", *mode, *(["DRY_RUN=1"] if dry_run else [])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.replace("\\\n", " ")
+
+    command = next(line for line in shown.splitlines() if "-m tools.commands.rescore" in line).split()
+    assert "s3://b/incoming/" in command
+    assert ("--dry-run" in command) == dry_run
+    assert ("--local" in command) == ("LOCAL=1" in mode)
+    assert ("--stack" in command) == ("STACK=s" in mode)
+    assert ("--real-account" in command) == ("REAL=1" in mode)
