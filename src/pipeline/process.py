@@ -76,12 +76,12 @@ class ObjectResult:
     # (each version), with why when DUPLICATE_RULE=content could not apply (docs/exactly-once.md).
     duplicate_rule: str = "version"
     model_version: str | None = None  # the model that scored it
+    rescore: bool = False  # a rescore: the version scored again with the served model (ledger: RESCORE_OF)
     # The file's monitoring verdict (monitoring/; the whole row is in MONITORING_TABLE): None when not tested.
     drift_detected: bool | None = None
     drifted_features: str | None = None
     estimated_accuracy: float | None = None
     monitoring_failed: str | None = None  # monitoring itself failed on this file (its rows loaded all the same)
-    rescore: bool = False  # a rescore: the version scored again with the served model (ledger: RESCORE_OF)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
