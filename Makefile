@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/src:$(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help install lock model import-model test test-fast test-snowflake lint format demo score score-usage query report bench backfill clean
+.PHONY: help install lock model import-model test test-fast test-snowflake lint format demo score score-usage query report bench backfill rescore clean
 
 include mk/sam.mk
 include mk/deploy.mk
@@ -102,6 +102,13 @@ bench: install ## scoring benchmark (figures go to stdout and benchmarks/out/)
 # LOCAL=1 alone: a self-contained demo. DRY_RUN=1 applies to every mode: list what would be sent or loaded, do nothing.
 backfill: install ## S3=s3://bucket/prefix [STACK=name] [DRY_RUN=1]: queue its objects for the deployed stack (IN_PROCESS=1: load here); LOCAL=1 [S3=...]: the local stack's bucket (a demo without S3)
 	$(PY) -m tools.commands.backfill $(if $(LOCAL),--local $(S3),$(S3) $(if $(STACK),--stack $(STACK)) $(if $(IN_PROCESS),--in-process)) \
+	  $(if $(DRY_RUN),--dry-run) --workers $(or $(WORKERS),4)
+
+# Files an earlier model version loaded, loaded once more for the served model (tools/commands/rescore.py): through
+# the deployed stack's queue (REAL=1 also reads the account's ledger to send exactly those), or LOCAL=1 in process
+# on the running `make local-stack`. DRY_RUN=1: list what would be rescored, change nothing.
+rescore: install ## S3=s3://bucket/prefix [STACK=name] [REAL=1] [DRY_RUN=1]: rescore for the served model via the deployed queue; LOCAL=1: on make local-stack
+	$(PY) -m tools.commands.rescore $(S3) $(if $(LOCAL),--local,$(if $(STACK),--stack $(STACK)) $(if $(REAL),--real-account)) \
 	  $(if $(DRY_RUN),--dry-run) --workers $(or $(WORKERS),4)
 
 clean: ## remove build output and caches (keeps .venv)

@@ -17,6 +17,10 @@ Every record ends as exactly one of:
   message id goes to ``bad_messages``, so it comes back as a batch item failure (and ends in the queue's DLQ,
   kept) while the good messages of the batch load.
 
+A rescore (``make rescore``, tools/commands/rescore.py) is an S3 notification record that also carries
+``"rescore": true`` (RESCORE_FIELD: a field S3 never writes): its object is loaded again for the served model
+(``ObjectRef.rescore``; docs/exactly-once.md). Any other value of the field is a malformed record.
+
 A malformed record's reason names the record (its index, SQS or SNS message id) and the field, not the field's
 value (an unknown eventSource is quoted, cut to 40 characters).
 """
@@ -33,6 +37,8 @@ from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pipeline.ports import ObjectRef
+
+RESCORE_FIELD = "rescore"  # in an S3 notification record: true asks for the served model's rescore
 
 
 @dataclass(frozen=True)
@@ -237,11 +243,17 @@ def _s3_record(data: Any, parsed: ParsedEvent, message_id: str | None, where: st
     if problem := _fields_problem(data, "eventName", "s3", "versionId", "eTag"):
         parsed.reject(f"{where}: {problem}", message_id)
         return
+    rescore = data.get(RESCORE_FIELD, False)
+    if not isinstance(rescore, bool):
+        parsed.reject(f"{where}: {RESCORE_FIELD} is not true or false", message_id)
+        return
     record = S3EventRecord(data)
     s3 = record.s3.get_object
     version, etag, size, sequencer = s3.version_id, s3.etag, s3.get("size"), s3.get("sequencer")
     # Powertools' per-record key is not decoded
-    ref = ObjectRef(record.s3.bucket.name, unquote_plus(s3.key), version or None, etag or None, size, sequencer or None)
+    ref = ObjectRef(
+        record.s3.bucket.name, unquote_plus(s3.key), version or None, etag or None, size, sequencer or None, rescore
+    )
     _created(parsed, message_id, record.event_name, record.event_name.startswith("ObjectCreated:"), ref)
 
 

@@ -31,6 +31,8 @@ class ObjectRef:
     etag: str | None = None
     size: int | None = None
     sequencer: str | None = None
+    # The message asked to score this version again with the served model (a rescore, docs/exactly-once.md).
+    rescore: bool = False
 
     @property
     def version(self) -> str | None:
@@ -81,6 +83,12 @@ def content_load_key(bucket: str, key: str, content: str) -> str:
     return load_key(bucket, key, f"content\0{content}")
 
 
+def rescore_load_key(load_key: str, model_version: str) -> str:
+    """The ledger's identity of one load scored again for one model version (a rescore): derived from the load's
+    own key, so that the content and the version rule carry over, and each (load, model version) is one load."""
+    return hashlib.sha256(f"{load_key}\0rescore\0{model_version}".encode()).hexdigest()
+
+
 def new_load_id() -> str:
     return str(uuid.uuid4())
 
@@ -88,19 +96,30 @@ def new_load_id() -> str:
 @dataclass(frozen=True)
 class LoadIdentity:
     """One load: ``version`` is the object's real version (what rows and the ledger's SOURCE_VERSION say);
-    ``content``, when set, its content fingerprint, and then the ledger keys the load on the content instead."""
+    ``content``, when set, its content fingerprint, and then the ledger keys the load on the content instead.
+    ``rescore_for``, when set, makes it a rescore: the version scored again for that model version, keyed on
+    (``base_key``, model version); its claim needs a final ledger row for ``base_key`` (or ``version_key``) under
+    another model version, and none under this one."""
 
     bucket: str
     key: str
     version: str
     load_id: str
     content: str | None = None
+    rescore_for: str | None = None
 
     @property
-    def load_key(self) -> str:
+    def base_key(self) -> str:
+        """The key of the version's ordinary load (what its S3 notification claims)."""
         if self.content is not None:
             return content_load_key(self.bucket, self.key, self.content)
         return load_key(self.bucket, self.key, self.version)
+
+    @property
+    def load_key(self) -> str:
+        if self.rescore_for is not None:
+            return rescore_load_key(self.base_key, self.rescore_for)
+        return self.base_key
 
     @property
     def version_key(self) -> str:
@@ -228,13 +247,18 @@ class Outcome:
     monitoring: Mapping[str, Any] | None = None
 
 
+# What LoadBatch.claim answers for a rescore of a version the ledger has no final row for.
+NEVER_LOADED = "NEVER_LOADED"
+
+
 class LoadBatch(Protocol):
     """The statements of one batch of object versions, on one connection: claim them, stage each, then publish
     all of them in one transaction (one ledger lock per batch), each exactly once."""
 
     def claim(self, identities: Sequence[LoadIdentity], model_version: str) -> dict[str, tuple[str, str | None]]:
         """Record that the new versions started loading; return those the ledger already says LOADED or FAILED:
-        {load key: (status, load id)}."""
+        {load key: (status, load id)}. A rescore whose version no final row records (under any model version) is
+        returned as (NEVER_LOADED, None): nothing was written for it (the pipeline loads it as an ordinary load)."""
         ...
 
     def ensure_target(self, columns: list[tuple[str, str]]) -> None:

@@ -40,6 +40,7 @@ from pipeline.features import convert_features
 from pipeline.output import OutputLayout, reject_unscored, rejects_frame
 from pipeline.plausibility import PlausibilityCheck, plausibility_check
 from pipeline.ports import (
+    NEVER_LOADED,
     ContentFingerprint,
     LoadBatch,
     LoadIdentity,
@@ -77,6 +78,7 @@ class ObjectResult:
     # (each version), with why when DUPLICATE_RULE=content could not apply (docs/exactly-once.md).
     duplicate_rule: str = "version"
     model_version: str | None = None  # the model that scored it
+    rescore: bool = False  # a rescore: the version scored again with the served model (ledger: RESCORE_OF)
     # The file's monitoring verdict (monitoring/; the whole row is in MONITORING_TABLE): None when not tested.
     drift_detected: bool | None = None
     drifted_features: str | None = None
@@ -306,7 +308,8 @@ class Pipeline:
             if isinstance(fingerprint, SourceUnavailableError):
                 return fingerprint
             content, rule = fingerprint.value, "content" if fingerprint.value else f"version: {fingerprint.why_not}"
-        identity = LoadIdentity(ref.bucket, ref.key, ref.version, new_load_id(), content)
+        rescore_for = self.scorer.model_version if ref.rescore else None
+        identity = LoadIdentity(ref.bucket, ref.key, ref.version, new_load_id(), content, rescore_for)
         result = ObjectResult(
             ref.bucket,
             ref.key,
@@ -316,6 +319,7 @@ class Pipeline:
             seconds=timer.seconds,
             duplicate_rule=rule,
             model_version=self.scorer.model_version,
+            rescore=ref.rescore,
         )
         return _Item(index, ref, identity, result, timer, sequencer, opened, unopenable)
 
@@ -345,6 +349,8 @@ class Pipeline:
             first.setdefault(item.identity.load_key, item.identity)
         with self.warehouse.batch(time_left) as batch, _blamed_in_batch():
             final = batch.claim(list(first.values()), self.scorer.model_version)
+            if never := [key for key, (status, _) in final.items() if status == NEVER_LOADED]:
+                final = self._load_instead(batch, items, first, final, never)
             staged: list[tuple[_Item, Outcome]] = []
             for item in items:
                 key = item.identity.load_key
@@ -370,6 +376,28 @@ class Pipeline:
                     item.result.rows_loaded, item.result.rows_rejected = done.rows_loaded, done.rows_rejected
                     item.result.rows_flagged = done.rows_flagged
                 results[item.index] = item.result
+
+    def _load_instead(
+        self,
+        batch: LoadBatch,
+        items: list[_Item],
+        first: dict[str, LoadIdentity],
+        final: dict[str, tuple[str, str | None]],
+        never: list[str],
+    ) -> dict[str, tuple[str, str | None]]:
+        """Rescores of versions no load has recorded: each is the version's ordinary load instead, claimed now (a
+        second claim), so that it and the version's own notification are one load."""
+        loads: list[LoadIdentity] = []
+        for key in never:
+            del final[key]
+            load = dataclasses.replace(first[key], rescore_for=None)
+            for item in items:
+                if item.identity is first[key]:
+                    item.identity, item.result.rescore = load, False
+            if load.load_key not in first:  # else an ordinary delivery in the batch claimed it: this is its duplicate
+                first[load.load_key] = load
+                loads.append(load)
+        return final | batch.claim(loads, self.scorer.model_version)
 
     def _record_refused(
         self, item: _Item, refusal: PermanentError, time_left: TimeLeft | None

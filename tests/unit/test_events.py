@@ -266,3 +266,26 @@ def test_the_sequencer_is_read_from_every_shape(event: dict[str, Any]) -> None:
 def test_a_record_without_a_sequencer_has_none() -> None:
     parsed = parse_event(eventbridge({"bucket": {"name": "bkt"}, "object": {"key": "a.csv"}}))
     assert [o.ref.sequencer for o in parsed.objects] == [None]
+
+
+def test_a_rescore_is_an_s3_record_marked_rescore_true() -> None:
+    # Given an SQS batch: `make rescore`'s message (the record marked), an ordinary notification, and a record
+    # whose marker is not a boolean
+    rescore = {**s3_record("a.csv", version="v1"), "rescore": True}
+    body = {**s3_record("b.csv"), "rescore": "yes"}
+    event = {
+        "Records": [
+            {"eventSource": "aws:sqs", "messageId": "m1", "body": json.dumps({"Records": [rescore]})},
+            {"eventSource": "aws:sqs", "messageId": "m2", "body": json.dumps({"Records": [s3_record("a.csv")]})},
+            {"eventSource": "aws:sqs", "messageId": "m3", "body": json.dumps({"Records": [body]})},
+        ]
+    }
+    # When parsed
+    parsed = parse_event(event)
+    # Then the marked record's object is a rescore, the ordinary one is not, and the bad marker is malformed
+    assert [(o.ref.key, o.ref.rescore, o.message_id) for o in parsed.objects] == [
+        ("a.csv", True, "m1"),
+        ("a.csv", False, "m2"),
+    ]
+    assert parsed.bad_messages == ["m3"]
+    assert "rescore is not true or false" in parsed.malformed[0]

@@ -221,6 +221,106 @@ def test_under_the_content_rule_the_claim_also_looks_up_each_versions_own_key() 
     }
 
 
+def rescore(i: int, *, content: str | None = None) -> LoadIdentity:
+    return LoadIdentity("bucket", f"incoming/f{i}.csv", f"v{i}", f"rescore-{i}", content, rescore_for="m2")
+
+
+def claim_rescores(rescores: int, earlier: int) -> str:
+    return (
+        f"INSERT INTO {LEDGER} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, MODEL_VERSION, "
+        "LOAD_MODE, RESCORE_OF, STARTED_AT) SELECT v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, v.SOURCE_VERSION, "
+        f"'STARTED', v.LOAD_ID, %s, %s, MIN(e.LOAD_ID), CURRENT_TIMESTAMP() FROM (VALUES {values(rescores, 7)}) "
+        "AS v(LOAD_KEY, BASE_KEY, VERSION_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, LOAD_ID) "
+        f"JOIN {LEDGER} AS e ON e.LOAD_KEY IN (v.BASE_KEY, v.VERSION_KEY) "
+        f"WHERE e.LOAD_KEY IN ({marks(earlier)}) AND e.STATUS IN {FINAL} "
+        f"AND v.LOAD_KEY NOT IN (SELECT LOAD_KEY FROM {LEDGER} WHERE LOAD_KEY IN ({marks(rescores)}) "
+        f"AND STATUS IN {FINAL}) "
+        "GROUP BY v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, v.SOURCE_VERSION, v.LOAD_ID "
+        "HAVING SUM(CASE WHEN e.MODEL_VERSION = %s THEN 1 ELSE 0 END) = 0"
+    )
+
+
+def claim_only(ids: list[LoadIdentity], inserted: list[int], found: list[tuple[Any, ...]]) -> Run:
+    """A warm container's claim of ``ids`` alone: its INSERTs write ``inserted`` rows each, a read finds ``found``."""
+    writes = iter(inserted)
+
+    def rowcount(sql: str, params: Any) -> int:
+        return next(writes) if sql.startswith(f"INSERT INTO {LEDGER} ") else 0
+
+    def rows(sql: str, params: Any) -> list[tuple[Any, ...]]:
+        return found if sql.startswith("SELECT LOAD_KEY, STATUS, LOAD_ID") else []
+
+    _, conn, warehouse = logged_in(BASE | {"DUPLICATE_RULE": "version"}, [LEFT], RecordingConnection(rowcount, rows))
+    with warehouse.batch() as batch:
+        batch.ensure_target(COLUMNS)
+    conn.sent.clear()
+    with warehouse.batch() as batch:
+        claimed = batch.claim(ids, "m2")
+    return Run(list(conn.sent), claimed, [])
+
+
+def test_a_batch_of_rescores_is_claimed_by_one_insert_committed_at_once() -> None:
+    # Given a warm container and a batch of two rescores for model version m2 (the version rule)
+    ids = [rescore(0), rescore(1)]
+    # When the batch is claimed, and both are new
+    run = claim_only(ids, [2], [])
+    # Then the claim is one INSERT … SELECT of a STARTED row per rescore whose version's own load (its key or its
+    # per-version key) a final row records under another model version and whose own key none does, with the
+    # earlier load's id as RESCORE_OF, then a COMMIT; no read follows
+    insert, commit = run.adapters_own()[:2]
+    assert insert.sql == claim_rescores(2, 2)
+    assert commit.sql == "COMMIT"
+    assert len(run.adapters_own()) == 2
+    assert run.claimed == {}
+    # And its values are the model version, the load mode, each rescore's seven values in key order, the earlier
+    # loads' keys, the rescores' keys, and the model version again
+    ordered = sorted(ids, key=lambda i: i.load_key)
+    rows = [v for i in ordered for v in (i.load_key, i.base_key, i.version_key, i.bucket, i.key, i.version, i.load_id)]
+    earlier = sorted(i.base_key for i in ids)
+    assert insert.params == ("m2", "append", *rows, *earlier, *[i.load_key for i in ordered], "m2")
+    # And a rescore's key is its load's key and the model version: neither the load's nor another model's
+    assert {i.load_key for i in ids}.isdisjoint({i.base_key for i in ids})
+    assert rescore(0).load_key != LoadIdentity("bucket", "incoming/f0.csv", "v0", "x", None, "m3").load_key
+
+
+def test_a_rescore_claim_that_inserted_fewer_rows_reads_why() -> None:
+    # Given three rescores for m2: one m2 rescored already, one whose load m2 made, one no load has recorded
+    done, by_m2, never = rescore(0), rescore(1), rescore(2)
+    found = [
+        (done.load_key, "LOADED", "rescore-earlier", "m2"),
+        (done.base_key, "LOADED", "load-0", "m1"),
+        (by_m2.base_key, "LOADED", "load-1", "m2"),
+    ]
+    # When the batch is claimed (the INSERT writes no row)
+    run = claim_only([done, by_m2, never], [0], found)
+    # Then one read after the COMMIT, by the rescores' keys and their loads' keys, says which: the first two are
+    # duplicates of those loads, the third was never loaded (the pipeline loads it as an ordinary load)
+    insert, commit, lookup = run.adapters_own()
+    assert (insert.sql, commit.sql) == (claim_rescores(3, 3), "COMMIT")
+    assert lookup.sql == (
+        f"SELECT LOAD_KEY, STATUS, LOAD_ID, MODEL_VERSION FROM {LEDGER} WHERE LOAD_KEY IN ({marks(6)}) "
+        f"AND STATUS IN {FINAL}"
+    )
+    assert set(lookup.params) == {k for i in (done, by_m2, never) for k in (i.load_key, i.base_key)}
+    assert run.claimed == {
+        done.load_key: ("LOADED", "rescore-earlier"),
+        by_m2.load_key: ("LOADED", "load-1"),
+        never.load_key: ("NEVER_LOADED", None),
+    }
+
+
+def test_a_batch_of_loads_and_rescores_is_claimed_by_two_inserts_and_one_commit() -> None:
+    # Given a batch of one ordinary load and one rescore (content rule for the rescore's load)
+    ids = [identity(0), rescore(1, content="etag-1")]
+    # When it is claimed
+    run = claim_only(ids, [1, 1], [])
+    # Then the ordinary load's INSERT is the same as ever, the rescore's follows, and one COMMIT ends the claim;
+    # the rescore looks up its version's content key and its per-version key
+    loads, rescores, commit = run.adapters_own()
+    assert (loads.sql, rescores.sql, commit.sql) == (claim_insert(1, 1), claim_rescores(1, 2), "COMMIT")
+    assert set(rescores.params[-4:-2]) == {ids[1].base_key, ids[1].version_key}
+
+
 # --- the publish: append --------------------------------------------------------------------------------------
 LINEAGE_INTO = (
     "SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, SOURCE_SEQUENCER, SOURCE_LAST_MODIFIED, MODEL_VERSION, LOAD_ID, "

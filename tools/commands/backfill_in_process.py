@@ -84,11 +84,13 @@ def backfill(
     progress: bool = True,
     s3: Any = None,
     dry_run: bool = False,
+    refs: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Run every object under the prefix through Pipeline.process; return the summary.
 
     ``dry_run``: list the objects that would be loaded (on stdout) and count them, and nothing more: no
-    Pipeline, no Snowflake connection, no table, no ledger row, no message."""
+    Pipeline, no Snowflake connection, no table, no ledger row, no message. ``refs``: these objects instead of
+    the prefix's listing (a rescore's)."""
     import boto3
     from tqdm import tqdm
 
@@ -96,7 +98,7 @@ def backfill(
 
     s3 = s3 or boto3.client("s3")
     get_pipeline = None if dry_run else _pipeline_factory()  # the settings checked before anything is listed
-    refs = list(list_latest(s3, bucket, prefix))
+    refs = list(list_latest(s3, bucket, prefix)) if refs is None else refs
     if get_pipeline is None:
         for ref in refs:
             print(describe(ref))

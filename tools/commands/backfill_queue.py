@@ -127,11 +127,14 @@ def send_batch(
     region: str,
     attempts: int = SEND_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    message: Callable[..., dict[str, Any]] = notification,
+    attributes: dict[str, Any] = ORIGIN,
 ) -> list[dict[str, Any]]:
     """Send one message per ref (at most 10) in one SendMessageBatch; what could not be sent, with SQS's reason.
 
     Entries SQS failed on its side are sent again (``attempts`` sends in all, backing off); an entry it failed
-    as the sender's fault is reported at once, since sending it again cannot help.
+    as the sender's fault is reported at once, since sending it again cannot help. ``message`` makes each body
+    (``notification``, or the rescore's), with the message ``attributes``.
     """
     event_time = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     pending = {
@@ -139,8 +142,8 @@ def send_batch(
             ref,
             {
                 "Id": str(i),
-                "MessageBody": json.dumps(notification(ref, region=region, event_time=event_time)),
-                "MessageAttributes": ORIGIN,
+                "MessageBody": json.dumps(message(ref, region=region, event_time=event_time)),
+                "MessageAttributes": attributes,
             },
         )
         for i, ref in enumerate(refs)
@@ -181,8 +184,14 @@ def backfill_to_queue(
     dry_run: bool = False,
     progress: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    refs: Iterable[ObjectRef] | None = None,
+    message: Callable[..., dict[str, Any]] = notification,
+    attributes: dict[str, Any] = ORIGIN,
 ) -> dict[str, Any]:
-    """Send a notification for every object under the prefix to the target's queue (or, dry, only list them)."""
+    """Send a notification for every object under the prefix to the target's queue (or, dry, only list them).
+
+    ``refs``: the objects to send instead of the prefix's listing (a rescore's, from the ledger); ``message`` and
+    ``attributes``: each message's body and attributes (send_batch)."""
     from botocore.exceptions import BotoCoreError, ClientError
     from tqdm import tqdm
 
@@ -193,13 +202,16 @@ def backfill_to_queue(
     batch: tuple[ObjectRef, ...] = ()
     with tqdm(unit="obj", disable=not progress, desc=f"s3://{bucket}/{prefix} -> {target.stack}") as bar:
         try:
-            for batch in itertools.batched(list_latest(s3, bucket, prefix), BATCH_SIZE, strict=False):
+            listed = list_latest(s3, bucket, prefix) if refs is None else refs
+            for batch in itertools.batched(listed, BATCH_SIZE, strict=False):
                 summary.objects += len(batch)
                 if dry_run:
                     for ref in batch:
                         tqdm.write(describe(ref))
                 else:
-                    failures = send_batch(sqs, target.queue_url, batch, region=region, sleep=sleep)
+                    failures = send_batch(
+                        sqs, target.queue_url, batch, region=region, sleep=sleep, message=message, attributes=attributes
+                    )
                     summary.sent += len(batch) - len(failures)
                     summary.failed += len(failures)
                     summary.failures.extend(failures)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.snowflake.statements import _marks, _Statements, _values
-from pipeline.ports import LoadIdentity, Outcome, PublishResult
+from pipeline.ports import NEVER_LOADED, LoadIdentity, Outcome, PublishResult
 
 _FINAL = "('LOADED', 'FAILED')"
 # The statements under the ledger lock touch only recent ledger rows, by a predicate Snowflake prunes micro-partitions
@@ -35,15 +35,32 @@ class _LedgerStatements(_Statements):
         to learn which ones and their load ids. The STARTED rows are what concurrent deliveries of
         one version both write at publish (the lock statement), so even an engine that does not lock as Snowflake
         does (DuckDB, under fakesnow) refuses the second of them instead of loading it twice.
+
+        Rescores (``rescore_for``) are claimed by an INSERT of their own (``_insert_rescores``), before the same
+        COMMIT: a batch of rescores costs what a batch of loads does; one that mixes both, one INSERT more.
         """
-        new = {i.load_key: i for i in identities}
-        if not new:
+        claimed = {i.load_key: i for i in identities}
+        if not claimed:
             return {}
+        new = {key: i for key, i in claimed.items() if i.rescore_for is None}
+        rescores = {key: i for key, i in claimed.items() if i.rescore_for is not None}
+        inserted = self._insert_started(new, model_version) if new else 0
+        inserted += self._insert_rescores(rescores, model_version) if rescores else 0
+        # Committed at once, before the batch's objects are read and scored: no transaction of this session stays
+        # open through S3 reads (Snowflake: an INSERT only "sometimes" runs beside another session's UPDATE of the
+        # table, so an open claim could hold up or queue behind the ledger's publishers). The round trip is the
+        # one a staging table's CREATE (DDL, an implicit commit) cost before the session kept its staging tables.
+        self._execute("COMMIT", what="commit claim")
+        self._in_transaction = False
+        if inserted == len(claimed):
+            return {}
+        final = self._final_loads(new) if new else {}
+        return final | (self._final_rescores(rescores, model_version) if rescores else {})
+
+    def _insert_started(self, new: dict[str, LoadIdentity], model_version: str) -> int:
+        """The ordinary loads' STARTED rows (one INSERT): the rows written."""
         keys = sorted(new)
-        # A load keyed on its content is also done when a ledger row records its version as loaded under the
-        # per-version key (every load before the content rule): an upgrade never loads a version twice.
-        version_keys = {i.version_key: key for key, i in new.items() if i.version_key != key}
-        looked_up = keys + sorted(version_keys)
+        looked_up, _ = self._looked_up(new)
         ledger = self._fq(self._s.ledger_table)
         values: list[Any] = []
         for key in keys:
@@ -64,15 +81,21 @@ class _LedgerStatements(_Statements):
             what="claim ledger",
             dml=True,
         )
-        inserted = int(cur.rowcount or 0)
-        # Committed at once, before the batch's objects are read and scored: no transaction of this session stays
-        # open through S3 reads (Snowflake: an INSERT only "sometimes" runs beside another session's UPDATE of the
-        # table, so an open claim could hold up or queue behind the ledger's publishers). The round trip is the
-        # one a staging table's CREATE (DDL, an implicit commit) cost before the session kept its staging tables.
-        self._execute("COMMIT", what="commit claim")
-        self._in_transaction = False
-        if inserted == len(keys):
-            return {}
+        return int(cur.rowcount or 0)
+
+    def _looked_up(self, new: dict[str, LoadIdentity]) -> tuple[list[str], dict[str, str]]:
+        """The keys the ordinary loads' claim looks up, and {per-version key: the load key it answers for}.
+
+        A load keyed on its content is also done when a ledger row records its version as loaded under the
+        per-version key (every load before the content rule): an upgrade never loads a version twice."""
+        version_keys = {i.version_key: key for key, i in new.items() if i.version_key != key}
+        return sorted(new) + sorted(version_keys), version_keys
+
+    def _final_loads(self, new: dict[str, LoadIdentity]) -> dict[str, tuple[str, str | None]]:
+        """Which of the ordinary loads a final row already records (one read, by the keys the claim looked up)."""
+        looked_up, version_keys = self._looked_up(new)
+        ledger = self._fq(self._s.ledger_table)
+        in_keys = _marks(len(looked_up))
         cur = self._execute(
             f"SELECT LOAD_KEY, STATUS, LOAD_ID FROM {ledger} WHERE LOAD_KEY IN ({in_keys}) AND STATUS IN {_FINAL}",
             tuple(looked_up),
@@ -83,6 +106,68 @@ class _LedgerStatements(_Statements):
             key = version_keys.get(str(found), str(found))  # a per-version row answers for its content's load
             if status == "LOADED" or key not in final:  # LOADED wins over a FAILED of an older code version
                 final[key] = (str(status), str(load_id) if load_id is not None else None)
+        return final
+
+    def _insert_rescores(self, rescores: dict[str, LoadIdentity], model_version: str) -> int:
+        """The rescores' STARTED rows (one INSERT): the rows written.
+
+        A rescore's row is written only when a final row records its version's own load (``base_key``, or the
+        per-version key) and none of those was made by this model version, and no final row has the rescore's own
+        key (this model version's rescore of that load). RESCORE_OF is the earlier load's id (the lowest, should
+        both keys have one)."""
+        keys = sorted(rescores)
+        earlier = sorted({k for i in rescores.values() for k in (i.base_key, i.version_key)})
+        ledger = self._fq(self._s.ledger_table)
+        values: list[Any] = []
+        for key in keys:
+            i = rescores[key]
+            values += [key, i.base_key, i.version_key, i.bucket, i.key, i.version, i.load_id]
+        cur = self._execute(
+            f"INSERT INTO {ledger} (LOAD_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, STATUS, LOAD_ID, "
+            "MODEL_VERSION, LOAD_MODE, RESCORE_OF, STARTED_AT) SELECT v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, "
+            f"v.SOURCE_VERSION, 'STARTED', v.LOAD_ID, %s, %s, MIN(e.LOAD_ID), CURRENT_TIMESTAMP() "
+            f"FROM (VALUES {_values(len(keys), 7)}) "
+            "AS v(LOAD_KEY, BASE_KEY, VERSION_KEY, SOURCE_BUCKET, SOURCE_KEY, SOURCE_VERSION, LOAD_ID) "
+            f"JOIN {ledger} AS e ON e.LOAD_KEY IN (v.BASE_KEY, v.VERSION_KEY) "
+            f"WHERE e.LOAD_KEY IN ({_marks(len(earlier))}) AND e.STATUS IN {_FINAL} "
+            f"AND v.LOAD_KEY NOT IN (SELECT LOAD_KEY FROM {ledger} "
+            f"WHERE LOAD_KEY IN ({_marks(len(keys))}) AND STATUS IN {_FINAL}) "
+            "GROUP BY v.LOAD_KEY, v.SOURCE_BUCKET, v.SOURCE_KEY, v.SOURCE_VERSION, v.LOAD_ID "
+            "HAVING SUM(CASE WHEN e.MODEL_VERSION = %s THEN 1 ELSE 0 END) = 0",
+            (model_version, self._s.load_mode.value, *values, *earlier, *keys, model_version),
+            what="claim ledger (rescore)",
+            dml=True,
+        )
+        return int(cur.rowcount or 0)
+
+    def _final_rescores(
+        self, rescores: dict[str, LoadIdentity], model_version: str
+    ) -> dict[str, tuple[str, str | None]]:
+        """Which rescores are not to run (one read): those a final row records under their own key, or whose
+        version's load this model version made (its status and load id), and (NEVER_LOADED, None) for those whose
+        version no final row records. The others were claimed (or, should a load of theirs have become final after
+        the INSERT, are refused at publish, and the batch runs again)."""
+        looked_up = sorted({k for key, i in rescores.items() for k in (key, i.base_key, i.version_key)})
+        cur = self._execute(
+            f"SELECT LOAD_KEY, STATUS, LOAD_ID, MODEL_VERSION FROM {self._fq(self._s.ledger_table)} "
+            f"WHERE LOAD_KEY IN ({_marks(len(looked_up))}) AND STATUS IN {_FINAL}",
+            tuple(looked_up),
+            what="read ledger (rescore)",
+        )
+        rows: dict[str, list[tuple[str, str | None, str | None]]] = {}
+        for found, status, load_id, model in cur.fetchall():
+            row = (str(status), str(load_id) if load_id is not None else None, model)
+            rows.setdefault(str(found), []).append(row)
+        final: dict[str, tuple[str, str | None]] = {}
+        for key, i in rescores.items():
+            own = rows.get(key, [])
+            earlier = rows.get(i.base_key, []) + (rows.get(i.version_key, []) if i.version_key != i.base_key else [])
+            mine = [r for r in earlier if r[2] == model_version]
+            done = sorted(own or mine, key=lambda r: r[0] != "LOADED")  # LOADED first
+            if done:
+                final[key] = done[0][:2]
+            elif not earlier:
+                final[key] = (NEVER_LOADED, None)
         return final
 
     def _lock_ledger(self, outcomes: Sequence[Outcome]) -> None:

@@ -24,8 +24,9 @@ LEDGER_COLUMNS: list[tuple[str, str]] = [
     ("LOCK_TOKEN", "VARCHAR(36)"),
     ("STARTED_AT", "TIMESTAMP_TZ"),
     ("FINISHED_AT", "TIMESTAMP_TZ"),
-    # Added after the first deployments: ensure_fixed_tables adds it to an existing ledger.
+    # Added after the first deployments: ensure_fixed_tables adds them to an existing ledger.
     ("ROWS_FLAGGED", "NUMBER(19,0)"),  # rows loaded with OUT_OF_RANGE_FEATURES set (pipeline.plausibility)
+    ("RESCORE_OF", "VARCHAR(36)"),  # a rescore: the load id of the version's earlier load; NULL: an ordinary load
 ]
 REJECTED_AT = ("REJECTED_AT", "TIMESTAMP_TZ")
 
@@ -35,7 +36,7 @@ class _SchemaStatements(_Statements):
 
     def ensure_fixed_tables(self) -> None:
         self._create(self._s.ledger_table, LEDGER_COLUMNS)
-        self._add_missing_columns(self._s.ledger_table, LEDGER_COLUMNS)  # a ledger from before ROWS_FLAGGED
+        self._add_missing_columns(self._s.ledger_table, LEDGER_COLUMNS)  # a ledger from before ROWS_FLAGGED, RESCORE_OF
         self._create(self._s.rejects_table, [*REJECT_COLUMNS, REJECTED_AT])
         self._create(self._s.monitoring_table, MONITORING_COLUMNS)
         self._add_missing_columns(self._s.monitoring_table, MONITORING_COLUMNS)  # one from before the challenger
