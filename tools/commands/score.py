@@ -265,14 +265,14 @@ def _print_monitoring(cur: Any, table: str, load_id: str) -> None:
     """The load's monitoring verdict (README "Monitoring"): drift, the estimated accuracy, the malignant share."""
     cur.execute(
         "SELECT ROWS_SCORED, DRIFT_DETECTED, DRIFT_SCORE, DRIFTED_FEATURES, ESTIMATED_ACCURACY, "
-        "ESTIMATED_ACCURACY_LOW, ESTIMATED_ACCURACY_HIGH, PREDICTED_MALIGNANT_SHARE, REFERENCE_MALIGNANT_SHARE "
-        f"FROM {table} WHERE LOAD_ID = %s",
+        "ESTIMATED_ACCURACY_LOW, ESTIMATED_ACCURACY_HIGH, PREDICTED_MALIGNANT_SHARE, REFERENCE_MALIGNANT_SHARE, "
+        f"CHALLENGER_MODEL_VERSION, CHALLENGER_AGREEMENT FROM {table} WHERE LOAD_ID = %s",
         (load_id,),
     )
     row = cur.fetchone()
     if row is None:
         return
-    scored, drifted, score, features, accuracy, low, high, share, reference = row
+    scored, drifted, score, features, accuracy, low, high, share, reference, challenger, agreement = row
     print(f"\nMonitoring row in {table} (make report draws every load's):")
     if drifted is None:
         print(f"  drift             not tested ({scored} rows scored)")
@@ -284,6 +284,9 @@ def _print_monitoring(cur: Any, table: str, load_id: str) -> None:
     if share is not None:
         shown = "" if reference is None else f" (reference {reference:.3f})"
         print(f"  malignant share   {share:.3f}{shown}")
+    if challenger is not None:
+        agreed = "not measured (see DRIFT_DETAIL)" if agreement is None else f"{agreement:.3f} of rows labelled alike"
+        print(f"  challenger        {challenger}: {agreed}")
 
 
 def _columns(cur: Any, table: str) -> tuple[list[str], list[str]]:
