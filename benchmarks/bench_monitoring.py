@@ -188,9 +188,9 @@ def describe_data(data: Data) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=2000, help="files per scenario for 20 ... 1,000 rows")
-    parser.add_argument("--files-10k", type=int, default=500, help="files per scenario of 10,000 rows")
-    parser.add_argument("--files-100k", type=int, default=200, help="files per scenario of 100,000 rows")
+    parser.add_argument("--files", type=int, default=1000, help="files per scenario for 20 ... 1,000 rows")
+    parser.add_argument("--files-10k", type=int, default=300, help="files per scenario of 10,000 rows")
+    parser.add_argument("--files-100k", type=int, default=100, help="files per scenario of 100,000 rows")
     parser.add_argument("--accuracy-files", type=int, default=1000, help="files per file type (3.)")
     parser.add_argument("--weak-splits", type=int, default=20, help="random half/half splits (4.)")
     parser.add_argument("--weak-files", type=int, default=100, help="files per file type and split (4.)")
