@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ from benchmarks.monitoring_stats import (  # noqa: E402
     CHUNK_ROWS,
     FALSE_ALARM_GOAL,
     Data,
+    Estimates,
     drift_rates,
     load_data,
     project_accuracy,
@@ -186,6 +188,20 @@ def describe_data(data: Data) -> list[str]:
     return lines
 
 
+def plot(report: dict[str, Any], plots_dir: Path) -> None:
+    """The two plots, from a report (this run's, or one read back from its JSON)."""
+    points = report["weak_model"]["points"]
+    weak = Estimates(
+        points["kinds"], points["truth"], points["estimate"], [], [], points["kind"], points["split"], [], []
+    )
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for path in (
+        plot_drift(report["drift"], plots_dir / "monitoring-drift.png"),
+        plot_accuracy(weak, plots_dir / "monitoring-accuracy.png"),
+    ):
+        print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=1000, help="files per scenario for 20 ... 1,000 rows")
@@ -204,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", "--quick", action="store_true", help="tiny counts: that it runs, no figures")
     parser.add_argument("--json", type=Path, default=OUT)
     parser.add_argument("--plots-dir", type=Path, help="default: docs/ (a smoke run: the JSON's folder)")
+    parser.add_argument("--plot", action="store_true", help="only draw the plots from the JSON (--json) and exit")
     args = parser.parse_args(argv)
+    if args.plot:
+        plot(json.loads(args.json.read_text(encoding="utf-8")), args.plots_dir or REPO_ROOT / "docs")
+        return 0
     if args.smoke:
         args.files, args.files_10k, args.files_100k = 20, 4, 2
         args.accuracy_files, args.weak_splits, args.weak_files = 10, 2, 5
@@ -274,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             f"MAE {via['summary']['mae']:.4f} over {via['files']} files; largest |estimate - build_profile's| "
             f"{via['max_abs_estimate_difference_vs_build_profile']:.2g}"
         )
-        weak_report["via_import_points"] = {"truth": estimates.truth, "estimate": estimates.estimate}
+        weak_report["via_import"]["points"] = {"truth": estimates.truth, "estimate": estimates.estimate}
 
     print(f"\n5. Cost: FileMonitor on {args.cost_rows:,} rows vs the pipeline on {args.cost_rows:,} rows")
     costs = cost(
@@ -305,13 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     for g, m, ok in table:
         print(f"  {g:<{width}}  {verdict(ok)}  {m}")
     report["seconds"] = time.perf_counter() - started
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    for path in (
-        plot_drift(drift, files, plots_dir / "monitoring-drift.png"),
-        plot_accuracy(weak, plots_dir / "monitoring-accuracy.png"),
-    ):
-        print(f"wrote {path}")
+    report["weak_model"]["points"] = {k: getattr(weak, k) for k in ("kinds", "truth", "estimate", "kind", "split")}
     write_report(args.json, report)
+    plot(report, plots_dir)
     print(f"({report['seconds']:.0f} s)")
     return 0
 

@@ -30,14 +30,16 @@ def _pyplot() -> Any:
 def _errorbar(ax: Any, sizes: list[int], rates: list[dict[str, Any]], label: str, offset: float, **style: Any) -> None:
     x = np.array(sizes) * offset  # a small shift along the log axis keeps the bars apart
     y = np.array([100 * r["rate"] for r in rates])
-    low = y - np.array([100 * r["low"] for r in rates])
-    high = np.array([100 * r["high"] for r in rates]) - y
+    low = np.maximum(y - np.array([100 * r["low"] for r in rates]), 0.0)  # >= 0: rounding gives -1e-15
+    high = np.maximum(np.array([100 * r["high"] for r in rates]) - y, 0.0)
     ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=label, **style)
 
 
-def plot_drift(drift: dict[str, dict[int, dict[str, Any]]], files: dict[int, int], out: Path) -> Path:
+def plot_drift(drift: dict[str, dict[Any, dict[str, Any]]], out: Path) -> Path:
+    """``drift``: bench_monitoring's (sizes as int, or as text when read back from its JSON)."""
     plt = _pyplot()
-    sizes = list(files)
+    drift = {name: {int(size): r for size, r in by_size.items()} for name, by_size in drift.items()}
+    sizes = sorted(next(iter(drift.values())))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     nulls = [n for n in NULL_LABELS if n in drift]
     for i, name in enumerate(nulls):
@@ -75,7 +77,7 @@ def plot_drift(drift: dict[str, dict[int, dict[str, Any]]], files: dict[int, int
 
 def plot_accuracy(weak: Estimates, out: Path) -> Path:
     plt = _pyplot()
-    a = weak.arrays()
+    a = {k: np.asarray(v) for k, v in weak.arrays().items()}
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
     for k, name in enumerate(weak.kinds):
         m = a["kind"] == k
