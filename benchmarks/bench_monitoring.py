@@ -170,11 +170,18 @@ def goals(report: dict[str, Any], files: dict[int, int]) -> list[tuple[str, str,
     if "share_alone" in c:
         out.append(
             (
-                f"monitoring <= 3 % of the pipeline ({c['rows']:,} rows)",
-                f"{100 * c['share_alone']:.2f} % alone ({c['monitor_alone_median_s']:.3f} s / "
-                f"{c['pipeline_median_s']:.2f} s)"
-                + ("" if c["share_stage"] is None else f"; its stage in the pipeline {100 * c['share_stage']:.2f} %"),
-                c["share_alone"] <= COST_GOAL and (c["share_stage"] is None or c["share_stage"] <= COST_GOAL),
+                f"monitoring's own work <= 3 % of the pipeline ({c['rows']:,} rows)",
+                f"{100 * c['share_alone']:.2f} % ({c['monitor_alone_median_s']:.3f} s / "
+                f"{c['pipeline_median_s']:.2f} s)",
+                c["share_alone"] <= COST_GOAL,
+            )
+        )
+    if c.get("share_stage") is not None:
+        out.append(
+            (
+                "the pipeline's monitor stage <= 3 % of its time (wall time: counts other threads' CPU slices too)",
+                f"{100 * c['share_stage']:.2f} % ({c['monitor_stage_median_s']:.3f} s; {c['cpus']})",
+                c["share_stage"] <= COST_GOAL,
             )
         )
     return out
@@ -224,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-rounds", type=int, default=3, help="pipeline runs (each followed by the monitor's)")
     parser.add_argument("--monitor-repeats", type=int, default=3, help="monitor timings per round")
     parser.add_argument("--no-e2e", action="store_true", help="5.: time the monitor only, no pipeline run")
+    parser.add_argument("--no-pin", action="store_true", help="5.: the pipeline and the local stack share the CPUs")
     parser.add_argument("--files-dir", type=Path, default=REPO_ROOT / "benchmarks" / "out" / "files")
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--smoke", "--quick", action="store_true", help="tiny counts: that it runs, no figures")
@@ -346,7 +354,14 @@ def weak_part(data: Data, args: argparse.Namespace) -> dict[str, Any]:
 def cost_part(data: Data, args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n5. Cost: FileMonitor on {args.cost_rows:,} rows vs the pipeline on {args.cost_rows:,} rows")
     costs = cost(
-        data, args.cost_rows, args.cost_rounds, args.monitor_repeats, args.files_dir, not args.no_e2e, args.seed
+        data,
+        args.cost_rows,
+        args.cost_rounds,
+        args.monitor_repeats,
+        args.files_dir,
+        not args.no_e2e,
+        args.seed,
+        pin=not args.no_pin,
     )
     line = f"   monitor alone (add x{-(-args.cost_rows // CHUNK_ROWS)} + result): "
     line += f"median {costs['monitor_alone_median_s']:.3f} s"

@@ -2,10 +2,12 @@
 
 * **monitor alone**: ``FileMonitor.add`` on ``rows`` rows in ``CHUNK_ROWS`` chunks (column-major float64, as the
   pipeline's converted chunks; the project model's probabilities and classes) and ``result``, timed in this
-  process, pinned to the CPU the measured function gets;
+  process, pinned to the CPU the measured function gets: monitoring's own work;
 * **pipeline**: bench_e2e.py's pipeline measurement (``e2e_harness.run_child``: the handler, warm, in a fresh
-  process pinned to one CPU, the local stack on the other) on a ``rows``-row benchmark file
-  (``tools/make_files.py``), whose result also carries the pipeline's own ``monitor`` stage.
+  process pinned to one CPU, the local stack on the other; ``pin=False`` shares both CPUs) on a ``rows``-row
+  benchmark file (``tools/make_files.py``), whose result also carries the pipeline's own ``monitor`` stage: the
+  wall time around ``FileMonitor.add`` and ``result``, which also counts the slices of the CPU that the
+  pipeline's parser and staging threads take meanwhile (on one CPU, most of the difference from the above).
 
 The two alternate, round after round, so that the machine's load hits both alike.
 """
@@ -58,12 +60,12 @@ def _monitor_once(profile: MonitoringProfile, columns: list[str], chunks: list[t
 
 
 def cost(
-    data: Data, rows: int, rounds: int, monitor_repeats: int, files_dir: Path, e2e: bool, seed: int
+    data: Data, rows: int, rounds: int, monitor_repeats: int, files_dir: Path, e2e: bool, seed: int, pin: bool = True
 ) -> dict[str, Any]:
     profile = data.shipped or data.profile
     chunks = _chunks(data, rows, seed)
     _monitor_once(profile, data.columns, chunks)  # warm-up (first calls of each numpy routine)
-    plan = CpuPlan.choose(True)
+    plan = CpuPlan.choose(pin)
     e2e_harness.CPU_PLAN = plan
     monitor_s: list[float] = []
     pipeline: list[dict[str, Any]] = []
@@ -116,7 +118,9 @@ def cost(
             },
             "pipeline_rows_loaded": pipeline[0]["rows_loaded"],
             "monitor_stage_s": stage,
+            "monitor_stage_median_s": None if None in stage else statistics.median(s for s in stage if s is not None),
             "share_alone": statistics.median(monitor_s) / seconds,
             "share_stage": None if None in stage else statistics.median(s for s in stage if s is not None) / seconds,
+            "pipeline_function_cpu_median_s": statistics.median(r["function_cpu_s"] for r in pipeline),
         }
     return out
