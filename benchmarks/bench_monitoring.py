@@ -167,21 +167,21 @@ def goals(report: dict[str, Any], files: dict[int, int]) -> list[tuple[str, str,
             )
         )
     c = report.get("cost", {})
+    if "share_thread_cpu" in c:
+        out.append(
+            (
+                f"monitoring's CPU time inside the pipeline <= 3 % of its time ({c['rows']:,} rows)",
+                f"{100 * c['share_thread_cpu']:.2f} % ({c['monitor_thread_cpu_median_s']:.3f} s / "
+                f"{c['pipeline_median_s']:.2f} s; the monitor stage's wall time {100 * c['share_stage']:.2f} %)",
+                c["share_thread_cpu"] <= COST_GOAL,
+            )
+        )
     if "share_alone" in c:
         out.append(
             (
-                f"monitoring's own work <= 3 % of the pipeline ({c['rows']:,} rows)",
-                f"{100 * c['share_alone']:.2f} % ({c['monitor_alone_median_s']:.3f} s / "
-                f"{c['pipeline_median_s']:.2f} s)",
+                "the same calls alone, on reused memory, <= 3 % of the pipeline's time",
+                f"{100 * c['share_alone']:.2f} % ({c['monitor_alone_median_s']:.3f} s)",
                 c["share_alone"] <= COST_GOAL,
-            )
-        )
-    if c.get("share_stage") is not None:
-        out.append(
-            (
-                "the pipeline's monitor stage <= 3 % of its time (wall time: counts other threads' CPU slices too)",
-                f"{100 * c['share_stage']:.2f} % ({c['monitor_stage_median_s']:.3f} s; {c['cpus']})",
-                c["share_stage"] <= COST_GOAL,
             )
         )
     return out
@@ -368,7 +368,8 @@ def cost_part(data: Data, args: argparse.Namespace) -> dict[str, Any]:
     if "pipeline_median_s" in costs:
         line += f"; pipeline median {costs['pipeline_median_s']:.2f} s: {100 * costs['share_alone']:.2f} %"
         if costs["share_stage"] is not None:
-            line += f"; the pipeline's own monitor stage {100 * costs['share_stage']:.2f} %"
+            line += f"; the pipeline's own monitor stage {100 * costs['share_stage']:.2f} % (wall time), "
+            line += f"{100 * costs['share_thread_cpu']:.2f} % (its thread's CPU time)"
     print(line)
     return costs
 
