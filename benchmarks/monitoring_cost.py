@@ -129,5 +129,8 @@ def cost(
             "monitor_thread_cpu_s": [r["monitor_thread_cpu_s"] for r in pipeline],
             "monitor_thread_cpu_median_s": statistics.median(r["monitor_thread_cpu_s"] for r in pipeline),
             "share_thread_cpu": statistics.median(r["monitor_thread_cpu_s"] for r in pipeline) / seconds,
+            "share_of_function_cpu": statistics.median(
+                r["monitor_thread_cpu_s"] / r["function_cpu_s"] for r in pipeline
+            ),
         }
     return out
