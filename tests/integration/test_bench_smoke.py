@@ -1,4 +1,4 @@
-"""Smoke runs of the benchmark scripts: each --quick run exits 0, prints its verdicts, writes its JSON.
+"""Smoke runs of the benchmark scripts: each --quick (or --smoke) run exits 0, prints its verdicts, writes its JSON.
 
 The figures themselves are not checked (a smoke run is too small to mean anything); the full runs are in
 docs/performance.md. The cold-start script's artifact part needs the built artifact: without one it reports
@@ -113,6 +113,28 @@ def test_out_of_range_margin_quick(tmp_path: Path) -> None:
     assert "default margin 0.5: held-out rows unflagged and the huge area flagged: PASS" in proc.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["held_out_vs_training_range"]["max_excess"] < report["default_margin"]
+
+
+def test_bench_monitoring_smoke(tmp_path: Path) -> None:
+    # Given tiny file counts (--smoke), and the plots and JSON in a folder of the test's own
+    out = tmp_path / "monitoring.json"
+
+    # When the monitoring benchmark runs (the pipeline part on 20,000 rows)
+    proc = _run(str(BENCH / "bench_monitoring.py"), "--smoke", "--files-dir", str(tmp_path), "--json", str(out))
+
+    # Then it prints each part and its table of goals, and writes the plots and the JSON: that it runs, never what
+    # it measured (tiny counts mean nothing; the full run's figures are in docs/performance.md)
+    for text in ("1. False alarms", "2. Detection", "3. The project model", "4. A weak model", "5. Cost", "Goals"):
+        assert text in proc.stdout, text
+    goals = [line for line in proc.stdout.split("Goals", 1)[1].splitlines() if " PASS " in line or " FAIL " in line]
+    assert len(goals) >= 8
+    assert (tmp_path / "monitoring-drift.png").stat().st_size > 0
+    assert (tmp_path / "monitoring-accuracy.png").stat().st_size > 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["config"]["smoke"] is True
+    assert {"drift", "project_accuracy", "weak_model", "cost", "goals"} <= set(report)
+    assert {"null_sample", "null_reference", "null_independent", "unit_error", "shift"} <= set(report["drift"])
+    assert report["cost"]["pipeline_median_s"] > 0
 
 
 def test_bench_e2e_memory_quick(tmp_path: Path) -> None:
