@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitoring.accuracy import AccuracyEstimate
-from monitoring.drift import FALSE_ALARM_RATE, FeatureDrift, ks_distance, ks_threshold
+from monitoring.drift import TEST_LEVEL, FeatureDrift, ks_distance, ks_threshold
 from scoring.metadata import MonitoringProfile
 
 SAMPLE_CAP = 20_000
@@ -81,15 +81,17 @@ class SystematicSample:
 
     def add(self, rows: npt.NDArray[np.floating]) -> None:
         n = rows.shape[0]
+        # The stride is chosen before anything is copied: only the rows kept are ever copied.
+        while self._kept + len(range((-self.seen) % self.stride, n, self.stride)) > self.cap:
+            # Kept rows sit at 0, s, 2s, ...: every other one sits at a multiple of 2s.
+            kept = self.rows()[::2] if self._kept else np.empty((0, 0))
+            self._blocks, self._kept, self.stride = ([kept] if self._kept else []), kept.shape[0], self.stride * 2
         start = (-self.seen) % self.stride  # the first row of this block whose place in the stream is a multiple
         self.seen += n
         if start < n:
             block = np.array(rows[start :: self.stride], dtype=np.float64)  # a copy: the caller's chunk is freed
             self._blocks.append(block)
             self._kept += block.shape[0]
-        while self._kept > self.cap:  # kept rows sit at 0, s, 2s, ...: every other one sits at a multiple of 2s
-            kept = self.rows()[::2]
-            self._blocks, self._kept, self.stride = [kept], kept.shape[0], self.stride * 2
 
     def rows(self) -> npt.NDArray[np.float64]:
         if len(self._blocks) != 1:
@@ -152,7 +154,7 @@ class FileMonitor:
             return []
         sample = self.sample.rows()
         tested, k = sample.shape[0], len(self.profile.features)
-        threshold = ks_threshold(tested, self.profile.rows, FALSE_ALARM_RATE / k)
+        threshold = ks_threshold(tested, self.profile.rows, TEST_LEVEL / k)
         out = []
         for j, (column, reference) in enumerate(zip(self.columns, self.profile.features, strict=True)):
             values = np.sort(sample[:, j])
@@ -187,7 +189,7 @@ class FileMonitor:
         detail: dict[str, Any] = {
             "rows_tested": int(self.sample.rows().shape[0]),
             "reference_rows": profile.rows,
-            "false_alarm_rate": FALSE_ALARM_RATE,
+            "test_level": TEST_LEVEL,
             "features": {f.column: f.as_json() for f in features},
         }
         estimate = self.accuracy.result() if self.accuracy is not None else None
