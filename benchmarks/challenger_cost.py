@@ -12,8 +12,11 @@ ways measured in the same run, alternating, median of ``--repeats``:
   would cost without its thread).
 
 The challenger is a second copy of the shipped model (a model of the same size). Goal: in shadow, at most +30 %
-of the champion's scoring time. Wall time, on whatever CPUs the machine gives (printed): the shadow's gain comes
-from running the challenger on another core while the champion runs (LiteRT releases the GIL).
+of the champion's scoring time. Wall time, on whatever CPUs the machine gives (printed).
+
+``--pipeline``: also the whole pipeline on a ``--rows``-row benchmark file (bench_e2e.py's measurement: the
+handler, warm, in a fresh process), without and with a challenger (``CHALLENGER_MODEL_DIR``: the shipped model
+under another version), alternating, ``--rounds`` each: what the challenger adds to a file's load.
 """
 
 from __future__ import annotations
@@ -47,11 +50,59 @@ def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
     return [rows[i : i + size] for i in range(0, rows.shape[0], size)]
 
 
+def _pipeline(rows: int, rounds: int, files_dir: Path) -> dict[str, object]:
+    """The pipeline on one file without and with a challenger, alternating; medians and the added share."""
+    import shutil
+    import tempfile
+
+    from benchmarks.e2e_harness import median_of, run_child, running_stack
+    from tools.make_files import ensure_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        challenger = Path(tmp) / "challenger"
+        challenger.mkdir()
+        shutil.copy2(ROOT / "model" / "model.tflite", challenger / "model.tflite")
+        metadata = json.loads((ROOT / "model" / "metadata.json").read_text())
+        (challenger / "metadata.json").write_text(json.dumps(metadata | {"model_version": "challenger-copy"}))
+        path = ensure_file(rows, out_dir=files_dir)
+        runs: dict[str, list[dict[str, object]]] = {"without": [], "with": []}
+        with running_stack() as stack:
+            event = stack.upload(path, f"bench/challenger-{rows}.csv")
+            for r in range(rounds):
+                runs["without"].append(run_child(stack, "pipeline", event))
+                runs["with"].append(run_child(stack, "pipeline", event, env={"CHALLENGER_MODEL_DIR": challenger}))
+                print(f"  round {r + 1}: pipeline {runs['without'][-1]['seconds']:.2f} s without, "
+                      f"{runs['with'][-1]['seconds']:.2f} s with a challenger", flush=True)  # fmt: skip
+    medians = {kind: median_of(values) for kind, values in runs.items()}  # type: ignore[arg-type]
+    stages = {
+        kind: {k: statistics.median(r["stages"][k] for r in values) for k in ("score", "challenger")}  # type: ignore[index]
+        for kind, values in runs.items()
+    }
+    added = medians["with"] / medians["without"] - 1
+    scoring_with = stages["with"]["score"] + stages["with"]["challenger"]
+    scoring_added = scoring_with / stages["without"]["score"] - 1
+    print(f"scoring stages inside the pipeline: {stages['without']['score']:.3f} s without, {scoring_with:.3f} s with "
+          f"(score + challenger stages: {scoring_added:+.1%})")  # fmt: skip
+    print(f"pipeline on {rows:,} rows: {medians['without']:.2f} s without, {medians['with']:.2f} s with a challenger "
+          f"({added:+.1%}); stages with: score {stages['with']['score']:.3f} s, challenger "
+          f"{stages['with']['challenger']:.3f} s")  # fmt: skip
+    return {
+        "median_s": medians,
+        "stages_median_s": stages,
+        "added": added,
+        "scoring_stages_added": scoring_added,
+        "runs": runs,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="JSON report")
+    parser.add_argument("--pipeline", action="store_true", help="also the whole pipeline, without and with")
+    parser.add_argument("--rounds", type=int, default=3, help="pipeline runs of each kind (--pipeline)")
+    parser.add_argument("--files-dir", type=Path, default=ROOT / "benchmarks" / "files")
     args = parser.parse_args(argv)
 
     chunk_rows = Settings.model_fields["chunk_rows"].default
@@ -107,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "extra_vs_champion": extra,
         "goal_shadow_le_30pct": ok,
     }
+    if args.pipeline:
+        report["pipeline"] = _pipeline(args.rows, args.rounds, args.files_dir)
     if args.out is not None:
         write_report(args.out, report)
     else:
