@@ -200,17 +200,6 @@ def test_drift_and_accuracy_roll_back_only_when_the_model_version_is_known(
     # Then the deployment rolls back on exactly those alarms, and the per-version alarms exist only when it is set
     assert rolled_back_on == rollback_on
     assert set(ROLLBACK_ALARMS) & created == set(rollback_on)
-    # And CodeDeploy's role may read exactly those alarms
-    role = translated["Resources"]["CodeDeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    [reads] = [s for s in role if s["Action"] == "cloudwatch:DescribeAlarms"]
-    readable = []
-    for resource in reads["Resource"]:
-        if "Fn::If" in resource:
-            condition, yes, no = resource["Fn::If"]
-            resource = yes if _holds(translated, condition, {"ModelVersion": model_version}) else no
-        if resource != {"Ref": "AWS::NoValue"}:
-            readable.append(resource["Fn::GetAtt"])
-    assert readable == [[alarm, "Arn"] for alarm in rollback_on]
 
 
 def test_codedeploys_role_is_the_templates_own_and_may_only_move_this_functions_alias(
@@ -241,12 +230,20 @@ def test_codedeploys_role_is_the_templates_own_and_may_only_move_this_functions_
         "lambda:GetProvisionedConcurrencyConfig",
         "cloudwatch:DescribeAlarms",
     }
+    # (by name: a reference back to the function or the alarms sends LocalStack's updates into endless recursion)
+    prefix = "arn:${AWS::Partition}:${Service}:${AWS::Region}:${AWS::AccountId}:"
     [alias_statement] = [s for s in statements if "lambda:UpdateAlias" in s["Action"]]
-    assert alias_statement["Resource"] == [
-        {"Fn::GetAtt": [FUNCTION_ID, "Arn"]},
-        {"Fn::Sub": "${ScoringFunction.Arn}:*"},
+    assert alias_statement["Resource"] == {
+        "Fn::Sub": prefix.replace("${Service}", "lambda") + "function:${AWS::StackName}-ScoringFunction-*"
+    }
+    # And it may read the three rollback alarms, by the names they are given, and no other alarm
+    [alarm_statement] = [s for s in statements if s["Action"] == "cloudwatch:DescribeAlarms"]
+    names = [translated["Resources"][alarm]["Properties"]["AlarmName"]["Fn::Sub"] for alarm in ROLLBACK_ALARMS]
+    assert alarm_statement["Resource"] == [
+        {"Fn::Sub": prefix.replace("${Service}", "cloudwatch") + f"alarm:{name}"} for name in names
     ]
-    assert all(s["Effect"] == "Allow" and "*" not in s["Resource"] for s in statements)
+    assert all(name.startswith("${AWS::StackName}-") and "*" not in name for name in names)
+    assert all(s["Effect"] == "Allow" and s["Resource"] != "*" for s in statements)
 
 
 def test_the_stack_names_the_alias_and_its_deployments(translated: dict[str, Any]) -> None:
@@ -291,18 +288,53 @@ def test_make_deploy_adds_the_shipped_model_version_after_the_saved_parameters(
     # Given samconfig.toml with or without saved parameter overrides (a ModelVersion from an earlier deploy included)
     config = tmp_path / "samconfig.toml"
     config.write_text(samconfig, encoding="utf-8")
-    # When the deploy helper builds the sam command
+    # When the deploy helper builds the sam command for a built artifact
+    command = _helper_command(tmp_path, config)
+    # Then it passes the saved overrides unchanged, then ModelVersion and the fingerprint last (SAM keeps a key's
+    # last value)
+    assert command[:-1] == ["sam", "deploy", "--parameter-overrides", *saved, f"ModelVersion={METADATA_VERSION}"]
+    assert re.fullmatch(r"ConfigurationFingerprint=[0-9a-f]{32}", command[-1])
+
+
+def _helper_command(tmp_path: Path, config: Path, code: bytes = b"print('v1')") -> list[str]:
+    artifact = tmp_path / "artifact"
+    (artifact / "handler").mkdir(parents=True, exist_ok=True)
+    (artifact / "handler" / "app.py").write_bytes(code)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        deploy_model_version.main(["--samconfig", str(config), "--print", "--", "sam", "deploy"])
-    # Then it passes the saved overrides unchanged, then ModelVersion last (SAM keeps a key's last value)
-    assert json.loads(printed.getvalue()) == [
-        "sam",
-        "deploy",
-        "--parameter-overrides",
-        *saved,
-        f"ModelVersion={METADATA_VERSION}",
+        deploy_model_version.main(
+            ["--samconfig", str(config), "--artifact", str(artifact), "--print", "--", "sam", "deploy"]
+        )
+    result: list[str] = json.loads(printed.getvalue())
+    return result
+
+
+def test_the_fingerprint_changes_with_the_code_or_the_parameters_and_only_then(tmp_path: Path) -> None:
+    # Given a deployment's saved parameters and built code
+    config = tmp_path / "samconfig.toml"
+    config.write_text('[default.deploy.parameters]\nparameter_overrides = "LoadMode=append"\n', encoding="utf-8")
+    first = _helper_command(tmp_path, config)[-1]
+    # When nothing changed, Then the fingerprint is the same (no new version, no traffic shift)
+    assert _helper_command(tmp_path, config)[-1] == first
+    # When the code changes, or a parameter alone, Then it differs (a new version, shifted as DeploymentType says)
+    assert _helper_command(tmp_path, config, code=b"print('v2')")[-1] != first
+    config.write_text('[default.deploy.parameters]\nparameter_overrides = "LoadMode=upsert"\n', encoding="utf-8")
+    assert _helper_command(tmp_path, config)[-1] != first
+
+
+def test_the_fingerprint_decides_the_published_version(template: dict[str, Any]) -> None:
+    # Given the function's version trigger: SAM hashes the code and the unresolved properties, so a parameter's new
+    # value alone would publish nothing (the alias would keep the old version's environment)
+    assert template["Resources"][FUNCTION_ID]["Properties"]["AutoPublishCodeSha256"] == {
+        "Ref": "ConfigurationFingerprint"
+    }
+    # When the template is translated with two fingerprints, and twice with the same one
+    ids = [
+        _version_id(translate(parameters={"ConfigurationFingerprint": fingerprint}))
+        for fingerprint in ("aaaaaaaaaaaaaaaa1111", "bbbbbbbbbbbbbbbb1111", "bbbbbbbbbbbbbbbb1111")
     ]
+    # Then each fingerprint is a version of its own, and the same one the same version
+    assert ids[0] != ids[1] == ids[2]
 
 
 def test_a_model_version_the_parameter_cannot_hold_is_refused(tmp_path: Path) -> None:
