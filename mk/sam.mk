@@ -7,7 +7,8 @@
 #   make sam-local-invoke EVENT=... the real `sam local invoke` of the built artifact against the local stack
 #   make local-image                the offline stand-in for SAM's python3.13 emulation image (once; cached)
 #   make validate                   sam validate --lint, and cfn-lint on the SAM-translated template
-#   make deploy                     sam deploy (samconfig.toml); first time: make deploy-guided
+#   make deploy                     sam deploy (samconfig.toml) with ModelVersion from model/metadata.json;
+#                                   first time: make deploy-guided
 #   make artifact-report            size, largest glibc symbol version, init time with and without bytecode
 
 PY ?= .venv/bin/python
@@ -89,11 +90,15 @@ validate: $(VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-
 	mkdir -p .aws-sam && $(PY) -m tools.commands.artifact_checks translated-template > .aws-sam/translated.json
 	$(VENV)/bin/cfn-lint .aws-sam/translated.json
 
-deploy-guided: build ## first deployment: asks for the parameters and saves them in samconfig.toml
-	$(SAM_ENV) $(SAM) deploy --guided
+# Both pass ModelVersion=<model/metadata.json's model_version> after samconfig.toml's saved overrides, so that the
+# canary's rollback alarms watch the model this artifact ships (tools/commands/deploy_model_version.py).
+DEPLOY_MODEL_VERSION := $(PY) -m tools.commands.deploy_model_version --
 
-deploy: build ## deploy with the saved settings (samconfig.toml)
-	$(SAM_ENV) $(SAM) deploy
+deploy-guided: build ## first deployment: asks for the parameters and saves them in samconfig.toml
+	$(SAM_ENV) $(DEPLOY_MODEL_VERSION) $(SAM) deploy --guided
+
+deploy: build ## deploy with the saved settings (samconfig.toml); a new version takes traffic as DeploymentType says
+	$(SAM_ENV) $(DEPLOY_MODEL_VERSION) $(SAM) deploy
 
 artifact-report: build runtime-provided ## artifact size, glibc needs, init time with and without bytecode
 	$(PY) -m tools.commands.artifact_checks report

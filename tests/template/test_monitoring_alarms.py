@@ -10,12 +10,13 @@ from tests.template.test_queue import resources_of_type
 
 
 def _alarm(translated: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The service-wide alarm on the metric (the per-ModelVersion rollback alarms: tests/template/test_canary.py)."""
     alarms = [
         body["Properties"]
         for body in resources_of_type(translated, "AWS::CloudWatch::Alarm").values()
-        if body["Properties"]["MetricName"] == metric
+        if body["Properties"]["MetricName"] == metric and len(body["Properties"]["Dimensions"]) == 1
     ]
-    assert len(alarms) == 1, f"one alarm on {metric} expected, found {len(alarms)}"
+    assert len(alarms) == 1, f"one service-wide alarm on {metric} expected, found {len(alarms)}"
     return alarms[0]
 
 

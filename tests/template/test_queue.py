@@ -53,7 +53,7 @@ def test_the_event_source_is_the_queue_with_partial_batch_responses(translated: 
     props = event_source(translated)
     # Then it reads the ingest queue, reports failed messages only, and takes its sizes from parameters
     assert props["EventSourceArn"] == {"Fn::GetAtt": [QUEUE, "Arn"]}
-    assert props["FunctionName"] == {"Ref": FUNCTION_ID}
+    assert props["FunctionName"] == {"Ref": f"{FUNCTION_ID}Aliaslive"}  # the alias (tests/template/test_canary.py)
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == {"Ref": "QueueBatchSize"}
     assert props["MaximumBatchingWindowInSeconds"] == {"Ref": "QueueBatchingWindowSeconds"}
@@ -183,11 +183,12 @@ def test_the_queues_are_stack_outputs(translated: dict[str, Any], output: str) -
 def test_each_alarm_watches_its_metric_and_notifies_the_optional_topic(
     translated: dict[str, Any], namespace: str, metric: str, dimension: dict[str, Any], threshold: Any
 ) -> None:
-    # Given the alarms on the metric for that function or queue
+    # Given the alarms on the metric for that function or queue as a whole (the rollback alarm on the new version's
+    # errors has more dimensions: tests/template/test_canary.py)
     alarms = [
         body["Properties"]
         for body in resources_of_type(translated, "AWS::CloudWatch::Alarm").values()
-        if body["Properties"]["MetricName"] == metric and dimension in body["Properties"]["Dimensions"]
+        if body["Properties"]["MetricName"] == metric and body["Properties"]["Dimensions"] == [dimension]
     ]
     # Then there is one, with the threshold expected
     assert len(alarms) == 1, f"no alarm on {namespace} {metric}"

@@ -12,6 +12,7 @@ from pipeline.settings import ENVIRONMENT
 from tools.sam_template import FUNCTION_ID, ROOT
 
 ROLE = f"{FUNCTION_ID}Role"
+CODEDEPLOY_ROLE = "CodeDeployRole"  # CodeDeploy's, for the canary (tests/template/test_canary.py)
 S3_WRITE = re.compile(r"^s3:(\*|Put.*|Delete.*|Restore.*|Replicate.*|Abort.*|Create.*|.*\*.*)$")
 
 
@@ -105,8 +106,8 @@ def test_the_function_runs_with_the_templates_own_role_and_only_lambda_may_assum
 ) -> None:
     # Given the function and every IAM role of the deployed template
     roles = {name for name, body in translated["Resources"].items() if body["Type"] == "AWS::IAM::Role"}
-    # Then there is one role, the template's own (SAM generates none), and the function uses it
-    assert roles == {ROLE}
+    # Then there are the template's own two (SAM generates none: not even CodeDeploy's), and the function uses its own
+    assert roles == {ROLE, CODEDEPLOY_ROLE}
     assert translated["Resources"][FUNCTION_ID]["Properties"]["Role"] == {"Fn::GetAtt": [ROLE, "Arn"]}
     # And only Lambda, for this account, may assume it
     trust = translated["Resources"][ROLE]["Properties"]["AssumeRolePolicyDocument"]["Statement"]

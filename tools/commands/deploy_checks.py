@@ -2,7 +2,9 @@
 was built (queues, event source mapping, function, role, bucket, log group, alarms, outputs), then behaviour
 (notifications, the dead-letter queue, an update in place, a delete that keeps the bucket and the DLQ)."""
 
+import fnmatch
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +48,16 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+# The version SAM publishes is ScoringFunctionVersion<hash of the code>: compared without its hash.
+VERSION_ID = re.compile(r"^ScoringFunctionVersion[0-9a-f]{10}$")
+CODEDEPLOY_RESOURCES = {"ServerlessDeploymentApplication", "ScoringFunctionDeploymentGroup"}
+ROLLBACK_ALARMS = ["NewVersionErrorsAlarm", "ModelVersionDriftAlarm", "ModelVersionAccuracyAlarm"]
+
+
+def logical_ids(resources: dict[str, Any]) -> list[str]:
+    return sorted("ScoringFunctionVersion<hash>" if VERSION_ID.match(name) else name for name in resources)
+
+
 def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
     status, outputs, resources = stack_state(c)
     r.equal("stack status after the first deploy", status, "CREATE_COMPLETE")
@@ -54,6 +66,10 @@ def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
         "ScoringFunctionRole",
         "ScoringFunctionLogGroup",
         "ScoringFunctionIngestQueueMessages",
+        "ScoringFunctionVersion<hash>",
+        "ScoringFunctionAliaslive",
+        "CodeDeployRole",
+        *CODEDEPLOY_RESOURCES,
         "InputBucket",
         "InputBucketPolicy",
         "IngestQueue",
@@ -63,8 +79,11 @@ def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
         "DeadLetterAlarm",
         "FunctionErrorsAlarm",
         "IngestQueueAgeAlarm",
+        "DriftAlarm",
+        "AccuracyAlarm",
+        *ROLLBACK_ALARMS,
     }
-    r.equal("stack resources", sorted(resources), sorted(expected_resources))
+    r.equal("stack resources", logical_ids(resources), sorted(expected_resources))
     incomplete = {k: v["ResourceStatus"] for k, v in resources.items() if v["ResourceStatus"] != "CREATE_COMPLETE"}
     r.equal("every resource CREATE_COMPLETE", incomplete, {})
 
@@ -172,10 +191,36 @@ def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
         {a: v for a, v in by_action.items() if a.startswith("s3:")},
     )
 
-    # Event source mapping
-    mappings = c.lam.list_event_source_mappings(FunctionName=function_name)["EventSourceMappings"]
-    r.equal("one event source mapping", len(mappings), 1)
+    # The alias "live" and the version it points to (AutoPublishAlias)
+    alias_arn = outputs.get("ScoringFunctionAliasArn", "")
+    try:
+        alias = c.lam.get_alias(FunctionName=function_name, Name="live")
+    except c.lam.exceptions.ClientError as exc:
+        alias = {"error": exc.response.get("Error", {}).get("Code")}
+    published = [
+        v["Version"]
+        for v in c.lam.list_versions_by_function(FunctionName=function_name)["Versions"]
+        if v["Version"] != "$LATEST"
+    ]
+    r.equal("alias live exists (output ScoringFunctionAliasArn)", alias.get("AliasArn"), alias_arn)
+    r.check(
+        "alias live points to a published version of the function, not $LATEST",
+        alias.get("FunctionVersion") in published
+        and not alias.get("RoutingConfig", {}).get("AdditionalVersionWeights"),
+        {"alias": alias.get("FunctionVersion"), "published": published, "routing": alias.get("RoutingConfig")},
+    )
+    version_id = next((name for name in resources if VERSION_ID.match(name)), "?")
+    r.equal(
+        "that version is the stack's published version",
+        resources.get(version_id, {}).get("PhysicalResourceId"),
+        f"{f.get('FunctionArn')}:{alias.get('FunctionVersion')}",
+    )
+
+    # Event source mapping: the queue's one mapping invokes the alias (so CodeDeploy's routing applies to it)
+    mappings = c.lam.list_event_source_mappings(EventSourceArn=q["QueueArn"])["EventSourceMappings"]
+    r.equal("one event source mapping on the ingest queue", len(mappings), 1)
     m = mappings[0] if mappings else {}
+    r.equal("ESM invokes the alias live (not the unqualified function)", m.get("FunctionArn"), alias_arn)
     r.equal("ESM source is the ingest queue", m.get("EventSourceArn"), q["QueueArn"])
     r.equal("ESM batch size", m.get("BatchSize"), int(PARAMETERS["QueueBatchSize"]))
     r.equal(
@@ -252,29 +297,68 @@ def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
     r.equal("log group exists", [g["logGroupName"] for g in groups], [outputs.get("LogGroupName")])
     r.equal("log retention", groups[0].get("retentionInDays") if groups else None, 30, gap=GAPS["log retention"])
 
-    # Alarms
+    # Alarms (by their physical names: the stack's resources), each with its metric and dimensions
     alarms = {a["AlarmName"]: a for a in c.cw.describe_alarms()["MetricAlarms"]}
-    wanted = {
-        "DeadLetterAlarmName": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", d["QueueArn"].rsplit(":", 1)[-1]),
-        "IngestQueueAgeAlarmName": ("AWS/SQS", "ApproximateAgeOfOldestMessage", q["QueueArn"].rsplit(":", 1)[-1]),
-        "FunctionErrorsAlarmName": ("AWS/Lambda", "Errors", function_name),
+    service = ("service", "tumour-scoring")
+    wanted: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
+        "DeadLetterAlarm": (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            [("QueueName", d["QueueArn"].rsplit(":", 1)[-1])],
+        ),
+        "IngestQueueAgeAlarm": (
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            [("QueueName", q["QueueArn"].rsplit(":", 1)[-1])],
+        ),
+        "FunctionErrorsAlarm": ("AWS/Lambda", "Errors", [("FunctionName", function_name)]),
+        "DriftAlarm": ("TumourScoring", "DriftDetected", [service]),
+        "AccuracyAlarm": ("TumourScoring", "EstimatedAccuracy", [service]),
+        # The rollback alarms: the new version's errors (alias and executed version), its model's drift and accuracy
+        "NewVersionErrorsAlarm": (
+            "AWS/Lambda",
+            "Errors",
+            [
+                ("FunctionName", function_name),
+                ("Resource", f"{function_name}:live"),
+                ("ExecutedVersion", str(alias.get("FunctionVersion"))),
+            ],
+        ),
+        "ModelVersionDriftAlarm": (
+            "TumourScoring",
+            "DriftDetected",
+            [service, ("ModelVersion", PARAMETERS["ModelVersion"])],
+        ),
+        "ModelVersionAccuracyAlarm": (
+            "TumourScoring",
+            "EstimatedAccuracy",
+            [service, ("ModelVersion", PARAMETERS["ModelVersion"])],
+        ),
     }
-    for output, (namespace, metric, dimension) in wanted.items():
-        alarm = alarms.get(outputs.get(output, "?"), {})
+    for logical_id, (namespace, metric, dimensions) in wanted.items():
+        alarm = alarms.get(resources.get(logical_id, {}).get("PhysicalResourceId", "?"), {})
         r.equal(
-            f"alarm {output[: -len('AlarmName')]}: metric",
+            f"alarm {logical_id.removesuffix('Alarm')}: metric and dimensions",
             (
                 alarm.get("Namespace"),
                 alarm.get("MetricName"),
-                [dim.get("Value") for dim in alarm.get("Dimensions", [])],
+                [(dim.get("Name"), dim.get("Value")) for dim in alarm.get("Dimensions", [])],
             ),
-            (namespace, metric, [dimension]),
+            (namespace, metric, dimensions),
         )
         r.equal(
-            f"alarm {output[: -len('AlarmName')]}: notifies the topic (firing and clearing)",
+            f"alarm {logical_id.removesuffix('Alarm')}: notifies the topic (firing and clearing)",
             (alarm.get("AlarmActions"), alarm.get("OKActions")),
             ([topic_arn], [topic_arn]),
         )
+    alarm_arns = [
+        alarms.get(resources.get(a, {}).get("PhysicalResourceId", "?"), {}).get("AlarmArn") for a in ROLLBACK_ALARMS
+    ]
+
+    # CodeDeploy's role: trusted by CodeDeploy only, this function's alias and the rollback alarms only
+    check_codedeploy_role(c, r, resources, str(f.get("FunctionArn")), alarm_arns)
+    # The CodeDeploy application and deployment group (LocalStack's community core has no CodeDeploy: a gap)
+    check_deployment_group(c, r, outputs, resources, PARAMETERS["DeploymentType"], alarms)
 
     # Outputs
     expected_outputs = {
@@ -290,6 +374,13 @@ def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
         "FunctionErrorsAlarmName": resources["FunctionErrorsAlarm"]["PhysicalResourceId"],
         "IngestQueueAgeAlarmName": resources["IngestQueueAgeAlarm"]["PhysicalResourceId"],
         "UploadExample": f"aws s3 cp data/breast_cancer.csv s3://{bucket}/{PREFIX}",
+        "ScoringFunctionAliasArn": f"{f.get('FunctionArn')}:live",
+        "CodeDeployApplicationName": resources["ServerlessDeploymentApplication"]["PhysicalResourceId"],
+        "CodeDeployDeploymentGroupName": resources["ScoringFunctionDeploymentGroup"]["PhysicalResourceId"],
+        "DeploymentType": PARAMETERS["DeploymentType"],
+        "ModelVersion": PARAMETERS["ModelVersion"],
+        "ConfigurationFingerprint": PARAMETERS["ConfigurationFingerprint"],
+        "NewVersionErrorsAlarmName": resources["NewVersionErrorsAlarm"]["PhysicalResourceId"],
     }
     r.equal("outputs", outputs, expected_outputs)
     return {
@@ -299,7 +390,95 @@ def check_wiring(c: Clients, r: Report, topic_arn: str) -> dict[str, str]:
         "function": function_name,
         "function_arn": str(f.get("FunctionArn")),
         "esm": str(m.get("UUID")),
+        "alias_version": str(alias.get("FunctionVersion")),
+        "version_id": version_id,
+        "drift_alarm": resources.get("ModelVersionDriftAlarm", {}).get("PhysicalResourceId", "?"),
+        "accuracy_alarm": resources.get("ModelVersionAccuracyAlarm", {}).get("PhysicalResourceId", "?"),
     }
+
+
+def check_codedeploy_role(
+    c: Clients, r: Report, resources: dict[str, Any], function_arn: str, alarms: list[Any]
+) -> None:
+    role_name = resources.get("CodeDeployRole", {}).get("PhysicalResourceId", "?")
+    role = c.iam.get_role(RoleName=role_name)["Role"]
+    trust = statements(role["AssumeRolePolicyDocument"])
+    r.check(
+        "CodeDeploy role trust: only codedeploy.amazonaws.com",
+        [s.get("Principal") for s in trust] == [{"Service": "codedeploy.amazonaws.com"}],
+        trust,
+    )
+    r.equal(
+        "CodeDeploy role has no managed policies (not AWSCodeDeployRoleForLambdaLimited)",
+        c.iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"],
+        [],
+    )
+    by_action: dict[str, list[str]] = {}
+    for name in c.iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        for s in statements(c.iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]):
+            for action in as_list(s.get("Action")):
+                by_action.setdefault(action, []).extend(as_list(s.get("Resource")))
+    lambda_resources = {a: v for a, v in by_action.items() if a.startswith("lambda:")}
+    r.check(
+        "CodeDeploy role: Lambda actions only on this function and its alias",
+        sorted(lambda_resources) == ["lambda:GetAlias", "lambda:GetProvisionedConcurrencyConfig", "lambda:UpdateAlias"]
+        and all(
+            len(v) == 1
+            and fnmatch.fnmatchcase(function_arn, v[0])
+            and fnmatch.fnmatchcase(f"{function_arn}:live", v[0])
+            and v[0].endswith(f":function:{STACK}-ScoringFunction-*")
+            for v in lambda_resources.values()
+        ),
+        lambda_resources,
+    )
+    r.equal(
+        "CodeDeploy role: reads only the three rollback alarms",
+        {a: sorted(v) for a, v in by_action.items() if not a.startswith("lambda:")},
+        {"cloudwatch:DescribeAlarms": sorted(str(arn) for arn in alarms)},
+    )
+
+
+def check_deployment_group(
+    c: Clients,
+    r: Report,
+    outputs: dict[str, str],
+    resources: dict[str, Any],
+    deployment_type: str,
+    alarms: dict[str, Any],
+) -> None:
+    application = outputs.get("CodeDeployApplicationName", "?")
+    try:
+        group = c.codedeploy.get_deployment_group(
+            applicationName=application, deploymentGroupName=outputs.get("CodeDeployDeploymentGroupName", "?")
+        )["deploymentGroupInfo"]
+    except Exception as exc:  # the emulator may have no CodeDeploy at all: a gap, with what it answered
+        group = {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    rollback = [resources.get(a, {}).get("PhysicalResourceId") for a in ROLLBACK_ALARMS]
+    r.equal(
+        "CodeDeploy deployment group: configuration is CodeDeployDefault.Lambda<DeploymentType>",
+        group.get("deploymentConfigName", group.get("error")),
+        f"CodeDeployDefault.Lambda{deployment_type}",
+        gap=GAPS["codedeploy"],
+    )
+    r.equal(
+        "CodeDeploy deployment group: rolls back on the three alarms, on failure and on request",
+        (
+            sorted(a.get("name") for a in group.get("alarmConfiguration", {}).get("alarms", [])),
+            sorted(group.get("autoRollbackConfiguration", {}).get("events", [])),
+            group.get("serviceRoleArn"),
+        ),
+        (
+            sorted(rollback),
+            ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"],
+            c.iam.get_role(RoleName=resources.get("CodeDeployRole", {}).get("PhysicalResourceId", "?"))["Role"]["Arn"],
+        ),
+        gap=GAPS["codedeploy"],
+    )
+    r.check(
+        "the rollback alarms exist (CodeDeploy reads them by name)",
+        all(name in alarms for name in rollback),
+        rollback,
+    )
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
@@ -376,8 +555,21 @@ def check_behaviour(c: Clients, r: Report, ids: dict[str, str]) -> None:
 
 
 def check_update(c: Clients, r: Report, ids: dict[str, str]) -> None:
-    status, outputs, _ = stack_state(c)
+    status, outputs, resources = stack_state(c)
     r.equal("stack status after the second deploy", status, "UPDATE_COMPLETE")
+    # The same fingerprint (the same code, settings and parameters as make deploy computes it): no new version, the
+    # alias stays where it was, and the queue's mapping still invokes it
+    alias = c.lam.get_alias(FunctionName=ids["function"], Name="live")
+    r.equal(
+        "second deploy (same ConfigurationFingerprint): no new version, alias live unchanged",
+        (alias.get("FunctionVersion"), [name for name in resources if VERSION_ID.match(name)]),
+        (ids["alias_version"], [ids["version_id"]]),
+    )
+    r.equal(
+        "second deploy: the same mapping still invokes the alias",
+        c.lam.get_event_source_mapping(UUID=ids["esm"]).get("FunctionArn"),
+        f"{ids['function_arn']}:live",
+    )
     m = c.lam.get_event_source_mapping(UUID=ids["esm"])
     r.equal(
         "second deploy: MaximumConcurrency updated in place (same mapping)",

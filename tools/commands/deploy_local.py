@@ -36,6 +36,7 @@ from tools.commands.deploy_stack import (
     ACCESS_LOG_BUCKET,
     ALARM_TOPIC,
     BUILT_TEMPLATE,
+    EMULATOR_TEMPLATE,
     NETNS_FLAG,
     PARAMETERS,
     REGION,
@@ -133,13 +134,32 @@ def aws_env(endpoint: str) -> dict[str, str]:
 # --- sam deploy ---------------------------------------------------------------------------------------------------
 
 
+def emulator_template(report: Report) -> Path:
+    """The built template as sam deploy takes it, without DeploymentPreference.Alarms (deploy_stack.EMULATOR_TEMPLATE
+    says why); everything else unchanged."""
+    import yaml
+
+    template = yaml.safe_load(BUILT_TEMPLATE.read_text(encoding="utf-8"))
+    removed = []
+    for name, body in template.get("Resources", {}).items():
+        props = body.get("Properties", {})
+        if props.get("DeploymentPreference", {}).pop("Alarms", None) is not None:
+            removed.append(name)
+        if isinstance(props.get("CodeUri"), str):  # relative to the built template, which stays where it is
+            props["CodeUri"] = str((BUILT_TEMPLATE.parent / props["CodeUri"]).resolve())
+    EMULATOR_TEMPLATE.write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
+    report.notes.append(f"deployed without DeploymentPreference.Alarms of {removed} (LocalStack hangs on them)")
+    return EMULATOR_TEMPLATE
+
+
 def sam_deploy(sam: Path, endpoint: str, parameters: dict[str, str], label: str, report: Report) -> bool:
     overrides = [f"{k}={v}" for k, v in parameters.items()]
+    template = EMULATOR_TEMPLATE if EMULATOR_TEMPLATE.exists() else BUILT_TEMPLATE
     command = [
         str(sam),
         "deploy",
         "--template-file",
-        str(BUILT_TEMPLATE),
+        str(template),
         "--stack-name",
         STACK,
         "--resolve-s3",
@@ -218,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     ids: dict[str, str] = {}
+    EMULATOR_TEMPLATE.unlink(missing_ok=True)
+    emulator_template(report)
     with emulator(args.localstack_venv.resolve(), report) as endpoint:
         c = Clients(endpoint)
         topic_arn = prepare(c)

@@ -13,7 +13,10 @@ STACK = "tumour-scoring-local"
 REGION = "us-east-1"
 NETNS_FLAG = "DEPLOY_LOCAL_NETNS"
 
-# The parameters of the first deploy; the second changes QueueMaximumConcurrency only.
+# The parameters of the first deploy (ModelVersion and ConfigurationFingerprint as `make deploy` sets them, so the
+# per-model-version rollback alarms exist; a DeploymentType other than the default, to see it arrive); the second
+# changes the queue's concurrency only, with the same fingerprint: no new version, the alias stays. (A new fingerprint
+# or model version cannot be deployed here: UNCHECKABLE says why.)
 PARAMETERS = {
     "SnowflakeDatabase": "TUMOURS",
     "SnowflakeSchema": "SCORING",
@@ -22,6 +25,9 @@ PARAMETERS = {
     "QueueBatchSize": "10",
     "QueueBatchingWindowSeconds": "2",
     "QueueMaxReceiveCount": "3",
+    "DeploymentType": "Linear10PercentEvery1Minute",
+    "ModelVersion": "local-model-1.0.0+0123456789ab.cdef0123",
+    "ConfigurationFingerprint": "1111111111aaaaaaaaaaaaaaaaaaaaaa",
 }
 UPDATED = {"QueueMaximumConcurrency": "7"}
 ALARM_TOPIC = "tumour-scoring-local-alarms"
@@ -34,12 +40,28 @@ GAPS = {
     "lifecycle": "LocalStack's CloudFormation does not apply the bucket's LifecycleConfiguration",
     "log retention": "LocalStack's CloudFormation does not apply the log group's RetentionInDays",
     "access logging": "LocalStack's CloudFormation does not apply the bucket's LoggingConfiguration",
+    "codedeploy": "LocalStack's community core has no CodeDeploy: the application and deployment group are"
+    " placeholders (physical id 'unknown'), so no traffic shift, configuration or rollback alarm can be read back",
 }
+# LocalStack's CloudFormation never answers CreateChangeSet for a template whose DeploymentPreference has Alarms (its
+# request thread spins; measured with 2026.3.0, any Alarms list, with or without Fn::If). Its CodeDeploy resources are
+# placeholders anyway, so deploy-local deploys the built template with DeploymentPreference.Alarms removed, and says so;
+# the alarms themselves are deployed and checked, and the group's alarm list is tests/template/test_canary.py's.
+EMULATOR_TEMPLATE = WORK / "template.emulator.yaml"
 # Not checkable here at all.
 UNCHECKABLE = {
     "the function runs": "no Lambda runtime here (no Docker, no download): `make invoke` and `make sam-local-invoke`"
     " run the artifact",
     "IAM and TLS-only policies are enforced": "LocalStack's community core stores policies but does not enforce them",
+    "the deployment group's rollback alarms": "removed from the template deploy-local deploys (LocalStack's"
+    " CloudFormation hangs on DeploymentPreference.Alarms): tests/template/test_canary.py on the translated template",
+    "traffic shifting and automatic rollback": "no CodeDeploy here; the shift and the rollback are CodeDeploy's,"
+    " configured as tests/template/test_canary.py checks",
+    "a new version moves the alias": "LocalStack's CloudFormation updates an alias by creating it again (CreateAlias:"
+    " 'Alias already exists', the update rolls back): tests/template/test_canary.py (the fingerprint decides the"
+    " version)",
+    "a new ModelVersion updates the per-model alarms": "LocalStack's CloudFormation does not implement updating an"
+    " AWS::CloudWatch::Alarm (it keeps the old one silently): tests/template/test_canary.py",
 }
 
 
@@ -90,3 +112,4 @@ class Clients:
         self.logs = client("logs")
         self.cw = client("cloudwatch")
         self.sns = client("sns")
+        self.codedeploy = client("codedeploy")
