@@ -31,6 +31,13 @@ def monitored(result: Any) -> None:
         values.append(("ChallengerAgreement", MetricUnit.NoUnit, float(result.challenger_agreement)))
     for name, unit, value in values:
         metrics.add_metric(name=name, unit=unit, value=value)
+        if _metrics_disabled():  # single_metric prints at once; Metrics itself checks at flush
+            continue
         dimensions = {"service": SERVICE, "ModelVersion": str(result.model_version)}
         with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions=dimensions):
             pass
+
+
+def _metrics_disabled() -> bool:
+    """POWERTOOLS_METRICS_DISABLED, as Powertools reads it (the local tools set it: no metrics blob on stdout)."""
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").strip().lower() in {"1", "true", "yes", "on"}

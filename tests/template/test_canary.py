@@ -160,7 +160,13 @@ def test_the_model_versions_drift_and_accuracy_alarms_read_what_the_function_wri
     written = io.StringIO()
     with contextlib.redirect_stdout(written):
         observability.monitored(
-            SimpleNamespace(monitoring_failed=None, drift_detected=True, estimated_accuracy=0.5, model_version="v1")
+            SimpleNamespace(
+                monitoring_failed=None,
+                drift_detected=True,
+                estimated_accuracy=0.5,
+                challenger_agreement=None,
+                model_version="v1",
+            )
         )
     emitted = [json.loads(line) for line in written.getvalue().splitlines() if f'"{metric}"' in line]
     # Then the alarm watches that namespace, and exactly the dimensions the function writes per model version
