@@ -84,12 +84,22 @@ class FeatureDrift:
     def drifted(self) -> bool:
         return self.score > 1.0
 
+    @property
+    def median_ratio(self) -> float | None:
+        """The file's median over the reference's (0.1: a length in centimetres instead of millimetres)."""
+        if self.reference_median == 0 or not math.isfinite(self.median / self.reference_median):
+            return None
+        return self.median / self.reference_median
+
     def as_json(self) -> dict[str, float | bool | None]:
+        """The feature's detail in DRIFT_DETAIL. Coarsely rounded, and never a median itself: a small file's
+        median is one of its measurements, and the statement that stores it may be logged (the connector's DEBUG
+        log binds values into the text)."""
+        ratio = self.median_ratio
         return {
-            "ks_distance": round(self.distance, 6),
-            "threshold": round(self.threshold, 6) if math.isfinite(self.threshold) else None,
-            "score": round(self.score, 6),
+            "ks_distance": round(self.distance, 3),
+            "threshold": round(self.threshold, 3) if math.isfinite(self.threshold) else None,
+            "score": round(self.score, 2),
             "drifted": self.drifted,
-            "median": float(f"{self.median:.7g}"),
-            "reference_median": float(f"{self.reference_median:.7g}"),
+            "median_ratio": None if ratio is None else round(ratio, 2),
         }

@@ -216,4 +216,5 @@ def _failure(exc: BaseException) -> str:
 
 
 def _round(value: float) -> float:
-    return float(f"{value:.6g}") if math.isfinite(value) else value
+    """Three decimals: what the verdicts need, and short enough never to read as a measurement in a log line."""
+    return round(value, 3) if math.isfinite(value) else value
