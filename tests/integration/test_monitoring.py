@@ -79,7 +79,7 @@ def test_a_unit_error_in_one_feature_is_detected_and_named(harness: Any, make_cs
     assert "MEAN_RADIUS" in row["DRIFTED_FEATURES"].split(",")
     [(detail,)] = harness.query("SELECT DRIFT_DETAIL FROM {monitoring}")
     feature = (json.loads(detail) if isinstance(detail, str) else detail)["features"]["MEAN_RADIUS"]
-    assert feature["drifted"] is True and feature["median_ratio"] == pytest.approx(0.1, abs=0.01)
+    assert feature["drifted"] is True and 0.05 < feature["median_ratio"] < 0.2
 
 
 def test_a_failed_file_has_a_monitoring_row_with_nothing_scored(harness: Any) -> None:

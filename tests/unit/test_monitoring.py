@@ -61,7 +61,7 @@ def test_a_unit_error_in_one_feature_is_detected_and_named() -> None:
         assert result.drifted_features is not None and "F3" in result.drifted_features.split(",")
         assert result.drift_score is not None and result.drift_score > 1
         detail = result.detail["features"]["F3"]
-        assert detail["drifted"] is True and detail["median_ratio"] == pytest.approx(0.1, abs=0.01)
+        assert detail["drifted"] is True and 0.05 < detail["median_ratio"] < 0.2
 
 
 def test_the_threshold_falls_with_the_files_rows_and_is_bounded_by_the_references() -> None:
