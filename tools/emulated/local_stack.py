@@ -14,6 +14,10 @@ fakesnow gaps worked around here (and only here, never in the function's code):
   DDL statement (two sessions creating one table) is run again instead, as Snowflake's DDL lock would.
 * fakesnow's server keeps data in memory unless the login names a file; ``db_path`` makes the server's shared
   instance file-backed so results can be queried after the run.
+* fakesnow's server logs every session into one module-wide instance (``fakesnow.server.shared_fs``), so a second
+  stack started in the same process (a test's own, beside the test session's) would take over the first one's
+  logins and, when it stops, leave the first serving a closed database. ``_logging_in_to`` gives each server its
+  own instance, and a stack that stops puts back the instance it found.
 
 moto gaps worked around here (local_queue.py wires the bucket to the queues as template.yaml does; moto 5.2
 delivers S3 -> SQS notifications and redrives to the DLQ after maxReceiveCount receives by itself):
@@ -407,16 +411,59 @@ def _fakesnow_server(
     with contextlib.ExitStack() as held:
         if db_path is not None:
             held.enter_context(hold_database(db_path, owner))
-            fakesnow.server.shared_fs = FakeSnow(db_path=str(db_path))
-        else:
-            fakesnow.server.shared_fs = FakeSnow()
-        app = fakesnow.server.app if host.startswith("127.") else _put_over_http(fakesnow.server.app)
+        instance = FakeSnow(db_path=str(db_path)) if db_path is not None else FakeSnow()
+        # the module-wide instance is this stack's while it runs (the lock model's app logs in through it)
+        previous, fakesnow.server.shared_fs = fakesnow.server.shared_fs, instance
+        own = _logging_in_to(instance)
+        app = own if host.startswith("127.") else _put_over_http(own)
         try:
             with serve_asgi(app, host, port, name="fakesnow-server") as bound:
                 yield bound
         finally:
+            if fakesnow.server.shared_fs is instance:
+                fakesnow.server.shared_fs = previous
             with contextlib.suppress(Exception):
-                fakesnow.server.shared_fs.duck_conn.close()
+                instance.duck_conn.close()
+
+
+_LOGIN = threading.Lock()
+
+
+def _logging_in_to(instance: Any) -> Any:
+    """fakesnow's server app, with every login opening its session in ``instance``.
+
+    fakesnow's own login reads the module-wide ``shared_fs``; it is set to ``instance`` for the length of the
+    call, under a lock shared by every server of the process (each runs its own event loop on its own thread).
+    The request's body is read first, so fakesnow's login runs to its end without waiting for anything: a login
+    that would wait is refused rather than holding the lock across a wait."""
+    import fakesnow.server as fs
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def login(request: Request) -> Response:
+        await request.body()  # cached on the request: fakesnow's own read below returns at once
+        with _LOGIN:
+            previous, fs.shared_fs = fs.shared_fs, instance
+            try:
+                pending = fs.login_request(request)
+                try:
+                    pending.send(None)
+                except StopIteration as done:
+                    response: Response = done.value
+                    return response
+                pending.close()
+                raise RuntimeError("fakesnow's login waited for something; the local stack cannot pin its instance")
+            finally:
+                fs.shared_fs = previous
+
+    routes = [
+        Route(r.path, login if r.path == "/session/v1/login-request" else r.endpoint, methods=list(r.methods or []))
+        for r in fs.routes
+        if isinstance(r, Route)
+    ]
+    return Starlette(routes=routes)
 
 
 @contextlib.contextmanager
