@@ -91,6 +91,7 @@ __all__ = [
     "Target",
     "backfill",
     "backfill_to_queue",
+    "command_line",
     "describe",
     "find_target",
     "list_latest",
@@ -103,9 +104,11 @@ __all__ = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line(description: str | None) -> argparse.ArgumentParser:
+    """The arguments backfill and rescore share: the objects, the deployed stack whose queue gets them, the local
+    stack's environment, how many objects load at once here, and whether to show progress."""
     defaults = samconfig_defaults()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url", nargs="?", help="s3://bucket/prefix")
     parser.add_argument(
         "--stack", default=defaults.get("stack_name"), help="the deployed stack (default: samconfig.toml's)"
@@ -114,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         "--region", default=defaults.get("region"), help="its region (default: samconfig.toml's, else boto3's)"
     )
     parser.add_argument(
+        "--stack-env", type=Path, default=LOCAL_STACK_ENV, help="with --local: the env file make local-stack wrote"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="loading here: objects in parallel (default 4)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = command_line(__doc__)
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="list what would be sent or loaded; send, load and write nothing (in every mode)",
@@ -121,19 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--in-process", action="store_true", help="load here with the function's environment, not via the queue"
     )
-    parser.add_argument("--workers", type=int, default=4, help="in process: objects in parallel (default 4)")
     parser.add_argument(
         "--local",
         action="store_true",
         help="with s3://bucket/prefix: in process, on the running `make local-stack`; alone: a seeded demo stack",
     )
     parser.add_argument(
-        "--stack-env", type=Path, default=LOCAL_STACK_ENV, help="with --local: the env file make local-stack wrote"
-    )
-    parser.add_argument(
         "--db-path", type=Path, help="--local demo: keep the emulated Snowflake's files here (default: in memory)"
     )
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     progress = not args.no_progress

@@ -34,7 +34,6 @@ no local stack, no ledger to read), 3 the ledger could not be read now (retriabl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -45,9 +44,10 @@ from typing import Any
 
 from pipeline.events import RESCORE_FIELD
 from pipeline.ports import ObjectRef
-from tools.commands.backfill_in_process import LOCAL_STACK_ENV, backfill, local_stack_environment
+from tools.commands.backfill import command_line
+from tools.commands.backfill_in_process import backfill, local_stack_environment
 from tools.commands.backfill_listing import SUFFIXES, BackfillError, describe, list_latest, parse_s3_url
-from tools.commands.backfill_queue import _session, backfill_to_queue, find_target, notification, samconfig_defaults
+from tools.commands.backfill_queue import _session, backfill_to_queue, find_target, notification
 from tools.commands.connection import CannotConnectError, real_connection
 from tools.commands.score import EXIT_RETRIABLE, EXIT_USAGE, served_model_version
 
@@ -224,26 +224,13 @@ def rescore_local(
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = samconfig_defaults()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url", nargs="?", help="s3://bucket/prefix")
-    parser.add_argument(
-        "--stack", default=defaults.get("stack_name"), help="the deployed stack (default: samconfig.toml's)"
-    )
-    parser.add_argument(
-        "--region", default=defaults.get("region"), help="its region (default: samconfig.toml's, else boto3's)"
-    )
+    parser = command_line(__doc__)
     parser.add_argument("--dry-run", action="store_true", help="list what would be rescored; send and write nothing")
     parser.add_argument("--local", action="store_true", help="in process, on the running `make local-stack`")
-    parser.add_argument(
-        "--stack-env", type=Path, default=LOCAL_STACK_ENV, help="with --local: the env file make local-stack wrote"
-    )
     parser.add_argument("--real-account", action="store_true", help="read the ledger of the account SNOWFLAKE_* name")
     parser.add_argument(
         "--model-version", help="the model version the function serves (default: MODEL_DIR's, else model/'s)"
     )
-    parser.add_argument("--workers", type=int, default=4, help="--local: objects in parallel (default 4)")
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     progress = not args.no_progress
