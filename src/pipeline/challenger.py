@@ -119,12 +119,14 @@ class Shadow:
         self.agreed += int(np.count_nonzero(both & (scores.classification == champion.classification)))
         return scores
 
+    @property
+    def agreement(self) -> float | None:
+        """The share of rows both scored that the challenger labelled as the champion did (None: none, or it failed)."""
+        return (self.agreed / self.compared) if self.compared and self.failure is None else None
+
     def columns(self) -> dict[str, Any]:
         """The load's challenger columns of the monitoring table."""
-        return {
-            "CHALLENGER_MODEL_VERSION": self.challenger.model_version,
-            "CHALLENGER_AGREEMENT": (self.agreed / self.compared) if self.compared and self.failure is None else None,
-        }
+        return {"CHALLENGER_MODEL_VERSION": self.challenger.model_version, "CHALLENGER_AGREEMENT": self.agreement}
 
 
 def _failure(exc: BaseException) -> str:

@@ -167,7 +167,7 @@ class _Monitored:
 
     @property
     def challenger_agreement(self) -> float | None:
-        return self.shadow.columns()["CHALLENGER_AGREEMENT"] if self.shadow is not None else None
+        return self.shadow.agreement if self.shadow is not None else None
 
 
 @dataclass(eq=False)  # compared and hashed by identity, as one per container
