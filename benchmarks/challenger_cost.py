@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     def sequential() -> None:
         for chunk in chunks:
             champion.score(chunk)
-            challenger.scorer.score(chunk)
+            challenger.scorer.score_checked(chunk)  # as the shadow does: the champion validated the chunk
 
     ways = {"champion alone": alone, "in shadow": in_shadow, "one after the other": sequential}
     for run in ways.values():  # warm: interpreters allocated at the chunk size

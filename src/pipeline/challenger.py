@@ -8,6 +8,8 @@ champion's. Per load, the share of rows on which the two agree goes to the monit
 
 The challenger scores on a thread of its own while the champion scores the same batch (LiteRT releases the GIL
 while it runs), so its cost is mostly hidden behind the champion's (benchmarks/challenger_cost.py measures it).
+It does not scan the champion's batch again, and no label strings are built for a batch (``Scores.label`` is
+derived on use): both held the GIL long enough to undo most of what the thread hides.
 It never costs the champion's rows: a challenger that cannot be loaded is left out at init (logged); one that
 fails on a chunk is left out for the rest of the file, whose rows load with its columns NULL and whose monitoring
 row says why (by the error's type, never its text: it might quote a measurement).
@@ -79,9 +81,12 @@ class Challenger:
         return self.scorer.model_version
 
     def submit(self, batch: npt.NDArray[np.float32]) -> Future[Scores]:
-        """Start scoring the champion's batch [n, champion features] on the challenger's thread."""
+        """Start scoring the champion's batch [n, champion features] on the challenger's thread.
+
+        The batch is not scanned again (``Scorer.score_checked``): its scores are read only once the champion's
+        own scoring has validated the same batch (``Shadow.collect`` after the champion's ``score``)."""
         features = batch if self._columns is None else np.ascontiguousarray(batch[:, self._columns])
-        return self._executor.submit(self.scorer.score, features)
+        return self._executor.submit(self.scorer.score_checked, features)
 
 
 @dataclass
@@ -103,7 +108,9 @@ class Shadow:
             return None
 
     def collect(self, pending: Future[Scores] | None, champion: Scores, kept: npt.NDArray[np.bool_]) -> Scores | None:
-        """The challenger's scores of the rows the champion kept (``kept``, over the submitted batch), or None."""
+        """The challenger's scores of the rows the champion kept (``kept``, over the submitted batch), or None.
+
+        Call only after the champion scored the same batch: that validated it (``Challenger.submit``)."""
         if pending is None:
             return None
         try:

@@ -15,6 +15,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,18 @@ class Scores:
 
     malignant_probability: npt.NDArray[np.float32]
     classification: npt.NDArray[np.int8]  # 1 malignant, 0 benign, NO_CLASS when not scored
-    label: npt.NDArray[np.object_]  # 'malignant' / 'benign', None when not scored
+    names: tuple[str, str] = ("benign", "malignant")  # the labels of class 0 and class 1 (metadata.json's)
+
+    @cached_property
+    def label(self) -> npt.NDArray[np.object_]:
+        """Per row: the label of its class ('malignant' / 'benign'), None when not scored.
+
+        Derived on first use, never stored beside the classification: the pipeline writes ``CONDITION`` from the
+        classification itself, and building 200,000 Python string references per chunk held the GIL for as long
+        as a challenger's whole scoring could hide (benchmarks/challenger_cost.py)."""
+        label = np.array(self.names, dtype=object)[np.clip(self.classification, 0, 1)]
+        label[self.classification == NO_CLASS] = None
+        return label
 
     def __len__(self) -> int:
         return int(self.malignant_probability.shape[0])
@@ -71,7 +83,7 @@ class Scores:
 
     def only(self, rows: npt.NDArray[np.bool_]) -> Scores:
         """The scores of the rows ``rows`` marks, in order."""
-        return Scores(self.malignant_probability[rows], self.classification[rows], self.label[rows])
+        return Scores(self.malignant_probability[rows], self.classification[rows], self.names)
 
 
 def default_model_dir() -> Path:
@@ -110,7 +122,7 @@ class Scorer:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         self.max_batch_rows = max_batch_rows
-        self._labels = np.array([metadata.labels["0"], metadata.labels["1"]], dtype=object)
+        self._names = (metadata.labels["0"], metadata.labels["1"])
         self._lock = threading.Lock()  # an interpreter is not thread-safe
 
         cls, self.interpreter_package = interpreter_class()
@@ -200,7 +212,29 @@ class Scorer:
 
     def score(self, features: npt.ArrayLike) -> Scores:
         """Score a batch: one interpreter invocation per chunk of at most ``max_batch_rows`` rows."""
-        batch = self.validate(features)
+        return self._score(self.validate(features))
+
+    def score_checked(self, batch: npt.NDArray[np.float32]) -> Scores:
+        """Score a batch another scorer's ``validate`` already returned (a challenger scoring the champion's
+        features), without scanning it again: only its shape and type are checked.
+
+        For a caller that uses the result only once the batch has passed ``validate``: a non-finite value that
+        reached the model unchecked could come out as a finite probability. Scanning again cost a challenger most
+        of what its own thread saves (benchmarks/challenger_cost.py)."""
+        if not (
+            isinstance(batch, np.ndarray)
+            and batch.dtype == np.float32
+            and batch.ndim == 2
+            and batch.shape[0] > 0
+            and batch.shape[1] == self.n_features
+            and batch.flags.c_contiguous
+        ):
+            raise InvalidFeaturesError(
+                f"a checked batch is a C-contiguous float32 [N, {self.n_features}] array of at least one row"
+            )
+        return self._score(batch)
+
+    def _score(self, batch: npt.NDArray[np.float32]) -> Scores:
         n = batch.shape[0]
         probability = np.empty(n, dtype=np.float32)
         with self._lock:
@@ -214,11 +248,9 @@ class Scorer:
         unscored = ~usable_probability(probability)
         with np.errstate(invalid="ignore"):
             classification = (probability >= self.threshold).astype(np.int8)
-        label = self._labels[classification]
         if unscored.any():
             classification[unscored] = NO_CLASS
-            label[unscored] = None
-        return Scores(probability, classification, label)
+        return Scores(probability, classification, self._names)
 
     def _invoke(self, chunk: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         rows = chunk.shape[0]

@@ -83,7 +83,7 @@ def test_a_model_returning_an_unusable_probability_never_labels_the_row(
         probability[np.asarray(features)[:, 0] == np.float32(MARKER)] = bad
         with np.errstate(invalid="ignore"):
             classification = (probability >= 0.5).astype(np.int8)
-        return Scores(probability, classification, np.where(classification == 1, "malignant", "benign").astype(object))
+        return Scores(probability, classification)
 
     monkeypatch.setattr(Scorer, "score", score)
 

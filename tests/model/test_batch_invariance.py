@@ -25,7 +25,7 @@ def _concat(parts: list[Scores]) -> Scores:
     return Scores(
         np.concatenate([p.malignant_probability for p in parts]),
         np.concatenate([p.classification for p in parts]),
-        np.concatenate([p.label for p in parts]),
+        parts[0].names,
     )
 
 
@@ -54,9 +54,7 @@ def test_score_is_independent_of_position(seed: int, scorer: Scorer, dataset: Da
 
     shuffled = scorer.score(dataset.x[order])
 
-    _assert_same_scores(
-        shuffled, Scores(*(a[order] for a in (alone.malignant_probability, alone.classification, alone.label)))
-    )
+    _assert_same_scores(shuffled, Scores(alone.malignant_probability[order], alone.classification[order], alone.names))
 
 
 def test_score_is_independent_of_neighbours(scorer: Scorer, dataset: Dataset, alone: Scores) -> None:

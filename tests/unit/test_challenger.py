@@ -23,17 +23,17 @@ class FakeScorer:
         self.model_version = version
         self.seen: list[np.ndarray] = []
 
-    def score(self, batch: np.ndarray) -> Scores:
+    def score_checked(self, batch: np.ndarray) -> Scores:
         self.seen.append(batch)
         p = batch[:, 0].astype(np.float32)
         c = (p >= 0.5).astype(np.int8)
-        return Scores(p, c, np.where(c == 1, "malignant", "benign").astype(object))
+        return Scores(p, c)
 
 
 def scores(p: list[float]) -> Scores:
     probability = np.array(p, dtype=np.float32)
     classification = np.where(np.isfinite(probability), probability >= 0.5, -1).astype(np.int8)
-    return Scores(probability, classification, np.array([None] * len(p), dtype=object))
+    return Scores(probability, classification)
 
 
 def test_a_challenger_reads_its_own_features_from_the_champions_batch_by_name() -> None:
@@ -69,7 +69,7 @@ def test_agreement_counts_the_rows_both_scored_and_the_champion_kept() -> None:
 def test_a_failure_leaves_the_challenger_out_for_the_rest_of_the_file() -> None:
     # Given a challenger whose scoring raises
     broken: Any = FakeScorer(["a"])
-    broken.score = lambda batch: (_ for _ in ()).throw(RuntimeError("interpreter failed on value 12.5"))
+    broken.score_checked = lambda batch: (_ for _ in ()).throw(RuntimeError("interpreter failed on value 12.5"))
     shadow = Shadow(Challenger(broken, CHAMPION))  # type: ignore[arg-type]
     batch = np.ones((2, 3), dtype=np.float32)
     # When a chunk is collected, and another submitted

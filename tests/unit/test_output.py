@@ -30,7 +30,6 @@ def _inputs(metadata: ModelMetadata, n: int) -> tuple[np.ndarray, Scores, np.nda
     scores = Scores(
         malignant_probability=np.linspace(0, 1, n, dtype=np.float32),
         classification=classification,
-        label=np.where(classification == 1, "malignant", "benign").astype(object),
     )
     return values, scores, np.arange(2, n + 2, dtype=np.int64)
 

@@ -160,6 +160,45 @@ def test_custom_threshold_sets_the_class(threshold: float, sample_rows: npt.NDAr
     np.testing.assert_array_equal(scores.label == "malignant", scores.malignant_probability >= threshold)
 
 
+def test_a_checked_batch_scores_as_the_validated_one(scorer: Scorer, sample_rows: npt.NDArray[np.float64]) -> None:
+    """Given the sample as validate returns it (a challenger's view of the champion's checked batch)
+    When it is scored without a second scan
+    Then the scores are those of score itself, row for row."""
+    batch = scorer.validate(sample_rows)
+
+    checked, scored = scorer.score_checked(batch), scorer.score(sample_rows)
+
+    np.testing.assert_array_equal(checked.malignant_probability, scored.malignant_probability)
+    np.testing.assert_array_equal(checked.classification, scored.classification)
+    np.testing.assert_array_equal(checked.label, scored.label)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        np.ones((4, N_FEATURES), dtype=np.float64),  # not float32
+        np.ones((4, N_FEATURES - 1), dtype=np.float32),  # a column short
+        np.ones((0, N_FEATURES), dtype=np.float32),  # no row
+        np.ones((N_FEATURES, 4), dtype=np.float32).T,  # not C-contiguous
+        np.ones(N_FEATURES, dtype=np.float32),  # 1-D
+    ],
+    ids=["float64", "29-columns", "empty", "column-major", "1-d"],
+)
+def test_a_checked_batch_of_the_wrong_shape_or_type_is_refused(scorer: Scorer, batch: np.ndarray) -> None:
+    """Given a batch that validate could not have returned / When it is scored as checked / Then it is refused."""
+    with pytest.raises(InvalidFeaturesError, match="C-contiguous float32"):
+        scorer.score_checked(batch)
+
+
+def test_a_label_is_derived_from_the_class_and_an_unscored_row_has_none(scorer: Scorer) -> None:
+    """Given probabilities including unusable ones / When they are classified / Then each label is its class's
+    name from the metadata, and a row without a class has no label."""
+    scores = scorer.classify(np.array([0.9, 0.1, np.nan, 1.5, 0.5], dtype=np.float32))
+
+    assert scores.label.tolist() == ["malignant", "benign", None, None, "malignant"]
+    assert scores.only(np.array([False, True, True, False, False])).label.tolist() == ["benign", None]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
