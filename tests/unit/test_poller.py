@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from tools.emulated.local_queue import QueueSettings
-from tools.emulated.poller import failed_message_ids
+from tools.emulated.poller import failed_message_ids, queue_drained
 from tools.emulated.s3_events import sqs_record
 from tools.sam_template import load_template
 
@@ -102,3 +102,34 @@ def test_the_template_gives_the_poller_its_numbers_and_overrides_win() -> None:
         False,
         False,
     ]
+
+
+class _Depths:
+    """A poller stand-in: the queue depths its reads return, in turn, and whether its copies are idle."""
+
+    def __init__(self, depths: list[int], idle: bool = True) -> None:
+        self.depths, self._idle = depths, idle
+
+    def queue_depth(self) -> int:
+        return self.depths.pop(0)
+
+    def idle(self) -> bool:
+        return self._idle
+
+
+@pytest.mark.parametrize(
+    ("depths", "idle", "drained"),
+    [
+        ([0, 0], True, True),
+        ([0, 1], True, False),  # one read missed a message whose visibility timeout ended while moto counted
+        ([1], True, False),
+        ([0], False, False),  # a copy still holds a batch
+    ],
+    ids=["empty-twice", "missed-once", "a-message-left", "a-copy-busy"],
+)
+def test_the_queue_is_drained_only_when_two_reads_around_idle_copies_find_it_empty(
+    depths: list[int], idle: bool, drained: bool
+) -> None:
+    # Given the depths the queue's reads return and the copies' state / When the stop condition is checked
+    # Then it holds only if both reads found nothing and no copy holds a batch
+    assert queue_drained(_Depths(depths, idle)) is drained  # type: ignore[arg-type]
