@@ -61,7 +61,7 @@ for _p in (REPO_ROOT / "src", REPO_ROOT):  # runnable as a plain script
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
 from tools.emulated.local_queue import QueueSettings, wire_queue  # noqa: E402
-from tools.emulated.poller import Poller  # noqa: E402
+from tools.emulated.poller import Poller, queue_drained  # noqa: E402
 from tools.emulated.snowflake_model import Latency, SnowflakeModel  # noqa: E402
 
 OUT = REPO_ROOT / "benchmarks" / "out" / "burst.json"
@@ -218,7 +218,7 @@ def run_mode(
                     seen_loaded.setdefault(obj["key"], now)
         if not uploads_done.is_set():
             return False
-        return len(seen_loaded) == len(bodies) or (poller.queue_depth() == 0 and poller.idle())
+        return len(seen_loaded) == len(bodies) or queue_drained(poller)
 
     first = time.monotonic()
     uploader = threading.Thread(target=upload_all, name="burst-upload", daemon=True)
