@@ -437,10 +437,8 @@ def _logging_in_to(instance: Any) -> Any:
     The request's body is read first, so fakesnow's login runs to its end without waiting for anything: a login
     that would wait is refused rather than holding the lock across a wait."""
     import fakesnow.server as fs
-    from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.routing import Route
 
     async def login(request: Request) -> Response:
         await request.body()  # cached on the request: fakesnow's own read below returns at once
@@ -458,8 +456,17 @@ def _logging_in_to(instance: Any) -> Any:
             finally:
                 fs.shared_fs = previous
 
+    return fakesnow_app({"/session/v1/login-request": login})
+
+
+def fakesnow_app(endpoints: dict[str, Any]) -> Any:
+    """fakesnow's server app with the endpoints of some paths replaced (path -> endpoint); the others are its own."""
+    import fakesnow.server as fs
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
     routes = [
-        Route(r.path, login if r.path == "/session/v1/login-request" else r.endpoint, methods=list(r.methods or []))
+        Route(r.path, endpoints.get(r.path, r.endpoint), methods=list(r.methods or []))
         for r in fs.routes
         if isinstance(r, Route)
     ]

@@ -357,11 +357,11 @@ def _error_response(message: str, errno: int = LOCK_ERRNO, sqlstate: str = LOCK_
 def modelled_app(model: SnowflakeModel) -> Any:
     """fakesnow's server app with every query passing through the model first."""
     import fakesnow.server as fs
-    from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.routing import Route
+
+    from tools.emulated.local_stack import fakesnow_app
 
     async def login(request: Request) -> Response:
         body = _json_body(await request.body(), request.headers.get("Content-Encoding"))
@@ -412,13 +412,7 @@ def modelled_app(model: SnowflakeModel) -> Any:
             model.logout(token)
         return response
 
-    wrapped = {"/session/v1/login-request": login, "/queries/v1/query-request": query, "/session": session}
-    routes = [
-        Route(r.path, wrapped.get(r.path, r.endpoint), methods=list(r.methods or []))
-        for r in fs.routes
-        if isinstance(r, Route)
-    ]
-    return Starlette(routes=routes)
+    return fakesnow_app({"/session/v1/login-request": login, "/queries/v1/query-request": query, "/session": session})
 
 
 @contextlib.contextmanager
